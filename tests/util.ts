@@ -1,0 +1,64 @@
+// Shared test helpers: one GPU per test process, tolerance checks, and a Deno.test wrapper for GPU tests.
+import { type Engine, type Gpu, requestGpu } from "../lib/gpu.ts";
+import { Tensor } from "../lib/tensor.ts";
+
+let shared: Promise<Gpu> | null = null;
+
+/** The engine the suite runs on: NIN_TEST_ENGINE=dawn runs the kernel tests on Dawn. */
+export const testEngine: Engine = (Deno.env.get("NIN_TEST_ENGINE") as Engine | undefined) ?? "deno";
+
+/** One device for the whole test process (shader compilation is slow on llvmpipe; compile once). */
+export function testGpu(): Promise<Gpu> {
+  shared ??= requestGpu({ engine: testEngine });
+  return shared;
+}
+
+/** A Deno.test that gets the shared GPU and skips resource/op sanitizers (the device outlives tests). */
+export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
+  Deno.test({
+    name: `${name} [${testEngine}]`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => await fn(await testGpu()),
+  });
+}
+
+/**
+ * Asserts |actual - expected| <= atol + rtol * |expected| elementwise, naming the first bad index.
+ */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: { atol: number; rtol: number },
+  what = "values",
+): void {
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length} != expected ${expected.length}`);
+  }
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const bound = tol.atol + tol.rtol * Math.abs(expected[i]);
+    const diff = Math.abs(actual[i] - expected[i]);
+    const excess = Number.isNaN(diff) ? Infinity : diff - bound;
+    if (excess > worstExcess) {
+      worstExcess = excess;
+      worst = i;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${what}: index ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
+        `(atol ${tol.atol}, rtol ${tol.rtol})`,
+    );
+  }
+}
+
+/** Uploads, runs `fn`, downloads, disposes the inputs and the result. */
+export async function download(t: Tensor): Promise<Float32Array> {
+  const data = await t.toArray();
+  t.dispose();
+  return data;
+}
+
+export { Tensor };
