@@ -23,7 +23,7 @@ export async function openDawn(): Promise<DawnHandle> {
   if (Deno.build.os === "linux" && !Deno.env.get("EGL_PLATFORM")) Deno.env.set("EGL_PLATFORM", "surfaceless");
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
-    mod = await import("npm:webgpu@0.6.2") as unknown as typeof mod;
+    mod = await import("webgpu") as unknown as typeof mod;
   } catch (e) {
     throw new NinError(
       `the Dawn engine could not load (npm:webgpu): ${

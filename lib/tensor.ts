@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type Gpu } from "./gpu.ts";
+import type { Gpu } from "./gpu.ts";
 import { formatShape, NinError } from "./errors.ts";
 
 /** Reference-counted GPU storage so that reshaped views share one buffer. */
