@@ -1,46 +1,138 @@
 /**
  * Dawn (Chrome's WebGPU) from `npm:webgpu`, as a second engine next to Deno's built-in wgpu.
  *
+ * Backend choice: `NIN_DAWN_BACKEND` (`vulkan`, `metal`, `d3d12`, `d3d11`, `opengl`, `opengles`) forces
+ * one. Otherwise Dawn's native backend for the platform is tried first (Vulkan on Linux, Metal on macOS,
+ * D3D12 on Windows) and, on Linux only, OpenGL through EGL's surfaceless platform in WebGPU
+ * "compatibility" mode is the fallback, which is what a machine without a Vulkan driver (a CI box,
+ * llvmpipe) needs. Dawn reads `EGL_PLATFORM` when it opens its OpenGL backend, so setting it here,
+ * before the first adapter request, is early enough.
+ *
+ * Permissions: `--allow-ffi` (Dawn is a native Node-API library) and `--allow-env` (to read
+ * `NIN_DAWN_BACKEND` and set `EGL_PLATFORM`); `--allow-env=EGL_PLATFORM,NIN_DAWN_BACKEND` is enough.
+ *
  * @module
  */
 import { NinError } from "./errors.ts";
 
-/** What {@link openDawn} hands to `requestGpu`. */
-export interface DawnHandle {
-  /** Dawn's `navigator.gpu` equivalent. */
-  gpu: GPU;
-  /** Drops Dawn's instance so the process can exit. */
-  onDestroy: () => void;
-  /** Adapter feature level to ask for ("compatibility" on OpenGL backends). */
-  featureLevel?: string;
+/** What {@link requestDawnAdapter} hands to `requestGpu`. */
+export interface DawnAdapter {
+  /** The adapter Dawn picked. */
+  adapter: GPUAdapter;
+  /** The Dawn backend it runs on, e.g. `vulkan` or `opengl`. */
+  backend: string;
+  /** Drops the Dawn instance; call it after destroying the device. */
+  release: () => void;
+}
+
+/** Backends Dawn's Node binding accepts for `backend=`. */
+const BACKENDS = ["vulkan", "metal", "d3d12", "d3d11", "opengl", "opengles"];
+
+/** Backends that only offer WebGPU's "compatibility" feature level. */
+const COMPATIBILITY_BACKENDS = new Set(["opengl", "opengles", "d3d11"]);
+
+/** The native backend Dawn picks when given none. */
+const NATIVE_BACKEND: Record<string, string> = { linux: "vulkan", darwin: "metal", windows: "d3d12" };
+
+interface DawnModule {
+  create(flags: string[]): GPU;
+  globals: Record<string, unknown>;
 }
 
 /**
- * Loads Dawn. On Linux without a display it needs EGL's surfaceless platform and the OpenGL backend;
- * `NIN_DAWN_BACKEND` picks another backend (e.g. `vulkan`) on machines with a real GPU.
+ * Loads Dawn and requests an adapter, trying the platform's native backend before the OpenGL fallback
+ * (see the module doc). Throws a one-line {@link NinError} saying what to do when Dawn cannot start.
+ *
+ * @example
+ * ```ts
+ * import { requestDawnAdapter } from "./dawn.ts";
+ * const dawn = await requestDawnAdapter("high-performance");
+ * console.log(dawn.backend, dawn.adapter.info.device);
+ * dawn.release();
+ * ```
  */
-export async function openDawn(): Promise<DawnHandle> {
-  if (Deno.build.os === "linux" && !Deno.env.get("EGL_PLATFORM")) Deno.env.set("EGL_PLATFORM", "surfaceless");
-  let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+export async function requestDawnAdapter(powerPreference: GPUPowerPreference): Promise<DawnAdapter> {
+  const forced = readEnv("NIN_DAWN_BACKEND")?.trim().toLowerCase() || undefined;
+  if (forced !== undefined && !BACKENDS.includes(forced)) {
+    throw new NinError(`NIN_DAWN_BACKEND must be one of ${BACKENDS.join(", ")}, got "${forced}"`, 2);
+  }
+  const linux = Deno.build.os === "linux";
+  const envWritable = canUseEnv("EGL_PLATFORM");
+  // Without a display, Mesa's EGL must be told to use no window system at all.
+  if (linux && envWritable && !Deno.env.get("EGL_PLATFORM")) Deno.env.set("EGL_PLATFORM", "surfaceless");
+  const dawn = await loadDawn();
+
+  const attempts: string[] = [];
+  if (forced !== undefined) attempts.push(forced);
+  else {
+    const native = NATIVE_BACKEND[Deno.build.os];
+    if (native && (native !== "vulkan" || hasVulkanLoader())) attempts.push(native);
+    if (linux) attempts.push("opengl");
+  }
+  for (const backend of attempts) {
+    let instance: GPU | null = dawn.create([`backend=${backend}`]);
+    const adapter = await instance.requestAdapter({
+      powerPreference,
+      ...(COMPATIBILITY_BACKENDS.has(backend) ? { featureLevel: "compatibility" } : {}),
+    } as GPURequestAdapterOptions).catch(() => null);
+    if (adapter) {
+      return {
+        adapter,
+        backend,
+        release: () => {
+          instance = null;
+        },
+      };
+    }
+    instance = null;
+  }
+  const hint = linux && !envWritable
+    ? "run with --allow-env so EGL_PLATFORM=surfaceless can be set (or export it)"
+    : forced !== undefined
+    ? "unset NIN_DAWN_BACKEND to let Dawn choose"
+    : "check the GPU driver";
+  const tried = attempts.join(", ") || "none";
+  throw new NinError(`Dawn found no WebGPU adapter (tried backend ${tried}); ${hint}, or use --gpu deno`);
+}
+
+/** Imports `npm:webgpu` and exposes its WebGPU constants where this runtime has none. */
+async function loadDawn(): Promise<DawnModule> {
+  let dawn: DawnModule;
   try {
-    mod = await import("webgpu") as unknown as typeof mod;
+    dawn = await import("webgpu") as unknown as DawnModule;
   } catch (e) {
+    const message = (e as Error).message.split("\n")[0];
+    if (e instanceof Deno.errors.NotCapable || /--allow-ffi/.test(message)) {
+      throw new NinError(
+        "the Dawn engine loads a native library (npm:webgpu) and needs --allow-ffi; add --allow-ffi, or use --gpu deno",
+      );
+    }
     throw new NinError(
-      `the Dawn engine could not load (npm:webgpu): ${
-        (e as Error).message.split("\n")[0]
-      }; run with --allow-ffi --allow-env and "nodeModulesDir": "auto", or use --gpu deno`,
+      `the Dawn engine could not load npm:webgpu (${message}); run \`deno install\` in the project, or use --gpu deno`,
     );
   }
-  for (const [name, value] of Object.entries(mod.globals)) {
+  for (const [name, value] of Object.entries(dawn.globals)) {
     if (!(name in globalThis)) (globalThis as Record<string, unknown>)[name] = value;
   }
-  const backend = Deno.env.get("NIN_DAWN_BACKEND") ?? (Deno.build.os === "linux" ? "opengl" : "");
-  let gpu: GPU | null = mod.create(backend ? [`backend=${backend}`] : []);
-  return {
-    gpu,
-    onDestroy: () => {
-      gpu = null;
-    },
-    featureLevel: backend === "opengl" ? "compatibility" : undefined,
-  };
+  return dawn;
+}
+
+/** Whether Vulkan's loader library is present; without it Dawn's Vulkan backend only prints a warning. */
+function hasVulkanLoader(): boolean {
+  try {
+    Deno.dlopen("libvulkan.so.1", {}).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether this process may read and write an environment variable (no prompt). */
+function canUseEnv(variable: string): boolean {
+  return Deno.permissions.querySync({ name: "env", variable }).state === "granted";
+}
+
+/** An environment variable, or undefined when it is unset or not readable under the granted permissions. */
+function readEnv(variable: string): string | undefined {
+  return canUseEnv(variable) ? Deno.env.get(variable) : undefined;
 }

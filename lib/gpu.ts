@@ -26,6 +26,8 @@ export interface Kernel {
   readonly name: string;
   /** WGSL source with an entry point called `main`. */
   readonly code: string;
+  /** Values for the shader's `override` constants (a specialised variant needs its own `name`). */
+  readonly constants?: Record<string, number>;
 }
 
 /** Live GPU memory as the tensor layer sees it. */
@@ -151,7 +153,7 @@ export class Gpu {
       pipeline = this.device.createComputePipeline({
         label: kernel.name,
         layout: "auto",
-        compute: { module, entryPoint: "main" },
+        compute: { module, entryPoint: "main", constants: kernel.constants },
       });
       this.#pipelines.set(kernel.name, pipeline);
     }
@@ -242,10 +244,16 @@ export class Gpu {
     this.#commandEncoder().clearBuffer(buffer, 0, bytes === undefined ? undefined : Math.ceil(bytes / 4) * 4);
   }
 
-  /** Records a buffer-to-buffer copy, ordered with the dispatches around it. */
-  copy(source: GPUBuffer, target: GPUBuffer, bytes: number): void {
+  /** Records a buffer-to-buffer copy (offsets in bytes, multiples of 4), ordered with the dispatches around it. */
+  copy(source: GPUBuffer, target: GPUBuffer, bytes: number, sourceOffset = 0, targetOffset = 0): void {
     this.#endPass();
-    this.#commandEncoder().copyBufferToBuffer(source, 0, target, 0, Math.ceil(bytes / 4) * 4);
+    this.#commandEncoder().copyBufferToBuffer(
+      source,
+      sourceOffset,
+      target,
+      targetOffset,
+      Math.ceil(bytes / 4) * 4,
+    );
   }
 
   /** Writes host data into a buffer. Pending dispatches are submitted first so the write lands after them. */
@@ -426,29 +434,21 @@ const WANTED_LIMITS = [
  */
 export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   const engine = options.engine ?? "deno";
-  let gpuApi: GPU | undefined;
+  const powerPreference = options.powerPreference ?? "high-performance";
+  let adapter: GPUAdapter | null;
   let onDestroy: (() => void) | undefined;
-  let featureLevel: string | undefined;
   if (engine === "dawn") {
-    const { openDawn } = await import("./dawn.ts");
-    ({ gpu: gpuApi, onDestroy, featureLevel } = await openDawn());
+    const { requestDawnAdapter } = await import("./dawn.ts");
+    ({ adapter, release: onDestroy } = await requestDawnAdapter(powerPreference));
   } else if (engine === "deno") {
-    gpuApi = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+    const gpuApi = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
     if (!gpuApi) throw new NinError("this Deno has no WebGPU (navigator.gpu); use Deno 2.9 or newer");
+    adapter = await gpuApi.requestAdapter({ powerPreference });
+    if (!adapter) {
+      throw new NinError("no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn");
+    }
   } else {
     throw new NinError(`unknown GPU engine "${engine}"; use "deno" or "dawn"`, 2);
-  }
-  const adapter = await gpuApi.requestAdapter({
-    powerPreference: options.powerPreference ?? "high-performance",
-    ...(featureLevel ? { featureLevel } : {}),
-  } as GPURequestAdapterOptions);
-  if (!adapter) {
-    onDestroy?.();
-    throw new NinError(
-      `no WebGPU adapter found (engine ${engine}); check the GPU driver (Vulkan/Metal/D3D12) or try --gpu ${
-        engine === "deno" ? "dawn" : "deno"
-      }`,
-    );
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
@@ -463,14 +463,16 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     throw new NinError(`the WebGPU adapter refused a device: ${(e as Error).message.split("\n")[0]}`);
   }
   const info = adapter.info;
-  const adapterName = info.description ||
-    [info.vendor, info.architecture, info.device].filter((s) => s).join(" ") ||
-    "unknown adapter";
+  // wgpu puts the adapter's name in `description` and a numeric id in `device`; Dawn puts the name in
+  // `device` and the driver (e.g. "OpenGL version 4.5 (Core Profile) Mesa 22.3.6") in `description`.
+  const names = [info.device, info.description].filter((s) => s && !/^\d+$/.test(s));
+  const adapterName = names.map((s) => s.replace(/-+$/, "")).join(", ") || "unknown adapter";
   const isFallback = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const allInfo = [info.vendor, info.architecture, info.device, info.description].join(" ");
   return new Gpu(device, {
     engine,
     adapterName,
-    isSoftware: isFallback || SOFTWARE_ADAPTERS.test(adapterName),
+    isSoftware: isFallback || SOFTWARE_ADAPTERS.test(allInfo),
     onDestroy,
   });
 }

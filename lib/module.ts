@@ -130,18 +130,16 @@ export abstract class Module {
    * Copies parameters from a state dict (e.g. what `loadSafetensors` returns). Checks every name and shape
    * first and loads nothing if anything is missing, extra or misshaped.
    */
-  loadStateDict(
-    dict: Map<string, { shape: readonly number[]; data?: Float32Array }> | Map<string, Tensor>,
-  ): void {
+  loadStateDict(dict: ReadonlyMap<string, Tensor | { shape: readonly number[]; data: ArrayLike<number> }>): void {
     const params = new Map(this.namedParameters());
     const problems: string[] = [];
     for (const [name, p] of params) {
       const entry = dict.get(name);
       if (!entry) problems.push(`missing ${name}`);
       else if (formatShape(entry.shape) !== formatShape(p.value.shape)) {
-        problems.push(
-          `${name} has shape ${formatShape(entry.shape)}, expected ${formatShape(p.value.shape)}`,
-        );
+        problems.push(`${name} has shape ${formatShape(entry.shape)}, expected ${formatShape(p.value.shape)}`);
+      } else if (!(entry instanceof Tensor) && !(entry.data instanceof Float32Array)) {
+        problems.push(`${name} is not floating-point data`);
       }
     }
     for (const name of dict.keys()) if (!params.has(name)) problems.push(`unexpected ${name}`);
@@ -149,8 +147,7 @@ export abstract class Module {
     for (const [name, p] of params) {
       const entry = dict.get(name)!;
       if (entry instanceof Tensor) p.value.gpu.copy(entry.buffer, p.value.buffer, p.value.byteLength);
-      else if (entry.data) p.value.gpu.write(p.value.buffer, entry.data as Float32Array<ArrayBuffer>);
-      else throw new NinError(`state dict entry ${name} holds no float32 data`);
+      else p.value.gpu.write(p.value.buffer, entry.data as Float32Array<ArrayBuffer>);
     }
   }
 

@@ -62,3 +62,28 @@ export async function download(t: Tensor): Promise<Float32Array> {
 }
 
 export { Tensor };
+
+/** Asserts two values are equal as JSON (shapes, arrays of numbers, plain objects). */
+export function assertJsonEqual(actual: unknown, expected: unknown, what = "value"): void {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}: got ${a}, expected ${e}`);
+}
+
+/** Asserts `fn` throws an error of class `type` whose message contains `includes`. */
+export function assertThrowsWith(
+  fn: () => unknown,
+  type: abstract new (...args: never[]) => Error,
+  includes: string,
+): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof type)) throw new Error(`expected a ${type.name}, got ${e}`);
+    if (!e.message.includes(includes)) {
+      throw new Error(`expected the message to contain "${includes}", got "${e.message}"`);
+    }
+    return;
+  }
+  throw new Error(`expected a ${type.name} containing "${includes}", nothing was thrown`);
+}

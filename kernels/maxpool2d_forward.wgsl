@@ -1,0 +1,64 @@
+// MaxPool2d forward, as PyTorch's max_pool2d: floor output size, padding positions count as -inf (they are
+// skipped; PyTorch's padding <= kernel / 2 guarantees every window holds at least one real element).
+// Thread mapping: one invocation per output element, linear over [N * C, OH, OW]. It scans its window
+// row-major and keeps the first maximum (strict >, so ties go to the earliest element; a NaN wins, as in
+// PyTorch). In training it also writes the argmax as the flat index iy * W + ix within the input plane,
+// which the backward kernel gathers against.
+struct Params {
+  planes: u32,
+  height: u32,
+  width: u32,
+  out_height: u32,
+  out_width: u32,
+  kernel: u32,
+  stride: u32,
+  padding: u32,
+  save_indices: u32, // 0 in eval mode: `indices` is then a placeholder that is never written
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let out_plane = p.out_height * p.out_width;
+  if (i >= p.planes * out_plane) {
+    return;
+  }
+  let ox = i % p.out_width;
+  let oy = (i / p.out_width) % p.out_height;
+  let base = (i / out_plane) * p.height * p.width;
+  let y0 = i32(oy * p.stride) - i32(p.padding);
+  let x0 = i32(ox * p.stride) - i32(p.padding);
+
+  var best = 0.0;
+  var best_index = 0u;
+  var found = false;
+  for (var ky = 0u; ky < p.kernel; ky++) {
+    let iy = y0 + i32(ky);
+    if (iy < 0 || iy >= i32(p.height)) {
+      continue;
+    }
+    for (var kx = 0u; kx < p.kernel; kx++) {
+      let ix = x0 + i32(kx);
+      if (ix < 0 || ix >= i32(p.width)) {
+        continue;
+      }
+      let index = u32(iy) * p.width + u32(ix);
+      let v = x[base + index];
+      if (!found || v > best || v != v) {
+        best = v;
+        best_index = index;
+        found = true;
+      }
+    }
+  }
+  y[i] = best;
+  if (p.save_indices != 0u) {
+    indices[i] = best_index;
+  }
+}

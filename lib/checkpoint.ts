@@ -1,0 +1,108 @@
+/**
+ * Training checkpoints as safetensors files: the model's parameters under PyTorch's names (so the file
+ * loads into PyTorch directly), the optimizer's momentum buffers, and the run's state in the metadata.
+ *
+ * @module
+ */
+import { NinError } from "./errors.ts";
+import type { Module } from "./module.ts";
+import type { SGD } from "./optim.ts";
+import { type HostTensor, readSafetensors, saveSafetensors } from "./safetensors.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Prefix of the optimizer's momentum buffers in a checkpoint (PyTorch keeps them apart from the model). */
+export const MOMENTUM_PREFIX = "optimizer.momentum_buffer.";
+const FORMAT = "nin-webgpu-checkpoint/1";
+
+/** Everything besides tensors that a run needs to continue exactly where it stopped. */
+export interface RunState {
+  /** Epochs completed. */
+  epoch: number;
+  /** Optimizer steps completed (also the dropout RNG counter). */
+  step: number;
+  /** The seed of shuffling, dropout and initialisation. */
+  seed: number;
+  /** The run's configuration (flags), for a resumed run to check against. */
+  config: Record<string, unknown>;
+  /** Per-epoch metrics so far. */
+  history: Record<string, number>[];
+}
+
+/**
+ * Writes the model, the optimizer state and `state` to `path` atomically (a crash leaves the previous
+ * file intact).
+ *
+ * @example
+ * ```ts
+ * import { nin, requestGpu, saveCheckpoint, SGD } from "../mod.ts";
+ * const gpu = await requestGpu();
+ * const net = nin(gpu);
+ * const opt = new SGD(net.parameters(), { lr: 0.1 });
+ * await saveCheckpoint("/tmp/nin.safetensors", net, opt, { epoch: 0, step: 0, seed: 0, config: {}, history: [] });
+ * gpu.destroy();
+ * ```
+ */
+export async function saveCheckpoint(path: string, net: Module, optimizer: SGD, state: RunState): Promise<void> {
+  const tensors = new Map<string, Tensor | HostTensor>(net.stateDict());
+  const names = net.namedParameters().map(([name]) => name);
+  optimizer.state().forEach((buffer, i) => tensors.set(MOMENTUM_PREFIX + names[i], buffer));
+  await saveSafetensors(path, tensors, {
+    format: FORMAT,
+    state: JSON.stringify({ ...state, optimizerSteps: optimizer.stepCount }),
+  });
+}
+
+/** A checkpoint read from disk. */
+export interface Checkpoint {
+  /** Model parameters by PyTorch name. */
+  model: Map<string, HostTensor>;
+  /** Momentum buffers by parameter name (empty when the run had no momentum or no step yet). */
+  momentum: Map<string, HostTensor>;
+  /** The run's state. */
+  state: RunState;
+}
+
+/**
+ * Reads a checkpoint written by {@link saveCheckpoint}; a plain safetensors state dict (e.g. from
+ * PyTorch) loads too, with an empty state.
+ *
+ * @example
+ * ```ts
+ * import { loadCheckpoint } from "../mod.ts";
+ * const ckpt = await loadCheckpoint("/tmp/nin.safetensors");
+ * console.log(ckpt.state.epoch, ckpt.model.size);
+ * ```
+ */
+export async function loadCheckpoint(path: string): Promise<Checkpoint> {
+  const file = await readSafetensors(path);
+  const model = new Map<string, HostTensor>();
+  const momentum = new Map<string, HostTensor>();
+  for (const [name, tensor] of file.tensors) {
+    if (name.startsWith(MOMENTUM_PREFIX)) momentum.set(name.slice(MOMENTUM_PREFIX.length), tensor);
+    else model.set(name, tensor);
+  }
+  let state: RunState = { epoch: 0, step: 0, seed: 0, config: {}, history: [] };
+  if (file.metadata.format === FORMAT) {
+    try {
+      state = { ...state, ...JSON.parse(file.metadata.state ?? "{}") };
+    } catch {
+      throw new NinError(`${path}: the checkpoint's run state is not valid JSON`);
+    }
+  }
+  return { model, momentum, state };
+}
+
+/** Loads a checkpoint's parameters into `net` and, when given, its momentum buffers into `optimizer`. */
+export function restoreCheckpoint(checkpoint: Checkpoint, net: Module, optimizer?: SGD): void {
+  net.loadStateDict(checkpoint.model);
+  if (!optimizer) return;
+  const names = net.namedParameters().map(([name]) => name);
+  const buffers = checkpoint.momentum.size === 0 ? [] : names.map((name) => {
+    const t = checkpoint.momentum.get(name);
+    if (!t || !(t.data instanceof Float32Array)) {
+      throw new NinError(`the checkpoint lacks the momentum buffer of ${name}`);
+    }
+    return t.data;
+  });
+  optimizer.loadState(buffers, checkpoint.state.step);
+}

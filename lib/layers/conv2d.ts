@@ -1,0 +1,245 @@
+/**
+ * 2-d convolution with bias, as `torch.nn.Conv2d` (NCHW input, OIHW weight, zero padding, floor output
+ * size), optionally fused with the ReLU that follows it.
+ *
+ * @module
+ */
+import type { Gpu, Kernel } from "../gpu.ts";
+import { expectRank, Module, Parameter, workgroupsFor } from "../module.ts";
+import { Tensor } from "../tensor.ts";
+import { formatShape, NinError } from "../errors.ts";
+import { Random } from "../random.ts";
+import forwardCode from "../../kernels/conv2d_forward.wgsl" with { type: "text" };
+import backwardInputCode from "../../kernels/conv2d_backward_input.wgsl" with { type: "text" };
+import backwardWeightCode from "../../kernels/conv2d_backward_weight.wgsl" with { type: "text" };
+import backwardBiasCode from "../../kernels/conv2d_backward_bias.wgsl" with { type: "text" };
+
+/** Each kernel in two variants: plain, and with the following ReLU fused in (`fuseRelu` override). */
+function variants(name: string, code: string): [Kernel, Kernel] {
+  return [{ name, code }, { name: `${name}_relu`, code, constants: { fuseRelu: 1 } }];
+}
+
+const FORWARD = variants("conv2d_forward", forwardCode);
+const BACKWARD_INPUT = variants("conv2d_backward_input", backwardInputCode);
+const BACKWARD_WEIGHT = variants("conv2d_backward_weight", backwardWeightCode);
+const BACKWARD_BIAS = variants("conv2d_backward_bias", backwardBiasCode);
+
+// Output block of one workgroup, as fixed in the kernels' constants (channels x positions).
+const FORWARD_BLOCK = { channels: 64, positions: 16 };
+const BACKWARD_INPUT_BLOCK = { channels: 64, pixels: 16 };
+const BACKWARD_WEIGHT_BLOCK = { columns: 64, channels: 16 };
+
+/** Options for {@link Conv2d}. */
+export interface Conv2dOptions {
+  /** Generator for the initial weights and biases (default `new Random(0)`). */
+  rng?: Random;
+}
+
+/**
+ * `y = conv2d(x, weight) + bias` over NCHW tensors, with PyTorch's output size
+ * `floor((H + 2p - k) / s) + 1`. Weights are initialised Xavier-uniform as in d2l, biases uniform in
+ * ±1/sqrt(fan_in) as PyTorch does, weights first then biases, from `options.rng`.
+ *
+ * FLOP counts passed to the GPU count multiply-adds only (2 per MAC; the bias adds and ReLU are not
+ * counted): forward, input gradient and weight gradient `2*N*OC*OH*OW*IC*k*k` each, bias gradient
+ * `N*OC*OH*OW` (one add per output element).
+ *
+ * @example
+ * ```ts
+ * import { Conv2d, requestGpu, Tensor } from "../../mod.ts";
+ * const gpu = await requestGpu();
+ * const conv = new Conv2d(gpu, 1, 4, 3, 1, 1);
+ * const y = conv.forward(Tensor.zeros(gpu, [2, 1, 5, 5]));
+ * console.log(y.shape); // [2, 4, 5, 5]
+ * gpu.destroy();
+ * ```
+ */
+export class Conv2d extends Module {
+  /** Filters, shape [outChannels, inChannels, k, k] (OIHW, PyTorch's layout). */
+  readonly weight: Parameter;
+  /** One bias per output channel, shape [outChannels]. */
+  readonly bias: Parameter;
+  /**
+   * When true, `forward` returns `relu(conv(x))` and `backward` takes the gradient with respect to that ReLU
+   * output, masking it with (output > 0) inside the gradient kernels. Set by `Sequential` for a Conv2d
+   * followed by a ReLU.
+   */
+  fuseRelu = false;
+  #input: Tensor | null = null;
+  #output: Tensor | null = null;
+
+  /** Makes a convolution with fresh parameters on `gpu`. */
+  constructor(
+    readonly gpu: Gpu,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly stride = 1,
+    readonly padding = 0,
+    options: Conv2dOptions = {},
+  ) {
+    super();
+    for (
+      const [flag, value, min] of [
+        ["inChannels", inChannels, 1],
+        ["outChannels", outChannels, 1],
+        ["kernelSize", kernelSize, 1],
+        ["stride", stride, 1],
+        ["padding", padding, 0],
+      ] as const
+    ) {
+      if (!Number.isInteger(value) || value < min) {
+        throw new NinError(`Conv2d: ${flag} must be an integer >= ${min}, got ${value}`);
+      }
+    }
+    const rng = options.rng ?? new Random(0);
+    const fanIn = inChannels * kernelSize * kernelSize;
+    const fanOut = outChannels * kernelSize * kernelSize;
+    const weightBound = Math.sqrt(6 / (fanIn + fanOut));
+    const weights = rng.uniformArray(outChannels * fanIn, -weightBound, weightBound);
+    const biasBound = 1 / Math.sqrt(fanIn);
+    const biases = rng.uniformArray(outChannels, -biasBound, biasBound);
+    this.weight = new Parameter(
+      Tensor.fromArray(gpu, weights, [outChannels, inChannels, kernelSize, kernelSize]),
+    );
+    this.bias = new Parameter(Tensor.fromArray(gpu, biases, [outChannels]));
+  }
+
+  /** The parameters with PyTorch's names. */
+  override ownParameters(): [string, Parameter][] {
+    return [["weight", this.weight], ["bias", this.bias]];
+  }
+
+  /** `[N, outChannels, OH, OW]`; throws a {@link NinError} for a wrong rank, channel count or empty output. */
+  outputShape(inputShape: readonly number[]): number[] {
+    expectRank(this.#name(), { shape: inputShape }, 4, "[N, C, H, W]");
+    const [n, channels, height, width] = inputShape;
+    if (channels !== this.inChannels) {
+      throw new NinError(
+        `${this.#name()} expects ${this.inChannels} input channels, got ${channels} (input shape ${
+          formatShape(inputShape)
+        })`,
+      );
+    }
+    const [outHeight, outWidth] = [height, width].map((size) =>
+      Math.floor((size + 2 * this.padding - this.kernelSize) / this.stride) + 1
+    );
+    if (outHeight < 1 || outWidth < 1) {
+      const smallest = Math.max(1, this.kernelSize - 2 * this.padding);
+      throw new NinError(
+        `${this.#name()} would produce an empty output for input shape ${
+          formatShape(inputShape)
+        }: height and width must be at least ${smallest}`,
+      );
+    }
+    return [n, this.outChannels, outHeight, outWidth];
+  }
+
+  /** `conv2d(x) + bias` (then ReLU when {@link Conv2d.fuseRelu}); in training mode remembers x (and y). */
+  forward(x: Tensor): Tensor {
+    const shape = this.outputShape(x.shape);
+    const y = Tensor.empty(this.gpu, shape, "conv2d output");
+    const [n, , outHeight, outWidth] = shape;
+    this.gpu.dispatch(
+      FORWARD[this.fuseRelu ? 1 : 0],
+      [x.buffer, this.weight.value.buffer, this.bias.value.buffer, y.buffer],
+      this.#params(x.shape, shape),
+      workgroupsFor(this.outChannels, FORWARD_BLOCK.channels) *
+        workgroupsFor(n * outHeight * outWidth, FORWARD_BLOCK.positions),
+      this.#macFlops(shape),
+    );
+    this.#input = this.training ? x : null;
+    this.#output = this.training && this.fuseRelu ? y : null;
+    return y;
+  }
+
+  /**
+   * Adds the weight and bias gradients into `weight.grad` / `bias.grad` and returns the input gradient
+   * (null when `needInputGrad` is false). With {@link Conv2d.fuseRelu}, `gradOutput` is the gradient with
+   * respect to the ReLU's output.
+   */
+  backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
+    const x = this.#input;
+    const y = this.#output;
+    if (!x || (this.fuseRelu && !y)) {
+      throw new NinError(`${this.#name()}.backward called without a training-mode forward`);
+    }
+    const shape = this.outputShape(x.shape);
+    if (formatShape(gradOutput.shape) !== formatShape(shape)) {
+      throw new NinError(
+        `${this.#name()}.backward expects a gradient of shape ${formatShape(shape)}, got ${
+          formatShape(gradOutput.shape)
+        }`,
+      );
+    }
+    this.clearSaved();
+    const variant = this.fuseRelu ? 1 : 0;
+    // Without the fused ReLU the kernels never read the saved output; dy stands in for that binding.
+    const saved = y ?? gradOutput;
+    const params = this.#params(x.shape, shape);
+    const [n, , outHeight, outWidth] = shape;
+    const columns = this.inChannels * this.kernelSize * this.kernelSize;
+    this.gpu.dispatch(
+      BACKWARD_WEIGHT[variant],
+      [x.buffer, gradOutput.buffer, saved.buffer, this.weight.gradOrZeros().buffer],
+      params,
+      workgroupsFor(columns, BACKWARD_WEIGHT_BLOCK.columns) *
+        workgroupsFor(this.outChannels, BACKWARD_WEIGHT_BLOCK.channels),
+      this.#macFlops(shape),
+    );
+    this.gpu.dispatch(
+      BACKWARD_BIAS[variant],
+      [gradOutput.buffer, saved.buffer, this.bias.gradOrZeros().buffer],
+      [n, this.outChannels, outHeight * outWidth],
+      workgroupsFor(this.outChannels, 8),
+      gradOutput.size,
+    );
+    if (!needInputGrad) return null;
+    const dx = Tensor.empty(this.gpu, x.shape, "conv2d input gradient");
+    const [, , height, width] = x.shape;
+    this.gpu.dispatch(
+      BACKWARD_INPUT[variant],
+      [gradOutput.buffer, this.weight.value.buffer, saved.buffer, dx.buffer],
+      params,
+      workgroupsFor(this.inChannels, BACKWARD_INPUT_BLOCK.channels) *
+        workgroupsFor(n * height * width, BACKWARD_INPUT_BLOCK.pixels),
+      this.#macFlops(shape),
+    );
+    return dx;
+  }
+
+  /** Forgets the remembered input and output (they are not owned by the layer). */
+  override clearSaved(): void {
+    this.#input = null;
+    this.#output = null;
+  }
+
+  /** `Conv2d(in, out, k=.., s=.., p=..)` for error messages. */
+  #name(): string {
+    return `Conv2d(${this.inChannels}, ${this.outChannels}, k=${this.kernelSize}, s=${this.stride}, p=${this.padding})`;
+  }
+
+  /** The kernels' uniform: input and output geometry. */
+  #params(inputShape: readonly number[], outputShape: readonly number[]): number[] {
+    const [n, inChannels, height, width] = inputShape;
+    const [, outChannels, outHeight, outWidth] = outputShape;
+    return [
+      n,
+      inChannels,
+      height,
+      width,
+      outChannels,
+      outHeight,
+      outWidth,
+      this.kernelSize,
+      this.stride,
+      this.padding,
+    ];
+  }
+
+  /** 2 * multiply-adds of one pass: 2*N*OC*OH*OW*IC*k*k (bias adds and ReLU not counted). */
+  #macFlops(outputShape: readonly number[]): number {
+    const [n, outChannels, outHeight, outWidth] = outputShape;
+    return 2 * n * outChannels * outHeight * outWidth * this.inChannels * this.kernelSize * this.kernelSize;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The chapter's model: NiN blocks (one k x k convolution, then 1x1 convolutions acting as per-pixel MLPs),
+ * max pooling between them, dropout, a last block with one channel per class, and global average pooling.
+ *
+ * @module
+ */
+import type { Gpu } from "./gpu.ts";
+import { formatShape, NinError } from "./errors.ts";
+import type { Module } from "./module.ts";
+import { Random } from "./random.ts";
+import { AdaptiveAvgPool2d } from "./layers/adaptive_avgpool2d.ts";
+import { Conv2d } from "./layers/conv2d.ts";
+import { Dropout } from "./layers/dropout.ts";
+import { Flatten } from "./layers/flatten.ts";
+import { MaxPool2d } from "./layers/maxpool2d.ts";
+import { ReLU } from "./layers/relu.ts";
+import { Sequential } from "./layers/sequential.ts";
+
+/** Options of {@link ninBlock}. */
+export interface NinBlockOptions {
+  /** Number of 1x1 convolutions after the first one (2 in the chapter; 1 or 0 for exercise 2). */
+  oneByOneConvs?: number;
+  /** Generator for the weight initialisation (shared across blocks so a model is seeded once). */
+  rng?: Random;
+}
+
+/**
+ * A NiN block: `Conv2d(k, stride, padding)`, ReLU, then `oneByOneConvs` times (1x1 Conv2d, ReLU).
+ *
+ * @example
+ * ```ts
+ * import { ninBlock, requestGpu } from "../mod.ts";
+ * const gpu = await requestGpu();
+ * const block = ninBlock(gpu, 1, 96, 11, 4, 0);
+ * console.log(block.outputShape([1, 1, 224, 224])); // [1, 96, 54, 54]
+ * gpu.destroy();
+ * ```
+ */
+export function ninBlock(
+  gpu: Gpu,
+  inChannels: number,
+  outChannels: number,
+  kernelSize: number,
+  strides: number,
+  padding: number,
+  options: NinBlockOptions = {},
+): Sequential {
+  const rng = options.rng ?? new Random(0);
+  const layers: Module[] = [new Conv2d(gpu, inChannels, outChannels, kernelSize, strides, padding, { rng }), new ReLU(gpu)];
+  for (let i = 0; i < (options.oneByOneConvs ?? 2); i++) {
+    layers.push(new Conv2d(gpu, outChannels, outChannels, 1, 1, 0, { rng }), new ReLU(gpu));
+  }
+  return new Sequential(...layers);
+}
+
+/** Options of {@link nin}. */
+export interface NinOptions {
+  /** Output classes (10 for Fashion-MNIST). */
+  numClasses?: number;
+  /** Input channels (1 for grayscale). */
+  inChannels?: number;
+  /** Dropout probability before the last block (0.5 in the chapter). */
+  dropout?: number;
+  /** 1x1 convolutions per block: 2 as in the chapter, 1 or 0 for its exercise 2. */
+  oneByOneConvs?: number;
+  /** Seed of the weight initialisation and the dropout masks. */
+  seed?: number;
+}
+
+/** The options of {@link nin} with defaults filled in. */
+export function ninConfig(options: NinOptions = {}): Required<NinOptions> {
+  const config = { numClasses: 10, inChannels: 1, dropout: 0.5, oneByOneConvs: 2, seed: 0, ...options };
+  const positiveInt = (name: string, v: number, min: number) => {
+    if (!Number.isInteger(v) || v < min) throw new NinError(`nin: ${name} must be an integer >= ${min}, got ${v}`);
+  };
+  positiveInt("numClasses", config.numClasses, 1);
+  positiveInt("inChannels", config.inChannels, 1);
+  positiveInt("oneByOneConvs", config.oneByOneConvs, 0);
+  positiveInt("seed", config.seed, 0);
+  if (!(config.dropout >= 0 && config.dropout < 1)) {
+    throw new NinError(`nin: dropout must be in [0, 1), got ${config.dropout}`);
+  }
+  return config;
+}
+
+/**
+ * The chapter's NiN as an `nn.Sequential` with PyTorch's parameter names (`0.0.weight` ... `7.4.bias`),
+ * Xavier-uniform convolution weights and PyTorch-default biases from `seed`.
+ *
+ * @example
+ * ```ts
+ * import { nin, requestGpu, Tensor } from "../mod.ts";
+ * const gpu = await requestGpu();
+ * const net = nin(gpu, { seed: 0 }).eval();
+ * const logits = net.forward(Tensor.zeros(gpu, [1, 1, 96, 96]));
+ * console.log(logits.shape); // [1, 10]
+ * gpu.destroy();
+ * ```
+ */
+export function nin(gpu: Gpu, options: NinOptions = {}): Sequential {
+  const { numClasses, inChannels, dropout, oneByOneConvs, seed } = ninConfig(options);
+  const rng = new Random(seed);
+  const block = (i: number, o: number, k: number, s: number, p: number) =>
+    ninBlock(gpu, i, o, k, s, p, { oneByOneConvs, rng });
+  return new Sequential(
+    block(inChannels, 96, 11, 4, 0),
+    new MaxPool2d(gpu, 3, 2),
+    block(96, 256, 5, 1, 2),
+    new MaxPool2d(gpu, 3, 2),
+    block(256, 384, 3, 1, 1),
+    new MaxPool2d(gpu, 3, 2),
+    new Dropout(gpu, dropout, { seed: (seed + 0x5eed) >>> 0 }),
+    block(384, numClasses, 3, 1, 1),
+    new AdaptiveAvgPool2d(gpu, 1),
+    new Flatten(gpu),
+  );
+}
+
+/** One row of {@link layerShapes}: a layer's dotted PyTorch name, the layer, and its output shape. */
+export interface LayerShape {
+  /** Dotted PyTorch index, e.g. `0.2`. */
+  name: string;
+  /** The layer. */
+  layer: Module;
+  /** Output shape for the given input. */
+  shape: number[];
+}
+
+/**
+ * Output shapes of every layer (the top-level ones, or every leaf with `leaves`) for an input shape,
+ * without GPU work. An input too small for the network throws a {@link NinError} naming the first layer
+ * whose output would be empty and the smallest square input size that works.
+ *
+ * @example
+ * ```ts
+ * import { layerShapes, nin, requestGpu } from "../mod.ts";
+ * const gpu = await requestGpu();
+ * for (const row of layerShapes(nin(gpu), [1, 1, 224, 224])) console.log(row.name, row.shape);
+ * gpu.destroy();
+ * ```
+ */
+export function layerShapes(net: Module, inputShape: readonly number[], leaves = false): LayerShape[] {
+  const rows: LayerShape[] = [];
+  const walk = (module: Module, prefix: string, shape: number[]): number[] => {
+    for (const [name, child] of module.children()) {
+      const full = prefix + name;
+      if (leaves && child.children().length > 0) {
+        shape = walk(child, `${full}.`, shape);
+        continue;
+      }
+      try {
+        shape = child.outputShape(shape);
+      } catch (e) {
+        if (!(e instanceof NinError)) throw e;
+        const smallest = smallestInputSize(net, inputShape);
+        throw new NinError(
+          `input ${formatShape(inputShape)} is too small for layer ${full} (${child.constructor.name}): ${e.message}` +
+            (smallest ? `; the smallest input that works is ${smallest}x${smallest}` : ""),
+        );
+      }
+      rows.push({ name: full, layer: child, shape });
+    }
+    return shape;
+  };
+  walk(net, "", [...inputShape]);
+  return rows;
+}
+
+/** The smallest square spatial size the network accepts for this batch and channel count, or null. */
+export function smallestInputSize(net: Module, inputShape: readonly number[], max = 4096): number | null {
+  for (let size = 1; size <= max; size++) {
+    try {
+      net.outputShape([inputShape[0], inputShape[1], size, size]);
+      return size;
+    } catch (e) {
+      if (!(e instanceof NinError)) throw e;
+    }
+  }
+  return null;
+}

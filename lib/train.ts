@@ -1,0 +1,153 @@
+/**
+ * One training step and one evaluation step on the GPU. A step is recorded as one stream of dispatches
+ * and reads back only the loss sum and the number of correct predictions, once.
+ *
+ * @module
+ */
+import { formatShape, NinError } from "./errors.ts";
+import type { Module } from "./module.ts";
+import { Dropout } from "./layers/dropout.ts";
+import { softmaxCrossEntropy, validateLabels } from "./loss.ts";
+import { microBatchSize } from "./microbatch.ts";
+import type { SGD } from "./optim.ts";
+import { Tensor } from "./tensor.ts";
+
+/** What a step reports. */
+export interface StepResult {
+  /** Mean cross-entropy over the batch (before the update, for a training step). */
+  loss: number;
+  /** Number of samples whose arg-max logit equals the label. */
+  correct: number;
+  /** Number of samples. */
+  count: number;
+  /** Micro-batch size the step ran with. */
+  microBatch: number;
+}
+
+/** Options of {@link trainStep} and {@link evalStep}. */
+export interface StepOptions {
+  /** Largest micro-batch to run at once (default: the whole batch, or what fits the device's bindings). */
+  microBatch?: number;
+}
+
+/**
+ * One SGD step on a batch: forward, softmax cross-entropy (mean over the batch), backward, update. A batch
+ * whose activations exceed the device's binding size is split into micro-batches whose gradients add up
+ * to the full batch's, so the update is the same. Dropout masks depend on the sample's position in the
+ * batch and the optimizer's step count, never on the split.
+ *
+ * @example
+ * ```ts
+ * import { nin, requestGpu, SGD, Tensor, trainStep } from "../mod.ts";
+ * const gpu = await requestGpu();
+ * const net = nin(gpu, { seed: 0 }).train();
+ * const opt = new SGD(net.parameters(), { lr: 0.1 });
+ * const images = Tensor.zeros(gpu, [2, 1, 96, 96]);
+ * const { loss, correct } = await trainStep(net, opt, images, new Int32Array([3, 7]));
+ * console.log(loss, correct);
+ * gpu.destroy();
+ * ```
+ */
+export async function trainStep(
+  net: Module,
+  optimizer: SGD,
+  images: Tensor,
+  labels: ArrayLike<number>,
+  options: StepOptions = {},
+): Promise<StepResult> {
+  const gpu = images.gpu;
+  const step = optimizer.stepCount;
+  optimizer.zeroGrad();
+  const result = runBatches(net, images, labels, options, true, (chunk, start) => {
+    for (const [, m] of net.modules()) {
+      if (m instanceof Dropout) {
+        m.step = step;
+        m.sampleOffset = start;
+      }
+    }
+    return net.forward(chunk);
+  });
+  optimizer.step();
+  const stats = await result.read();
+  gpu.checkHealthy();
+  return stats;
+}
+
+/**
+ * Loss and correct count of a batch in evaluation mode (no dropout, nothing saved), split like
+ * {@link trainStep} when the batch does not fit.
+ *
+ * @example
+ * ```ts
+ * import { evalStep, nin, requestGpu, Tensor } from "../mod.ts";
+ * const gpu = await requestGpu();
+ * const net = nin(gpu).eval();
+ * console.log(await evalStep(net, Tensor.zeros(gpu, [1, 1, 96, 96]), [0]));
+ * gpu.destroy();
+ * ```
+ */
+export async function evalStep(
+  net: Module,
+  images: Tensor,
+  labels: ArrayLike<number>,
+  options: StepOptions = {},
+): Promise<StepResult> {
+  return await runBatches(net, images, labels, options, false, (chunk) => net.forward(chunk)).read();
+}
+
+/** Records forward (+ backward when `train`) over the micro-batches; the stats are read once at the end. */
+function runBatches(
+  net: Module,
+  images: Tensor,
+  labels: ArrayLike<number>,
+  options: StepOptions,
+  train: boolean,
+  forward: (chunk: Tensor, start: number) => Tensor,
+): { read: () => Promise<StepResult> } {
+  const gpu = images.gpu;
+  if (images.shape.length !== 4) {
+    throw new NinError(`expected images of shape [N, C, H, W], got ${formatShape(images.shape)}`);
+  }
+  const [n, ...sample] = images.shape;
+  const outShape = net.outputShape(images.shape);
+  if (outShape.length !== 2) throw new NinError(`the model's output ${formatShape(outShape)} is not [N, classes]`);
+  const labelArray = validateLabels(labels, n, outShape[1]);
+  if (net.training !== train) net.train(train);
+  const micro = microBatchSize(net, sample, n, gpu.limits.maxStorageBufferBindingSize, options.microBatch);
+  const perSample = images.size / n;
+  const stats = gpu.allocate(16, "step statistics");
+  gpu.clear(stats);
+  const labelBuffer = gpu.allocate(n * 4, "labels");
+  gpu.write(labelBuffer, labelArray as Int32Array<ArrayBuffer>);
+  try {
+    for (let start = 0; start < n; start += micro) {
+      const count = Math.min(micro, n - start);
+      const chunk = count === n ? images : Tensor.empty(gpu, [count, ...sample], "micro-batch");
+      if (chunk !== images) gpu.copy(images.buffer, chunk.buffer, count * perSample * 4, start * perSample * 4);
+      const chunkLabels = start === 0 ? labelBuffer : gpu.allocate(count * 4, "labels");
+      if (start > 0) gpu.copy(labelBuffer, chunkLabels, count * 4, start * 4);
+      const logits = forward(chunk, start);
+      const grad = softmaxCrossEntropy(logits, chunkLabels, train ? 1 / n : 0, stats);
+      if (train) net.backward(grad, false);
+      grad.dispose();
+      logits.dispose();
+      if (chunk !== images) chunk.dispose();
+      if (chunkLabels !== labelBuffer) gpu.release(chunkLabels);
+    }
+  } catch (e) {
+    net.clearSaved();
+    gpu.release(stats);
+    gpu.release(labelBuffer);
+    throw e;
+  }
+  gpu.release(labelBuffer);
+  return {
+    read: async () => {
+      const words = await gpu.read(stats, 8);
+      gpu.release(stats);
+      const loss = new Float32Array(words, 0, 1)[0] / n;
+      const correct = new Uint32Array(words, 4, 1)[0];
+      return { loss, correct, count: n, microBatch: micro };
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * nin-webgpu: the *Network in Network* CNN (Lin, Chen & Yan 2013, as in d2l's NiN chapter) trained and
+ * run on hand-written WGSL compute kernels through WebGPU, with a PyTorch-like API.
+ *
+ * @example
+ * ```ts
+ * import { nin, requestGpu, SGD, Tensor, trainStep } from "jsr:@nin/webgpu";
+ * const gpu = await requestGpu();
+ * const net = nin(gpu, { seed: 0 });
+ * const opt = new SGD(net.parameters(), { lr: 0.1 });
+ * const images = Tensor.zeros(gpu, [8, 1, 96, 96]);
+ * const { loss } = await trainStep(net, opt, images, new Int32Array(8));
+ * console.log(loss);
+ * ```
+ *
+ * @module
+ */
+export { type Engine, f32Bits, Gpu, type GpuOptions, type Kernel, type MemoryStats, requestGpu } from "./lib/gpu.ts";
+export { formatShape, NinError } from "./lib/errors.ts";
+export { Tensor } from "./lib/tensor.ts";
+export { Module, Parameter } from "./lib/module.ts";
+export { Random } from "./lib/random.ts";
+export { Conv2d, type Conv2dOptions } from "./lib/layers/conv2d.ts";
+export { ReLU } from "./lib/layers/relu.ts";
+export { MaxPool2d } from "./lib/layers/maxpool2d.ts";
+export { Dropout } from "./lib/layers/dropout.ts";
+export { AdaptiveAvgPool2d } from "./lib/layers/adaptive_avgpool2d.ts";
+export { Flatten } from "./lib/layers/flatten.ts";
+export { Sequential } from "./lib/layers/sequential.ts";
+export {
+  layerShapes,
+  type LayerShape,
+  nin,
+  ninBlock,
+  type NinBlockOptions,
+  ninConfig,
+  type NinOptions,
+  smallestInputSize,
+} from "./lib/nin.ts";
+export { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "./lib/loss.ts";
+export { SGD, type SGDOptions } from "./lib/optim.ts";
+export { evalStep, type StepOptions, type StepResult, trainStep } from "./lib/train.ts";
+export { largestActivation, type LargestActivation, microBatchSize } from "./lib/microbatch.ts";
+export { resizeImages } from "./lib/resize.ts";
+export {
+  type Dtype,
+  type HostTensor,
+  loadSafetensors,
+  parseSafetensors,
+  readSafetensors,
+  saveSafetensors,
+  type SafetensorsFile,
+  serializeSafetensors,
+} from "./lib/safetensors.ts";
+export {
+  type Checkpoint,
+  loadCheckpoint,
+  MOMENTUM_PREFIX,
+  restoreCheckpoint,
+  type RunState,
+  saveCheckpoint,
+} from "./lib/checkpoint.ts";
+export { lineChartSvg, type Series } from "./lib/svg_plot.ts";

@@ -1,0 +1,53 @@
+/**
+ * `deno task shapes`: runs a 1x1x224x224 input through the real GPU forward pass and prints each layer's
+ * output shape, like the chapter's table.
+ *
+ * @module
+ */
+import { GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { requestGpu } from "../lib/gpu.ts";
+import { layerShapes, nin } from "../lib/nin.ts";
+import { Random } from "../lib/random.ts";
+import { Tensor } from "../lib/tensor.ts";
+import { formatShape, NinError } from "../lib/errors.ts";
+
+const FLAGS = {
+  "resize": { type: "int", default: 224, min: 1, max: 4096, help: "input height and width" },
+  "batch-size": { type: "int", default: 1, min: 1, max: 4096, help: "batch size of the input" },
+  "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
+  "leaf": { type: "boolean", help: "print every leaf layer with its PyTorch index" },
+  "gpu": GPU_FLAG,
+} as const;
+
+if (import.meta.main) {
+  await runTask(async () => {
+    const flags = parseFlags(
+      "deno task shapes [options]",
+      "Prints the output shape of every NiN layer for one random input, computed by the GPU forward pass.",
+      FLAGS,
+      Deno.args,
+    );
+    if (!flags) return;
+    const inputShape = [flags["batch-size"], 1, flags.resize, flags.resize];
+    const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
+    const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();
+    // Checked analytically first so a too-small input fails before any GPU work.
+    const rows = layerShapes(net, inputShape, flags.leaf);
+    let x = Tensor.fromArray(gpu, new Random(0).uniformArray(inputShape.reduce((a, b) => a * b), 0, 1), inputShape);
+    for (const row of rows) {
+      const y = row.layer.forward(x);
+      x.dispose();
+      x = y;
+      if (formatShape(y.shape) !== formatShape(row.shape)) {
+        throw new NinError(`layer ${row.name} produced ${formatShape(y.shape)}, expected ${formatShape(row.shape)}`);
+      }
+      const label = flags.leaf ? `${row.name} ${row.layer.constructor.name}` : row.layer.constructor.name;
+      console.log(`${label} output shape:\t ${formatShape(y.shape)}`);
+    }
+    const logits = await x.toArray();
+    if (!logits.every(Number.isFinite)) throw new NinError("the forward pass produced non-finite logits");
+    x.dispose();
+    net.dispose();
+    gpu.destroy();
+  });
+}

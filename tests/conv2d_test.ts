@@ -1,0 +1,289 @@
+import { assertClose, download, gpuTest, Tensor } from "./util.ts";
+import type { Gpu } from "../lib/gpu.ts";
+import { Conv2d } from "../lib/layers/conv2d.ts";
+import { ReLU } from "../lib/layers/relu.ts";
+import { NinError } from "../lib/errors.ts";
+import { Random } from "../lib/random.ts";
+import {
+  conv2dBackwardBiasRef,
+  conv2dBackwardInputRef,
+  conv2dBackwardWeightRef,
+  conv2dForwardRef,
+  type ConvGeometry,
+  convOutputSize,
+} from "./reference/conv2d.ts";
+import { finiteDifferenceGrad } from "./reference/finite_diff.ts";
+
+/** Geometry from (n, c, h, w) -> (oc, k, s, p). */
+function geometry(
+  [n, inChannels, height, width]: number[],
+  outChannels: number,
+  kernel: number,
+  stride: number,
+  padding: number,
+): ConvGeometry {
+  return { n, inChannels, height, width, outChannels, kernel, stride, padding };
+}
+
+function inputShape(g: ConvGeometry): number[] {
+  return [g.n, g.inChannels, g.height, g.width];
+}
+
+function outputShapeOf(g: ConvGeometry): number[] {
+  return [g.n, g.outChannels, ...convOutputSize(g)];
+}
+
+function makeConv(gpu: Gpu, g: ConvGeometry, seed: number): Conv2d {
+  return new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, {
+    rng: new Random(seed),
+  });
+}
+
+// Odd and non-square sizes, channel counts that are not multiples of 4, 1x1, stride > kernel, padding > 0,
+// batch 1 and > 1, the NiN first layer's 11/4/0 and blocks of channels and positions beyond one workgroup.
+const CONFIGS: ConvGeometry[] = [
+  geometry([2, 3, 7, 5], 5, 3, 1, 1),
+  geometry([1, 1, 23, 25], 6, 11, 4, 0),
+  geometry([3, 5, 6, 6], 3, 1, 1, 0),
+  geometry([2, 3, 9, 8], 4, 2, 3, 1),
+  geometry([2, 4, 8, 9], 9, 3, 2, 2),
+  geometry([1, 7, 6, 5], 2, 5, 1, 2),
+  geometry([2, 70, 5, 4], 67, 3, 1, 1),
+  geometry([4, 9, 3, 3], 17, 1, 1, 0),
+  geometry([1, 2, 1, 1], 3, 3, 1, 1),
+];
+
+// float32 sums of up to ~600 products of values in [-1, 1]: errors stay far below 1e-4 relative.
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+gpuTest("Conv2d forward and gradients match the float64 reference", async (gpu) => {
+  const rng = new Random(7);
+  for (const g of CONFIGS) {
+    const what = `Conv2d ${JSON.stringify(g)}`;
+    const conv = makeConv(gpu, g, 3);
+    const xs = rng.uniformArray(g.n * g.inChannels * g.height * g.width);
+    const x = Tensor.fromArray(gpu, xs, inputShape(g));
+    const y = conv.forward(x);
+    const ws = await conv.weight.value.toArray();
+    const bs = await conv.bias.value.toArray();
+    assertClose(await y.toArray(), conv2dForwardRef(g, xs, ws, bs), TOL, `${what} forward`);
+    const dys = rng.uniformArray(y.size);
+    const dy = Tensor.fromArray(gpu, dys, y.shape);
+    const dx = conv.backward(dy)!;
+    assertClose(await download(dx), conv2dBackwardInputRef(g, dys, ws), TOL, `${what} input gradient`);
+    assertClose(
+      await conv.weight.grad!.toArray(),
+      conv2dBackwardWeightRef(g, xs, dys),
+      TOL,
+      `${what} weight gradient`,
+    );
+    assertClose(await conv.bias.grad!.toArray(), conv2dBackwardBiasRef(g, dys), TOL, `${what} bias gradient`);
+    for (const t of [x, y, dy]) t.dispose();
+    conv.dispose();
+  }
+});
+
+gpuTest("Conv2d gradients agree with central finite differences of sum(dy * conv(x))", async (gpu) => {
+  const g = geometry([2, 2, 5, 4], 3, 3, 2, 1);
+  const rng = new Random(11);
+  const xs = Float64Array.from(rng.uniformArray(g.n * g.inChannels * g.height * g.width));
+  const ws = Float64Array.from(rng.uniformArray(g.outChannels * g.inChannels * g.kernel * g.kernel));
+  const bs = Float64Array.from(rng.uniformArray(g.outChannels));
+  const dys = Float64Array.from(rng.uniformArray(shapeSize(outputShapeOf(g))));
+  const loss = (x: Float64Array, w: Float64Array, b: Float64Array) =>
+    conv2dForwardRef(g, x, w, b).reduce((sum, v, i) => sum + v * dys[i], 0);
+  const eps = 1e-5;
+  // The loss is linear in each argument, so central differences are exact up to rounding (1e-9 or so).
+  const fdTol = { atol: 1e-7, rtol: 1e-7 };
+  const fdX = finiteDifferenceGrad((x) => loss(x, ws, bs), xs, eps);
+  const fdW = finiteDifferenceGrad((w) => loss(xs, w, bs), ws, eps);
+  const fdB = finiteDifferenceGrad((b) => loss(xs, ws, b), bs, eps);
+  assertClose(
+    conv2dBackwardInputRef(g, dys, ws),
+    fdX,
+    fdTol,
+    "reference input gradient vs finite differences",
+  );
+  assertClose(
+    conv2dBackwardWeightRef(g, xs, dys),
+    fdW,
+    fdTol,
+    "reference weight gradient vs finite differences",
+  );
+  assertClose(conv2dBackwardBiasRef(g, dys), fdB, fdTol, "reference bias gradient vs finite differences");
+
+  const conv = makeConv(gpu, g, 0);
+  gpu.write(conv.weight.value.buffer, Float32Array.from(ws));
+  gpu.write(conv.bias.value.buffer, Float32Array.from(bs));
+  const x = Tensor.fromArray(gpu, xs, inputShape(g));
+  const y = conv.forward(x);
+  const dy = Tensor.fromArray(gpu, dys, y.shape);
+  const dx = conv.backward(dy)!;
+  // float32 inputs and sums against float64 differences.
+  const gpuTol = { atol: 1e-5, rtol: 1e-5 };
+  assertClose(await download(dx), fdX, gpuTol, "GPU input gradient vs finite differences");
+  assertClose(await conv.weight.grad!.toArray(), fdW, gpuTol, "GPU weight gradient vs finite differences");
+  assertClose(await conv.bias.grad!.toArray(), fdB, gpuTol, "GPU bias gradient vs finite differences");
+  for (const t of [x, y, dy]) t.dispose();
+  conv.dispose();
+});
+
+gpuTest("Conv2d with fuseRelu equals Conv2d followed by ReLU", async (gpu) => {
+  const rng = new Random(5);
+  for (const g of [geometry([2, 3, 7, 6], 70, 3, 1, 1), geometry([3, 66, 4, 5], 5, 1, 1, 0)]) {
+    const what = `fused ${JSON.stringify(g)}`;
+    const fused = makeConv(gpu, g, 1);
+    fused.fuseRelu = true;
+    const plain = makeConv(gpu, g, 1);
+    const relu = new ReLU(gpu);
+    const x = Tensor.fromArray(gpu, rng.uniformArray(g.n * g.inChannels * g.height * g.width), inputShape(g));
+    const yFused = fused.forward(x);
+    const z = plain.forward(x);
+    const yPlain = relu.forward(z);
+    const yData = await yFused.toArray();
+    assertClose(yData, await yPlain.toArray(), { atol: 0, rtol: 0 }, `${what} forward`);
+    if (!yData.some((v) => v === 0) || !yData.some((v) => v > 0)) {
+      throw new Error(`${what}: ReLU never clipped`);
+    }
+    const dy = Tensor.fromArray(gpu, rng.uniformArray(yFused.size), yFused.shape);
+    const dxFused = fused.backward(dy)!;
+    const dz = relu.backward(dy)!;
+    const dxPlain = plain.backward(dz)!;
+    assertClose(await download(dxFused), await download(dxPlain), TOL, `${what} input gradient`);
+    assertClose(
+      await fused.weight.grad!.toArray(),
+      await plain.weight.grad!.toArray(),
+      TOL,
+      `${what} weight gradient`,
+    );
+    assertClose(
+      await fused.bias.grad!.toArray(),
+      await plain.bias.grad!.toArray(),
+      TOL,
+      `${what} bias gradient`,
+    );
+    for (const t of [x, yFused, z, yPlain, dy, dz]) t.dispose();
+    fused.dispose();
+    plain.dispose();
+  }
+});
+
+gpuTest("Conv2d backward accumulates parameter gradients and can skip the input gradient", async (gpu) => {
+  const g = geometry([2, 3, 6, 5], 4, 3, 1, 1);
+  const rng = new Random(9);
+  const conv = makeConv(gpu, g, 2);
+  const x = Tensor.fromArray(gpu, rng.uniformArray(g.n * g.inChannels * g.height * g.width), inputShape(g));
+  const y = conv.forward(x);
+  const dy = Tensor.fromArray(gpu, rng.uniformArray(y.size), y.shape);
+  (conv.backward(dy) as Tensor).dispose();
+  const dw1 = await conv.weight.grad!.toArray();
+  const db1 = await conv.bias.grad!.toArray();
+  conv.forward(x).dispose();
+  const flopsBefore = gpu.flopsDispatched;
+  const skipped = conv.backward(dy, false);
+  if (skipped !== null) throw new Error("backward(dy, false) must return null");
+  // Only the weight gradient (2 per MAC) and the bias gradient (one add per element) were dispatched.
+  const macs = y.size * g.inChannels * g.kernel * g.kernel;
+  if (gpu.flopsDispatched - flopsBefore !== 2 * macs + y.size) {
+    throw new Error(
+      `unexpected FLOP count ${gpu.flopsDispatched - flopsBefore}, expected ${2 * macs + y.size}`,
+    );
+  }
+  assertClose(
+    await conv.weight.grad!.toArray(),
+    dw1.map((v) => 2 * v),
+    TOL,
+    "weight gradient after two passes",
+  );
+  assertClose(await conv.bias.grad!.toArray(), db1.map((v) => 2 * v), TOL, "bias gradient after two passes");
+  for (const t of [x, y, dy]) t.dispose();
+  conv.dispose();
+});
+
+gpuTest("Conv2d initialises like d2l from its generator", async (gpu) => {
+  const conv = new Conv2d(gpu, 3, 5, 2, 1, 0, { rng: new Random(42) });
+  const rng = new Random(42);
+  const weightBound = Math.sqrt(6 / (3 * 4 + 5 * 4));
+  const expectedW = rng.uniformArray(5 * 3 * 4, -weightBound, weightBound);
+  const expectedB = rng.uniformArray(5, -1 / Math.sqrt(12), 1 / Math.sqrt(12));
+  assertClose(await conv.weight.value.toArray(), expectedW, { atol: 0, rtol: 0 }, "weights");
+  assertClose(await conv.bias.value.toArray(), expectedB, { atol: 0, rtol: 0 }, "biases");
+  if (conv.weight.value.shape.join() !== "5,3,2,2") {
+    throw new Error(`weight shape ${conv.weight.value.shape}`);
+  }
+  const defaults = new Conv2d(gpu, 3, 5, 2);
+  assertClose(await defaults.weight.value.toArray(), await new Conv2d(gpu, 3, 5, 2).weight.value.toArray(), {
+    atol: 0,
+    rtol: 0,
+  }, "default seed is reproducible");
+  conv.dispose();
+  defaults.dispose();
+});
+
+gpuTest("Conv2d rejects bad shapes and arguments with NinError", (gpu) => {
+  const conv = new Conv2d(gpu, 3, 8, 5, 2, 1);
+  expectNinError(() => conv.outputShape([1, 3, 8]), ["Conv2d", "4-d", "[1, 3, 8]"]);
+  expectNinError(() => conv.outputShape([1, 4, 9, 9]), [
+    "Conv2d",
+    "3 input channels",
+    "got 4",
+    "[1, 4, 9, 9]",
+  ]);
+  expectNinError(() => conv.outputShape([1, 3, 2, 9]), ["Conv2d", "empty", "[1, 3, 2, 9]", "at least 3"]);
+  const x = Tensor.zeros(gpu, [1, 4, 9, 9]);
+  expectNinError(() => conv.forward(x), ["Conv2d", "expects 3 input channels", "got 4"]);
+  x.dispose();
+  const good = Tensor.zeros(gpu, [1, 3, 9, 9]);
+  const y = conv.forward(good);
+  const wrong = Tensor.zeros(gpu, [1, 8, 5, 4]);
+  expectNinError(() => conv.backward(wrong), ["Conv2d", "[1, 8, 4, 4]", "[1, 8, 5, 4]"]);
+  conv.backward(y, false);
+  expectNinError(() => conv.backward(y), ["Conv2d", "without a training-mode forward"]);
+  expectNinError(() => new Conv2d(gpu, 3, 8, 0), ["Conv2d", "kernelSize", "got 0"]);
+  expectNinError(() => new Conv2d(gpu, 3, 8, 3, 1, -1), ["Conv2d", "padding", "got -1"]);
+  for (const t of [good, y, wrong]) t.dispose();
+  conv.dispose();
+  if (conv.outputShape([2, 3, 9, 7]).join() !== "2,8,4,3") throw new Error("outputShape");
+});
+
+gpuTest("Conv2d forward and backward leak no buffers", async (gpu) => {
+  for (const fuseRelu of [false, true]) {
+    const conv = new Conv2d(gpu, 3, 4, 3, 1, 1);
+    conv.fuseRelu = fuseRelu;
+    const x = Tensor.zeros(gpu, [2, 3, 5, 5]);
+    const dy = Tensor.zeros(gpu, [2, 4, 5, 5]);
+    const pass = () => {
+      const y = conv.forward(x);
+      conv.backward(dy)!.dispose();
+      y.dispose();
+    };
+    pass(); // allocates the parameter gradients
+    const before = gpu.memory.liveBuffers;
+    pass();
+    conv.eval().forward(x).dispose();
+    await gpu.sync();
+    if (gpu.memory.liveBuffers !== before) {
+      throw new Error(`live buffers went from ${before} to ${gpu.memory.liveBuffers} (fuseRelu ${fuseRelu})`);
+    }
+    x.dispose();
+    dy.dispose();
+    conv.dispose();
+  }
+});
+
+function expectNinError(fn: () => unknown, fragments: string[]): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
+    for (const f of fragments) {
+      if (!e.message.includes(f)) throw new Error(`message "${e.message}" lacks "${f}"`);
+    }
+    return;
+  }
+  throw new Error(`expected a NinError mentioning ${fragments.join(", ")}`);
+}
+
+function shapeSize(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}

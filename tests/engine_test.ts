@@ -1,0 +1,189 @@
+// The engine switch of requestGpu: Deno's wgpu, Dawn from npm:webgpu, and the errors when an engine cannot
+// start. Each test opens and destroys its own GPU (the shared test GPU is one device per process); the exit
+// and permission checks run a child Deno so they see a fresh process.
+import { assertClose, assertJsonEqual, Tensor } from "./util.ts";
+import { type Engine, type Gpu, requestGpu } from "../lib/gpu.ts";
+import { NinError } from "../lib/errors.ts";
+import { ReLU } from "../lib/layers/relu.ts";
+import { reluForwardRef } from "./reference/relu.ts";
+
+const PROJECT_ROOT = new URL("..", import.meta.url);
+const GPU_MODULE = new URL("../lib/gpu.ts", import.meta.url).href;
+const canLoadDawn = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe/i;
+
+/** Runs a ReLU on the device and checks it against the CPU reference. */
+async function checkRelu(gpu: Gpu): Promise<void> {
+  const xs = [-2, -0.5, 0, 0.25, 3, -7, 0.125];
+  const x = Tensor.fromArray(gpu, xs, [xs.length]);
+  const y = new ReLU(gpu).eval().forward(x);
+  assertClose(await y.toArray(), reluForwardRef(xs), { atol: 0, rtol: 0 }, `relu on ${gpu.engine}`);
+  x.dispose();
+  y.dispose();
+}
+
+/** Checks what every engine must report: its name, the device's limits, and that buffer checks use them. */
+function checkReported(gpu: Gpu, engine: Engine): void {
+  assertJsonEqual(gpu.engine, engine, "engine");
+  if (!gpu.adapterName || gpu.adapterName === "unknown adapter") {
+    throw new Error(`${engine}: no adapter name, got "${gpu.adapterName}"`);
+  }
+  if (SOFTWARE.test(gpu.adapterName) && !gpu.isSoftware) {
+    throw new Error(`${engine}: "${gpu.adapterName}" should count as a software adapter`);
+  }
+  const limit = gpu.limits.maxStorageBufferBindingSize;
+  assertJsonEqual(limit, gpu.device.limits.maxStorageBufferBindingSize, "limits come from the device");
+  if (!(limit >= 2 ** 20)) throw new Error(`${engine}: maxStorageBufferBindingSize ${limit}`);
+  let message = "";
+  try {
+    gpu.allocate(limit + 16, "too big");
+  } catch (e) {
+    if (e instanceof NinError) message = e.message;
+    else throw e;
+  }
+  if (!message.includes("maxStorageBufferBindingSize")) {
+    throw new Error(`${engine}: a buffer over the binding limit should be refused, got "${message}"`);
+  }
+}
+
+/** Awaits `promise` and returns the NinError it rejects with (fails if it resolves or throws another). */
+async function rejection(promise: Promise<unknown>): Promise<NinError> {
+  try {
+    await promise;
+  } catch (e) {
+    if (e instanceof NinError) return e;
+    throw new Error(`expected a NinError, got ${e}`);
+  }
+  throw new Error("expected a NinError, nothing was thrown");
+}
+
+/**
+ * Runs `script` in a child `deno run` with the given permission flags and environment, from the project
+ * root (so deno.json maps `webgpu`), killing it after `limitMs`. Returns its stdout, exit code and wall time.
+ */
+async function runChild(
+  script: string,
+  permissions: string[],
+  env: Record<string, string> = {},
+  limitMs = 60_000,
+): Promise<{ stdout: string; code: number; ms: number }> {
+  const start = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...permissions, "-"],
+    cwd: PROJECT_ROOT,
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped", // Dawn prints its warnings here
+    signal: AbortSignal.timeout(limitMs),
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  const text = new TextDecoder().decode(stdout);
+  if (code !== 0 && !text) {
+    throw new Error(`child deno failed (${code}): ${new TextDecoder().decode(stderr)}`);
+  }
+  return { stdout: text, code, ms: performance.now() - start };
+}
+
+/** A child script that opens a Dawn GPU, runs a kernel, destroys it, and prints the outcome. */
+const DAWN_CHILD = `
+import { requestGpu } from "${GPU_MODULE}";
+try {
+  const gpu = await requestGpu({ engine: "dawn" });
+  const buffer = gpu.allocate(16);
+  gpu.write(buffer, new Float32Array([1, 2, 3, 4]));
+  const data = new Float32Array(await gpu.read(buffer, 16));
+  gpu.destroy();
+  console.log("ok " + data.join(","));
+} catch (e) {
+  console.log(e.name + ": " + e.message);
+}
+`;
+
+Deno.test({
+  name: "engine deno: Deno's built-in WebGPU opens, reports its adapter and limits, and runs a kernel",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await requestGpu({ engine: "deno" });
+    try {
+      checkReported(gpu, "deno");
+      await checkRelu(gpu);
+    } finally {
+      gpu.destroy();
+    }
+  },
+});
+
+Deno.test("engine: an unknown engine name is a usage error (exit code 2)", async () => {
+  const error = await rejection(requestGpu({ engine: "vulkan" as Engine }));
+  assertJsonEqual(error.exitCode, 2, "exit code");
+  if (!error.message.includes('"deno" or "dawn"')) throw new Error(`message: ${error.message}`);
+});
+
+Deno.test({
+  name: "engine dawn: Dawn from npm:webgpu opens, reports its adapter and limits, and runs a kernel",
+  ignore: !canLoadDawn,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await requestGpu({ engine: "dawn" });
+    try {
+      checkReported(gpu, "dawn");
+      await checkRelu(gpu);
+    } finally {
+      gpu.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name: "engine dawn: a script that opens and destroys a Dawn GPU exits by itself",
+  ignore: !canLoadDawn,
+  fn: async () => {
+    const { stdout, code, ms } = await runChild(DAWN_CHILD, ["--allow-ffi", "--allow-env"]);
+    assertJsonEqual(stdout.trim(), "ok 1,2,3,4", "child output");
+    assertJsonEqual(code, 0, "exit code");
+    // Startup plus one tiny round trip takes well under a second here; a hang runs into the kill timeout.
+    if (ms > 20_000) throw new Error(`the child took ${(ms / 1000).toFixed(1)} s to exit`);
+  },
+});
+
+Deno.test({
+  name: "engine dawn: failures are one-line NinErrors saying what to do",
+  ignore: !canLoadDawn,
+  fn: async () => {
+    const noFfi = await runChild(DAWN_CHILD, ["--allow-env"]);
+    const lines = noFfi.stdout.trim().split("\n");
+    assertJsonEqual(lines.length, 1, `one line without --allow-ffi: ${noFfi.stdout}`);
+    if (!/^NinError: .*add --allow-ffi.*--gpu deno/.test(lines[0])) throw new Error(lines[0]);
+
+    // A backend this platform does not have: Dawn finds no adapter.
+    const absent = Deno.build.os === "windows" ? "metal" : "d3d12";
+    const noAdapter = await runChild(DAWN_CHILD, ["--allow-ffi", "--allow-env"], {
+      NIN_DAWN_BACKEND: absent,
+    });
+    assertJsonEqual(
+      noAdapter.stdout.trim(),
+      `NinError: Dawn found no WebGPU adapter (tried backend ${absent}); unset NIN_DAWN_BACKEND to let Dawn ` +
+        "choose, or use --gpu deno",
+      "no adapter",
+    );
+
+    const previous = Deno.env.get("NIN_DAWN_BACKEND");
+    Deno.env.set("NIN_DAWN_BACKEND", "directx9");
+    try {
+      const error = await rejection(requestGpu({ engine: "dawn" }));
+      assertJsonEqual(error.exitCode, 2, "exit code for a bad NIN_DAWN_BACKEND");
+      if (!error.message.startsWith("NIN_DAWN_BACKEND must be one of vulkan, metal")) {
+        throw new Error(error.message);
+      }
+    } finally {
+      if (previous === undefined) Deno.env.delete("NIN_DAWN_BACKEND");
+      else Deno.env.set("NIN_DAWN_BACKEND", previous);
+    }
+  },
+});
