@@ -30,7 +30,8 @@ export interface RunState {
 
 /**
  * Writes the model, the optimizer state and `state` to `path` atomically (a crash leaves the previous
- * file intact).
+ * file intact). A parameter or momentum buffer holding NaN or infinity is refused with a {@link NinError}
+ * before anything is written, so a diverged run never replaces the last good checkpoint.
  *
  * @example
  * ```ts
@@ -46,6 +47,16 @@ export async function saveCheckpoint(path: string, net: Module, optimizer: SGD, 
   const tensors = new Map<string, Tensor | HostTensor>(net.stateDict());
   const names = net.namedParameters().map(([name]) => name);
   optimizer.state().forEach((buffer, i) => tensors.set(MOMENTUM_PREFIX + names[i], buffer));
+  for (const [name, t] of tensors) {
+    const data = "data" in t ? t.data : await t.toArray();
+    if (!data.every(Number.isFinite)) {
+      throw new NinError(
+        `not saving ${path}: ${name} holds NaN or infinite values (training diverged; try a smaller ` +
+          `learning rate); the file keeps its previous contents`,
+      );
+    }
+    tensors.set(name, { dtype: "F32", shape: [...t.shape], data });
+  }
   await saveSafetensors(path, tensors, {
     format: FORMAT,
     state: JSON.stringify({ ...state, optimizerSteps: optimizer.stepCount }),

@@ -108,13 +108,15 @@ export async function fit(
     for (const b of batches) {
       if (options.shouldStop?.()) return history;
       const started = performance.now();
-      const images = resizeImages(gpu, b.images, b.count, data.train.height, data.train.width, options.resize);
-      let result;
-      try {
-        result = await trainStep(net, optimizer, images, b.labels, { microBatch: options.microBatch });
-      } finally {
-        images.dispose();
-      }
+      // Guarded as a whole: a device lost between steps first shows in the resize's upload.
+      const result = await gpu.guard(async () => {
+        const images = resizeImages(gpu, b.images, b.count, data.train.height, data.train.width, options.resize);
+        try {
+          return await trainStep(net, optimizer, images, b.labels, { microBatch: options.microBatch });
+        } finally {
+          images.dispose();
+        }
+      });
       const stepSeconds = (performance.now() - started) / 1000;
       seconds += stepSeconds;
       batch += 1;
@@ -184,15 +186,17 @@ export async function evaluate(
   net.eval();
   let lossSum = 0, correct = 0, count = 0;
   for (const b of epochBatches(split, { batchSize: options.batchSize, limit: options.limitTest })) {
-    const images = resizeImages(gpu, b.images, b.count, split.height, split.width, options.resize);
-    try {
-      const r = await evalStep(net, images, b.labels, { microBatch: options.microBatch });
-      lossSum += r.loss * r.count;
-      correct += r.correct;
-      count += r.count;
-    } finally {
-      images.dispose();
-    }
+    const r = await gpu.guard(async () => {
+      const images = resizeImages(gpu, b.images, b.count, split.height, split.width, options.resize);
+      try {
+        return await evalStep(net, images, b.labels, { microBatch: options.microBatch });
+      } finally {
+        images.dispose();
+      }
+    });
+    lossSum += r.loss * r.count;
+    correct += r.correct;
+    count += r.count;
   }
   return { accuracy: correct / count, loss: lossSum / count, count };
 }

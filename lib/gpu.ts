@@ -97,6 +97,7 @@ export class Gpu {
   #lost: string | null = null;
   #destroyed = false;
   #timing: { querySet: GPUQuerySet; resolve: GPUBuffer; records: DispatchRecord[] } | null = null;
+  #submissionTimes: Promise<number>[] = [];
   #onDestroy: () => void;
 
   /** Wraps a device; use {@link requestGpu} rather than calling this directly. */
@@ -143,6 +144,39 @@ export class Gpu {
       this.#error = null;
       throw new NinError(`GPU error: ${message}`);
     }
+  }
+
+  /**
+   * Runs `work`; when it fails with anything but a {@link NinError}, waits briefly for the device's `lost`
+   * promise, so a device lost mid-step is reported as such (a NinError saying so) rather than as whatever
+   * invalid-object error the engine raised first. Other errors are rethrown unchanged.
+   *
+   * @example
+   * ```ts
+   * import { requestGpu } from "./gpu.ts";
+   * const gpu = await requestGpu();
+   * const bytes = await gpu.guard(() => gpu.read(gpu.allocate(16), 16));
+   * console.log(bytes.byteLength); // 16
+   * gpu.destroy();
+   * ```
+   */
+  async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof NinError) throw e;
+      await this.#settleLoss();
+      this.checkHealthy();
+      throw e;
+    }
+  }
+
+  /** Gives the `lost` promise up to 100 ms to settle (it resolves a moment after the loss itself). */
+  async #settleLoss(): Promise<void> {
+    if (this.#destroyed || this.#lost !== null) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.device.lost, new Promise((resolve) => timer = setTimeout(resolve, 100))]);
+    clearTimeout(timer);
   }
 
   /** The compute pipeline for a kernel, compiled once per device and cached by name. */
@@ -236,6 +270,25 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y);
     if (this.profile) this.#endPass();
+    if (this.profile && !this.hasTimestamps) this.#timeBySubmission(this.records[this.records.length - 1]);
+  }
+
+  /**
+   * Without timestamp queries each profiled dispatch is submitted alone; the queue runs submissions in
+   * order, so a dispatch's time is its completion minus the later of its submission and the previous
+   * completion.
+   */
+  #timeBySubmission(record: DispatchRecord): void {
+    this.flush();
+    const submitted = performance.now();
+    const previous = this.#submissionTimes.at(-1) ?? Promise.resolve(submitted);
+    this.#submissionTimes.push(
+      Promise.all([previous, this.device.queue.onSubmittedWorkDone()]).then(([before]) => {
+        const done = performance.now();
+        record.ns = (done - Math.max(before, submitted)) * 1e6;
+        return done;
+      }),
+    );
   }
 
   /** Records zero-filling of a buffer, ordered with the dispatches around it. */
@@ -294,6 +347,7 @@ export class Gpu {
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
+      await this.#settleLoss();
       this.checkHealthy();
       throw new NinError(`reading a GPU buffer failed: ${(e as Error).message.split("\n")[0]}`);
     }
@@ -305,8 +359,8 @@ export class Gpu {
   }
 
   /**
-   * Resolves the GPU timestamps of the dispatches recorded while {@link Gpu.profile} was on and returns
-   * the records (ns stays NaN where the adapter has no timestamp queries).
+   * Resolves the times of the dispatches recorded while {@link Gpu.profile} was on and returns the records:
+   * GPU timestamps where the adapter has them, else completion times of one submission per dispatch.
    */
   async collectProfile(): Promise<DispatchRecord[]> {
     const timing = this.#timing;
@@ -319,6 +373,8 @@ export class Gpu {
       timing.records.forEach((r, i) => r.ns = Number(times[2 * i + 1] - times[2 * i]));
       timing.records = [];
     } else await this.sync();
+    await Promise.all(this.#submissionTimes);
+    this.#submissionTimes = [];
     return records;
   }
 
@@ -352,7 +408,7 @@ export class Gpu {
     const record: DispatchRecord = { kernel, flops, ns: NaN };
     this.records.push(record);
     if (!this.hasTimestamps) return this.#computePass();
-    const capacity = 4096;
+    const capacity = 2048; // wgpu allows at most 4096 queries per set, two per dispatch
     this.#timing ??= {
       querySet: this.device.createQuerySet({ type: "timestamp", count: capacity * 2 }),
       resolve: this.device.createBuffer({

@@ -129,7 +129,8 @@ export interface LayerShape {
 /**
  * Output shapes of every layer (the top-level ones, or every leaf with `leaves`) for an input shape,
  * without GPU work. An input too small for the network throws a {@link NinError} naming the first layer
- * whose output would be empty and the smallest square input size that works.
+ * whose output would be empty and the smallest square input size that works; any other mismatch (channels,
+ * rank) names the layer and its own message (expected and actual shapes).
  *
  * @example
  * ```ts
@@ -152,11 +153,17 @@ export function layerShapes(net: Module, inputShape: readonly number[], leaves =
         shape = child.outputShape(shape);
       } catch (e) {
         if (!(e instanceof NinError)) throw e;
-        const smallest = smallestInputSize(net, inputShape);
-        throw new NinError(
-          `input ${formatShape(inputShape)} is too small for layer ${full} (${child.constructor.name}): ${e.message}` +
-            (smallest ? `; the smallest input that works is ${smallest}x${smallest}` : ""),
-        );
+        const layer = `layer ${full} (${child.constructor.name})`;
+        // "Too small" only when a larger image of the same batch and channels would pass; a wrong channel
+        // count or rank is a mismatch, not a size problem.
+        const smallest = inputShape.length === 4 ? smallestInputSize(net, inputShape) : null;
+        if (smallest !== null && Math.min(inputShape[2], inputShape[3]) < smallest) {
+          throw new NinError(
+            `input ${formatShape(inputShape)} is too small for ${layer}: ${e.message}; ` +
+              `the smallest input that works is ${smallest}x${smallest}`,
+          );
+        }
+        throw new NinError(`input ${formatShape(inputShape)} does not fit ${layer}: ${e.message}`);
       }
       rows.push({ name: full, layer: child, shape });
     }

@@ -9,6 +9,7 @@ import type { Module } from "./module.ts";
 import { Dropout } from "./layers/dropout.ts";
 import { softmaxCrossEntropy, validateLabels } from "./loss.ts";
 import { microBatchSize } from "./microbatch.ts";
+import { layerShapes } from "./nin.ts";
 import type { SGD } from "./optim.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -57,20 +58,22 @@ export async function trainStep(
 ): Promise<StepResult> {
   const gpu = images.gpu;
   const step = optimizer.stepCount;
-  optimizer.zeroGrad();
-  const result = runBatches(net, images, labels, options, true, (chunk, start) => {
-    for (const [, m] of net.modules()) {
-      if (m instanceof Dropout) {
-        m.step = step;
-        m.sampleOffset = start;
+  return await gpu.guard(async () => {
+    optimizer.zeroGrad();
+    const result = runBatches(net, images, labels, options, true, (chunk, start) => {
+      for (const [, m] of net.modules()) {
+        if (m instanceof Dropout) {
+          m.step = step;
+          m.sampleOffset = start;
+        }
       }
-    }
-    return net.forward(chunk);
+      return net.forward(chunk);
+    });
+    optimizer.step();
+    const stats = await result.read();
+    gpu.checkHealthy();
+    return stats;
   });
-  optimizer.step();
-  const stats = await result.read();
-  gpu.checkHealthy();
-  return stats;
 }
 
 /**
@@ -92,7 +95,9 @@ export async function evalStep(
   labels: ArrayLike<number>,
   options: StepOptions = {},
 ): Promise<StepResult> {
-  return await runBatches(net, images, labels, options, false, (chunk) => net.forward(chunk)).read();
+  return await images.gpu.guard(() =>
+    runBatches(net, images, labels, options, false, (chunk) => net.forward(chunk)).read()
+  );
 }
 
 /** Records forward (+ backward when `train`) over the micro-batches; the stats are read once at the end. */
@@ -109,6 +114,7 @@ function runBatches(
     throw new NinError(`expected images of shape [N, C, H, W], got ${formatShape(images.shape)}`);
   }
   const [n, ...sample] = images.shape;
+  layerShapes(net, images.shape, true); // a mismatch names the layer (by its PyTorch index) before any work
   const outShape = net.outputShape(images.shape);
   if (outShape.length !== 2) throw new NinError(`the model's output ${formatShape(outShape)} is not [N, classes]`);
   const labelArray = validateLabels(labels, n, outShape[1]);

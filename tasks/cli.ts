@@ -69,10 +69,9 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
   }
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: joinValues(args, specs), options, strict: true, allowPositionals: false }));
   } catch (e) {
-    const message = (e as Error).message.split(/(?<=\.) /)[0].replace(/\.$/, "");
-    throw new NinError(`${message} (see --help)`, 2);
+    throw usageError(e as Error & { code?: string }, specs);
   }
   if (values.help) {
     console.log(helpText(usage, summary, specs));
@@ -84,6 +83,54 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
     out[name] = raw === undefined ? spec.default : convert(name, spec, raw);
   }
   return out as Flags<T>;
+}
+
+/**
+ * `--lr -1` as `--lr=-1`: node's parseArgs takes a value starting with a dash for a flag, so a negative
+ * number would otherwise be "ambiguous" instead of reaching the range check. A following `--flag` stays a
+ * flag (the value is then missing).
+ */
+function joinValues(args: string[], specs: Record<string, FlagSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const spec = arg.startsWith("--") ? specs[arg.slice(2)] : undefined;
+    const next = args[i + 1];
+    if (spec && spec.type !== "boolean" && next !== undefined && next.startsWith("-") && !next.startsWith("--")) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** A one-line usage error (exit 2) for what parseArgs rejected, naming the flag and what it takes. */
+function usageError(e: Error & { code?: string }, specs: Record<string, FlagSpec>): NinError {
+  const quoted = /'([^']*)'/.exec(e.message)?.[1] ?? "";
+  const flag = quoted.split(" ")[0];
+  const spec = specs[flag.replace(/^--/, "")];
+  const known = Object.keys(specs).map((name) => `--${name}`).join(", ");
+  switch (e.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return new NinError(`unknown flag ${flag}; the flags are ${known} and --help`, 2);
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return new NinError(`unexpected argument "${quoted}"; every option is a --flag (see --help)`, 2);
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      if (spec?.type === "boolean") return new NinError(`${flag} takes no value (see --help)`, 2);
+      if (spec) return new NinError(`${flag} needs a value: ${describeValue(spec)}`, 2);
+  }
+  const message = e.message.split(/(?<=\.) /)[0].replace(/\.$/, "");
+  return new NinError(`${message} (see --help)`, 2);
+}
+
+/** What a flag's value must be, e.g. `a number in (0, 100]` or `one of deno, dawn`. */
+function describeValue(spec: FlagSpec): string {
+  if (spec.type === "string") return spec.choices ? `one of ${spec.choices.join(", ")}` : "a string";
+  return describeRange(spec);
 }
 
 function convert(name: string, spec: FlagSpec, raw: string | boolean): number | string | boolean {
@@ -113,6 +160,28 @@ function describeRange(spec: FlagSpec): string {
   if (min !== undefined) return `${kind} ${spec.minExclusive ? ">" : ">="} ${min}`;
   if (max !== undefined) return `${kind} ${spec.maxExclusive ? "<" : "<="} ${max}`;
   return kind;
+}
+
+/**
+ * Runs `check` on a flag's value; a {@link NinError} from it becomes a usage error (exit 2) that starts with
+ * the flag and its value, e.g. `--resize 32: input [1, 1, 32, 32] is too small for layer 0 ...`.
+ *
+ * @example
+ * ```ts
+ * import { checkFlag } from "./cli.ts";
+ * import { layerShapes, nin, requestGpu } from "../mod.ts";
+ * const gpu = await requestGpu();
+ * checkFlag("--resize", 224, () => layerShapes(nin(gpu), [1, 1, 224, 224]));
+ * gpu.destroy();
+ * ```
+ */
+export function checkFlag<T>(flag: string, value: unknown, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (!(e instanceof NinError)) throw e;
+    throw new NinError(`${flag} ${value}: ${e.message}`, 2);
+  }
 }
 
 /**

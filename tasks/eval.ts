@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { requestGpu } from "../lib/gpu.ts";
-import { nin } from "../lib/nin.ts";
+import { layerShapes, nin } from "../lib/nin.ts";
 import { confusionMatrix, predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { CLASS_NAMES, loadFashionMnist } from "../lib/data/fashion_mnist.ts";
@@ -41,6 +41,7 @@ if (import.meta.main) {
     const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
     const net = nin(gpu, { oneByOneConvs });
     net.loadStateDict(checkpoint.model);
+    checkFlag("--resize", resize, () => layerShapes(net, [1, 1, resize, resize]));
     const data = await loadFashionMnist({ dataDir: flags["data-dir"], download: !flags.offline });
     console.error(`data: ${data.source}`);
     const labels: number[] = [];

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
 import { requestGpu } from "../lib/gpu.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { Random } from "../lib/random.ts";
@@ -32,7 +32,7 @@ if (import.meta.main) {
     const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
     const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();
     // Checked analytically first so a too-small input fails before any GPU work.
-    const rows = layerShapes(net, inputShape, flags.leaf);
+    const rows = checkFlag("--resize", flags.resize, () => layerShapes(net, inputShape, flags.leaf));
     let x = Tensor.fromArray(gpu, new Random(0).uniformArray(inputShape.reduce((a, b) => a * b), 0, 1), inputShape);
     for (const row of rows) {
       const y = row.layer.forward(x);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
 import { type Checkpoint, loadCheckpoint, restoreCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, fit } from "../lib/fit.ts";
@@ -80,7 +80,7 @@ if (import.meta.main) {
     }
     const gpu = await requestGpu({ engine: parsed.gpu as "deno" | "dawn" });
     const net = nin(gpu, { dropout: num("dropout"), oneByOneConvs: num("one-by-one-convs"), seed: num("seed") });
-    layerShapes(net, [1, 1, num("resize"), num("resize")]);
+    checkFlag("--resize", num("resize"), () => layerShapes(net, [1, 1, num("resize"), num("resize")]));
     const optimizer = new SGD(net.parameters(), {
       lr: num("lr"),
       momentum: num("momentum"),

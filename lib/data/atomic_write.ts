@@ -51,6 +51,8 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
 export async function checkWritable(path: string): Promise<void> {
   const temp = temporaryName(path);
   try {
+    // The rename at the end would fail on a directory: say so now, not after the work.
+    if ((await Deno.stat(path).catch(() => null))?.isDirectory) throw new Deno.errors.IsADirectory();
     const file = await Deno.open(temp, { write: true, createNew: true });
     file.close();
   } catch (e) {
@@ -64,6 +66,8 @@ export async function checkWritable(path: string): Promise<void> {
 export function describeFsError(e: unknown): string {
   if (e instanceof NinError) return e.message;
   if (e instanceof Deno.errors.NotFound) return "the file or its directory does not exist";
+  if (e instanceof Deno.errors.NotADirectory) return "a component of its directory is a file, not a directory";
+  if (e instanceof Deno.errors.IsADirectory) return "it is a directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied by the file system";
   if (e instanceof Deno.errors.NotCapable) {
     return "Deno has no permission for it (run with --allow-read and --allow-write)";

@@ -50,18 +50,25 @@ export class Sequential extends Module {
   forward(x: Tensor): Tensor {
     this.clearSaved();
     let current = x;
-    for (let i = 0; i < this.layers.length; i++) {
-      const layer = this.layers[i];
-      const fuse = layer instanceof Conv2d && this.layers[i + 1] instanceof ReLU;
-      if (layer instanceof Conv2d) layer.fuseRelu = fuse;
-      const next = layer.forward(current);
-      if (fuse) i += 1;
-      if (current !== x) {
-        if (this.training) this.#saved.push(current);
-        else current.dispose();
+    try {
+      for (let i = 0; i < this.layers.length; i++) {
+        const layer = this.layers[i];
+        const fuse = layer instanceof Conv2d && this.layers[i + 1] instanceof ReLU;
+        if (layer instanceof Conv2d) layer.fuseRelu = fuse;
+        const next = layer.forward(current);
+        if (fuse) i += 1;
+        if (current !== x) {
+          if (this.training) this.#saved.push(current);
+          else current.dispose();
+        }
+        if (this.training) this.#ran.push(layer);
+        current = next;
       }
-      if (this.training) this.#ran.push(layer);
-      current = next;
+    } catch (e) {
+      // A layer that rejects its input (or a failed allocation) must not strand what ran before it.
+      if (current !== x) current.dispose();
+      this.clearSaved();
+      throw e;
     }
     return current;
   }
