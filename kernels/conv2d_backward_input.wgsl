@@ -1,16 +1,18 @@
-// Conv2d input gradient as a transposed implicit GEMM, in gather form (every dx element written once):
+// Conv2d input gradient as a transposed implicit GEMM, in gather form (every dx element is written once):
 //   dx[n, c, ih, iw] = sum over (kh, kw, o) of g[n, o, oh, ow] * w[o, c, kh, kw]
-// over the output positions that read (ih, iw) through tap (kh, kw): oh*s = ih + p - kh, ow*s = iw + p - kw
-// (exact division, inside the output). g is dy, or with fuseRelu dy masked by (saved output > 0), since the
-// layer's forward returned relu(conv(x)).
+// over the output positions that read (ih, iw) through tap (kh, kw): oh*s = ih + p - kh and ow*s = iw + p - kw
+// (exact division, inside the output). g is the output gradient (already masked by the ReLU when fused, see
+// conv2d_backward_bias.wgsl).
 //
-// Thread mapping (same scheme as conv2d_forward.wgsl, for llvmpipe's lanes-as-invocations):
-// - a workgroup computes 64 input channels x 16 input pixels (flattened over n, ih, iw); invocation `lid`
-//   owns 8 channels (two quads) for all 16 pixels (four quads): eight mat4x4 accumulators,
-//   acc[j][t][col][row] = channel 4j + row, pixel 4t + col;
-// - pixels are workgroup-uniform, so dy (and saved-output) loads and the stride/padding checks are uniform;
-//   the weight loads differ per lane (read from the OIHW tensor, four channels of one output channel);
-// - taps outside, output channels inside; a tap no pixel of the block uses (stride > 1) is skipped.
+// Thread mapping (the scheme of conv2d_forward.wgsl, for llvmpipe's lanes-as-invocations):
+// - a workgroup computes 128 input channels x 32 input pixels (flattened over n, ih, iw); invocation `lid`
+//   owns 16 channels (4 quads) for all 32 pixels (8 quads): four Rows of eight mat4x4 accumulators, row j's
+//   accumulator t holds channels 4j.. (matrix rows) x pixels 4t.. (columns);
+// - pixels are workgroup-uniform, so the 32 gradient loads per step and the stride/padding checks are
+//   uniform; only the 16 weight loads (four input channels of one output channel, from the OIHW tensor)
+//   differ per lane;
+// - taps outside, output channels inside; a tap that no pixel of the block receives (stride > 1, borders)
+//   is skipped.
 struct Params {
   n: u32,
   inChannels: u32,
@@ -24,17 +26,13 @@ struct Params {
   padding: u32,
 }
 
-override fuseRelu: bool = false;
-
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
-// The forward's output (post-ReLU) when fuseRelu; otherwise bound to dy and never read.
-@group(0) @binding(3) var<storage, read> saved: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-const CHANNELS_PER_WORKGROUP = 64u;
-const PIXELS_PER_WORKGROUP = 16u;
+const CHANNELS_PER_WORKGROUP = 128u;
+const PIXELS_PER_WORKGROUP = 32u;
 const QUAD = vec4u(0u, 1u, 2u, 3u);
 
 // acc + a * b^T: column i gains a * b[i].
@@ -43,23 +41,22 @@ fn outer(acc: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
                  fma(a, vec4f(b.w), acc[3]));
 }
 
-// Four output gradients at `offset`, zero where no output position reads the pixel through this tap
-// (and, with fuseRelu, where the ReLU was inactive).
-fn gather(offset: vec4u, used: vec4<bool>) -> vec4f {
-  let g = vec4f(dy[offset.x], dy[offset.y], dy[offset.z], dy[offset.w]);
-  if (fuseRelu) {
-    let out = vec4f(saved[offset.x], saved[offset.y], saved[offset.z], saved[offset.w]);
-    return select(vec4f(0.0), g, used & (out > vec4f(0.0)));
-  }
-  return select(vec4f(0.0), g, used);
+// Four channels x 32 pixels of accumulators.
+struct Row {
+  q0: mat4x4f, q1: mat4x4f, q2: mat4x4f, q3: mat4x4f, q4: mat4x4f, q5: mat4x4f, q6: mat4x4f, q7: mat4x4f,
 }
 
-// Weights w[o, c.., kh, kw] of four consecutive input channels: `cols` are their offsets c * k * k.
-fn weights(cols: vec4u, k: u32) -> vec4f {
-  return vec4f(w[cols.x + k], w[cols.y + k], w[cols.z + k], w[cols.w + k]);
+// One gradient value per pixel of the block, as 8 quads.
+struct Grads {
+  q0: vec4f, q1: vec4f, q2: vec4f, q3: vec4f, q4: vec4f, q5: vec4f, q6: vec4f, q7: vec4f,
 }
 
-// The four pixels of a quad: output-image base offset, and ih + p, iw + p.
+fn accumulate(r: Row, wq: vec4f, gs: Grads) -> Row {
+  return Row(outer(r.q0, wq, gs.q0), outer(r.q1, wq, gs.q1), outer(r.q2, wq, gs.q2), outer(r.q3, wq, gs.q3),
+             outer(r.q4, wq, gs.q4), outer(r.q5, wq, gs.q5), outer(r.q6, wq, gs.q6), outer(r.q7, wq, gs.q7));
+}
+
+// A quad of pixels: base offset of its image in g, and ih + p, iw + p.
 struct Quad {
   base: vec4u,
   row: vec4i,
@@ -74,24 +71,52 @@ fn quad(q: u32) -> Quad {
               vec4i(r / p.width) + i32(p.padding), vec4i(r % p.width) + i32(p.padding));
 }
 
-// dy offsets of a quad at tap (kh, kw); `used` is false where no output position reads the pixel through it.
+// A quad's gradient offsets at one tap; `used` is false where no output position reads the pixel through it.
 struct Tap {
   offset: vec4u,
   used: vec4<bool>,
 }
 
-fn tap(g: Quad, kh: u32, kw: u32) -> Tap {
+fn tap(px: Quad, kh: u32, kw: u32) -> Tap {
   let s = vec4i(i32(p.stride));
-  let th = g.row - i32(kh);
-  let tw = g.col - i32(kw);
+  let th = px.row - i32(kh);
+  let tw = px.col - i32(kw);
   let oh = th / s;
   let ow = tw / s;
   let used = (th >= vec4i(0)) & (tw >= vec4i(0)) & (oh * s == th) & (ow * s == tw) &
     (oh < vec4i(i32(p.outHeight))) & (ow < vec4i(i32(p.outWidth)));
-  return Tap(select(vec4u(0u), g.base + vec4u(oh) * p.outWidth + vec4u(ow), used), used);
+  return Tap(select(vec4u(0u), px.base + vec4u(oh) * p.outWidth + vec4u(ow), used), used);
 }
 
-// Writes a 4 x 4 accumulator (channels c.., pixels q..).
+fn gather(t: Tap) -> vec4f {
+  return select(vec4f(0.0), vec4f(g[t.offset.x], g[t.offset.y], g[t.offset.z], g[t.offset.w]), t.used);
+}
+
+// The block's 8 pixel quads at one tap, and the gradient values they receive from one output channel.
+struct Taps {
+  t0: Tap, t1: Tap, t2: Tap, t3: Tap, t4: Tap, t5: Tap, t6: Tap, t7: Tap,
+}
+
+fn grads(t: Taps) -> Grads {
+  return Grads(gather(t.t0), gather(t.t1), gather(t.t2), gather(t.t3), gather(t.t4), gather(t.t5),
+               gather(t.t6), gather(t.t7));
+}
+
+// The same taps one output channel further on.
+fn nextChannel(t: Taps) -> Taps {
+  let ohw = vec4u(p.outHeight * p.outWidth);
+  return Taps(Tap(t.t0.offset + ohw, t.t0.used), Tap(t.t1.offset + ohw, t.t1.used),
+              Tap(t.t2.offset + ohw, t.t2.used), Tap(t.t3.offset + ohw, t.t3.used),
+              Tap(t.t4.offset + ohw, t.t4.used), Tap(t.t5.offset + ohw, t.t5.used),
+              Tap(t.t6.offset + ohw, t.t6.used), Tap(t.t7.offset + ohw, t.t7.used));
+}
+
+// Weights w[o, c.., kh, kw] of four consecutive input channels: `cols` are their offsets c * k * k.
+fn weights(cols: vec4u, k: u32) -> vec4f {
+  return vec4f(w[cols.x + k], w[cols.y + k], w[cols.z + k], w[cols.w + k]);
+}
+
+// Writes one accumulator (channels c.., pixels q..).
 fn store(acc: mat4x4f, c: u32, q: u32) {
   let hw = p.height * p.width;
   for (var col = 0u; col < 4u; col++) {
@@ -108,71 +133,65 @@ fn store(acc: mat4x4f, c: u32, q: u32) {
   }
 }
 
+fn storeRow(r: Row, c: u32, q: u32) {
+  store(r.q0, c, q);
+  store(r.q1, c, q + 4u);
+  store(r.q2, c, q + 8u);
+  store(r.q3, c, q + 12u);
+  store(r.q4, c, q + 16u);
+  store(r.q5, c, q + 20u);
+  store(r.q6, c, q + 24u);
+  store(r.q7, c, q + 28u);
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let channelBlocks = (p.inChannels + CHANNELS_PER_WORKGROUP - 1u) / CHANNELS_PER_WORKGROUP;
-  let c0 = (wg % channelBlocks) * CHANNELS_PER_WORKGROUP + lid * 8u;
+  let c0 = (wg % channelBlocks) * CHANNELS_PER_WORKGROUP + lid * 16u;
   let q0 = (wg / channelBlocks) * PIXELS_PER_WORKGROUP;
-  let ohw = p.outHeight * p.outWidth;
   let kk = p.kernel * p.kernel;
-  let ickk = p.inChannels * kk;
   // Weight column offsets of this lane's channels (clamped: lanes past the last channel compute unused values).
   let lastChannel = vec4u(p.inChannels - 1u);
   let cols0 = min(vec4u(c0) + QUAD, lastChannel) * kk;
   let cols1 = min(vec4u(c0 + 4u) + QUAD, lastChannel) * kk;
+  let cols2 = min(vec4u(c0 + 8u) + QUAD, lastChannel) * kk;
+  let cols3 = min(vec4u(c0 + 12u) + QUAD, lastChannel) * kk;
   let px0 = quad(q0);
   let px1 = quad(q0 + 4u);
   let px2 = quad(q0 + 8u);
   let px3 = quad(q0 + 12u);
-  var acc00 = mat4x4f();
-  var acc01 = mat4x4f();
-  var acc02 = mat4x4f();
-  var acc03 = mat4x4f();
-  var acc10 = mat4x4f();
-  var acc11 = mat4x4f();
-  var acc12 = mat4x4f();
-  var acc13 = mat4x4f();
+  let px4 = quad(q0 + 16u);
+  let px5 = quad(q0 + 20u);
+  let px6 = quad(q0 + 24u);
+  let px7 = quad(q0 + 28u);
+  var acc0 = Row();
+  var acc1 = Row();
+  var acc2 = Row();
+  var acc3 = Row();
   for (var kh = 0u; kh < p.kernel; kh++) {
     for (var kw = 0u; kw < p.kernel; kw++) {
-      var t0 = tap(px0, kh, kw);
-      var t1 = tap(px1, kh, kw);
-      var t2 = tap(px2, kh, kw);
-      var t3 = tap(px3, kh, kw);
-      if (!any(t0.used | t1.used | t2.used | t3.used)) {
+      var taps = Taps(tap(px0, kh, kw), tap(px1, kh, kw), tap(px2, kh, kw), tap(px3, kh, kw), tap(px4, kh, kw),
+                      tap(px5, kh, kw), tap(px6, kh, kw), tap(px7, kh, kw));
+      if (!any(taps.t0.used | taps.t1.used | taps.t2.used | taps.t3.used | taps.t4.used | taps.t5.used |
+               taps.t6.used | taps.t7.used)) {
         continue;
       }
       var k = kh * p.kernel + kw;
       for (var o = 0u; o < p.outChannels; o++) {
-        let w0 = weights(cols0, k);
-        let w1 = weights(cols1, k);
-        let d0 = gather(t0.offset, t0.used);
-        let d1 = gather(t1.offset, t1.used);
-        let d2 = gather(t2.offset, t2.used);
-        let d3 = gather(t3.offset, t3.used);
-        acc00 = outer(acc00, w0, d0);
-        acc01 = outer(acc01, w0, d1);
-        acc02 = outer(acc02, w0, d2);
-        acc03 = outer(acc03, w0, d3);
-        acc10 = outer(acc10, w1, d0);
-        acc11 = outer(acc11, w1, d1);
-        acc12 = outer(acc12, w1, d2);
-        acc13 = outer(acc13, w1, d3);
-        t0.offset += vec4u(ohw);
-        t1.offset += vec4u(ohw);
-        t2.offset += vec4u(ohw);
-        t3.offset += vec4u(ohw);
-        k += ickk;
+        let gs = grads(taps);
+        acc0 = accumulate(acc0, weights(cols0, k), gs);
+        acc1 = accumulate(acc1, weights(cols1, k), gs);
+        acc2 = accumulate(acc2, weights(cols2, k), gs);
+        acc3 = accumulate(acc3, weights(cols3, k), gs);
+        taps = nextChannel(taps);
+        k += p.inChannels * kk;
       }
     }
   }
-  store(acc00, c0, q0);
-  store(acc01, c0, q0 + 4u);
-  store(acc02, c0, q0 + 8u);
-  store(acc03, c0, q0 + 12u);
-  store(acc10, c0 + 4u, q0);
-  store(acc11, c0 + 4u, q0 + 4u);
-  store(acc12, c0 + 4u, q0 + 8u);
-  store(acc13, c0 + 4u, q0 + 12u);
+  storeRow(acc0, c0, q0);
+  storeRow(acc1, c0 + 4u, q0);
+  storeRow(acc2, c0 + 8u, q0);
+  storeRow(acc3, c0 + 12u, q0);
 }

@@ -1,15 +1,17 @@
 // Conv2d weight gradient as a GEMM reduction over batch and space, accumulated into dw (micro-batching):
 //   dw[o, c, kh, kw] += sum over (n, oh, ow) of g[n, o, oh, ow] * x[n, c, oh*s - p + kh, ow*s - p + kw]
-// (taps in the padding contribute nothing). g is dy, or with fuseRelu dy masked by (saved output > 0).
+// (taps in the padding contribute nothing). g is the output gradient (already masked by the ReLU when fused,
+// see conv2d_backward_bias.wgsl).
 //
-// Thread mapping (for llvmpipe, where the 8 invocations of a workgroup are one thread's SIMD lanes):
-// - the weight tensor is seen as a matrix [outChannels, inChannels*k*k]; a "column" e = (c*k + kh)*k + kw
-//   is one (input channel, tap) pair, exactly the OIHW order inside a row;
-// - a workgroup owns 16 output channels x 64 columns; invocation `lid` owns 8 columns (two quads) for the 16
-//   channels (four quads): eight mat4x4 accumulators, acc[j][t][col][row] = channel 4t + col, column 4j + row;
-// - every invocation loops over all n, oh, ow itself (deterministic: no atomics, no partial sums). The 16
-//   output channels are workgroup-uniform, so dy (and saved-output) loads are uniform; input loads and
-//   padding checks differ per lane.
+// Thread mapping (for llvmpipe, where the 8 invocations of a workgroup are one CPU thread's SIMD lanes):
+// - the weight tensor is seen as a matrix [outChannels, inChannels*k*k] whose column e = (c*k + kh)*k + kw is
+//   one (input channel, tap) pair, exactly the OIHW order inside a row;
+// - a workgroup owns 128 columns x 32 output channels; invocation `lid` owns 16 columns (4 quads) for the 32
+//   channels (8 quads): four Rows of eight mat4x4 accumulators, row j's accumulator t holds columns 4j..
+//   (matrix rows) x channels 4t.. (matrix columns);
+// - every invocation loops over all (n, oh, ow) itself: deterministic, no atomics, no partial buffers. The 32
+//   channels are workgroup-uniform, so the 32 gradient loads per step are uniform; the 16 input loads and
+//   their padding checks differ per lane. 512 multiply-adds per lane per step.
 struct Params {
   n: u32,
   inChannels: u32,
@@ -23,17 +25,13 @@ struct Params {
   padding: u32,
 }
 
-override fuseRelu: bool = false;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-// The forward's output (post-ReLU) when fuseRelu; otherwise bound to dy and never read.
-@group(0) @binding(3) var<storage, read> saved: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
 
-const COLUMNS_PER_WORKGROUP = 64u;
-const CHANNELS_PER_WORKGROUP = 16u;
+const COLUMNS_PER_WORKGROUP = 128u;
+const CHANNELS_PER_WORKGROUP = 32u;
 const QUAD = vec4u(0u, 1u, 2u, 3u);
 
 // acc + a * b^T: column i gains a * b[i].
@@ -42,15 +40,39 @@ fn outer(acc: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
                  fma(a, vec4f(b.w), acc[3]));
 }
 
-// Output gradients of four channels (offsets `channels`) at one output position `at`; masked with fuseRelu.
-fn grads(channels: vec4u, at: u32) -> vec4f {
-  let o = channels + vec4u(at);
-  let g = vec4f(dy[o.x], dy[o.y], dy[o.z], dy[o.w]);
-  if (fuseRelu) {
-    let out = vec4f(saved[o.x], saved[o.y], saved[o.z], saved[o.w]);
-    return select(vec4f(0.0), g, out > vec4f(0.0));
-  }
-  return g;
+// Four columns x 32 output channels of accumulators.
+struct Row {
+  q0: mat4x4f, q1: mat4x4f, q2: mat4x4f, q3: mat4x4f, q4: mat4x4f, q5: mat4x4f, q6: mat4x4f, q7: mat4x4f,
+}
+
+// The block's 32 output channels as 8 quads: their offsets in g, or their gradients at one position.
+struct Channels {
+  q0: vec4u, q1: vec4u, q2: vec4u, q3: vec4u, q4: vec4u, q5: vec4u, q6: vec4u, q7: vec4u,
+}
+
+struct Grads {
+  q0: vec4f, q1: vec4f, q2: vec4f, q3: vec4f, q4: vec4f, q5: vec4f, q6: vec4f, q7: vec4f,
+}
+
+fn accumulate(r: Row, xq: vec4f, gs: Grads) -> Row {
+  return Row(outer(r.q0, xq, gs.q0), outer(r.q1, xq, gs.q1), outer(r.q2, xq, gs.q2), outer(r.q3, xq, gs.q3),
+             outer(r.q4, xq, gs.q4), outer(r.q5, xq, gs.q5), outer(r.q6, xq, gs.q6), outer(r.q7, xq, gs.q7));
+}
+
+// Offsets in g of four consecutive output channels from o (clamped: channels past the last compute unused
+// values).
+fn channelQuad(o: u32) -> vec4u {
+  return min(vec4u(o) + QUAD, vec4u(p.outChannels - 1u)) * p.outHeight * p.outWidth;
+}
+
+fn load4(at: vec4u) -> vec4f {
+  return vec4f(g[at.x], g[at.y], g[at.z], g[at.w]);
+}
+
+fn grads(ch: Channels, at: u32) -> Grads {
+  let a = vec4u(at);
+  return Grads(load4(ch.q0 + a), load4(ch.q1 + a), load4(ch.q2 + a), load4(ch.q3 + a), load4(ch.q4 + a),
+               load4(ch.q5 + a), load4(ch.q6 + a), load4(ch.q7 + a));
 }
 
 // Four columns of the weight matrix: offset of (c, kh - p, kw - p) inside an image, and kh - p, kw - p.
@@ -68,7 +90,8 @@ fn columns(e: u32) -> Columns {
   return Columns(vec4i((col / kk) * p.height * p.width) + row * i32(p.width) + left, row, left);
 }
 
-// Four input values for output position (oh, ow) of image base `image`, zero in the padding.
+// The four columns' input values for the output position whose window starts at (ih0, iw0) in image `image`
+// (zero in the padding).
 fn inputs(cols: Columns, image: u32, ih0: i32, iw0: i32) -> vec4f {
   let ih = cols.row + ih0;
   let iw = cols.col + iw0;
@@ -78,8 +101,8 @@ fn inputs(cols: Columns, image: u32, ih0: i32, iw0: i32) -> vec4f {
   return select(vec4f(0.0), vec4f(x[at.x], x[at.y], x[at.z], x[at.w]), inside);
 }
 
-// Adds a 4 x 4 accumulator (channels o.., columns e..) into dw.
-fn store(acc: mat4x4f, o: u32, e: u32) {
+// Adds one accumulator (columns e.., channels o..) into dw.
+fn store(acc: mat4x4f, e: u32, o: u32) {
   let columnCount = p.inChannels * p.kernel * p.kernel;
   for (var col = 0u; col < 4u; col++) {
     if (o + col >= p.outChannels) {
@@ -94,62 +117,54 @@ fn store(acc: mat4x4f, o: u32, e: u32) {
   }
 }
 
+fn storeRow(r: Row, e: u32, o: u32) {
+  store(r.q0, e, o);
+  store(r.q1, e, o + 4u);
+  store(r.q2, e, o + 8u);
+  store(r.q3, e, o + 12u);
+  store(r.q4, e, o + 16u);
+  store(r.q5, e, o + 20u);
+  store(r.q6, e, o + 24u);
+  store(r.q7, e, o + 28u);
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let columnBlocks = (p.inChannels * p.kernel * p.kernel + COLUMNS_PER_WORKGROUP - 1u) / COLUMNS_PER_WORKGROUP;
-  let e0 = (wg % columnBlocks) * COLUMNS_PER_WORKGROUP + lid * 8u;
+  let e0 = (wg % columnBlocks) * COLUMNS_PER_WORKGROUP + lid * 16u;
   let o0 = (wg / columnBlocks) * CHANNELS_PER_WORKGROUP;
-  let ohw = p.outHeight * p.outWidth;
   let chw = p.inChannels * p.height * p.width;
   let cols0 = columns(e0);
   let cols1 = columns(e0 + 4u);
-  // dy offsets of the 16 channels (clamped: channels past the last one compute unused values).
-  let lastChannel = vec4u(p.outChannels - 1u);
-  let ch0 = min(vec4u(o0) + QUAD, lastChannel) * ohw;
-  let ch1 = min(vec4u(o0 + 4u) + QUAD, lastChannel) * ohw;
-  let ch2 = min(vec4u(o0 + 8u) + QUAD, lastChannel) * ohw;
-  let ch3 = min(vec4u(o0 + 12u) + QUAD, lastChannel) * ohw;
-  var acc00 = mat4x4f();
-  var acc01 = mat4x4f();
-  var acc02 = mat4x4f();
-  var acc03 = mat4x4f();
-  var acc10 = mat4x4f();
-  var acc11 = mat4x4f();
-  var acc12 = mat4x4f();
-  var acc13 = mat4x4f();
+  let cols2 = columns(e0 + 8u);
+  let cols3 = columns(e0 + 12u);
+  let ch = Channels(channelQuad(o0), channelQuad(o0 + 4u), channelQuad(o0 + 8u), channelQuad(o0 + 12u),
+                    channelQuad(o0 + 16u), channelQuad(o0 + 20u), channelQuad(o0 + 24u), channelQuad(o0 + 28u));
+  var acc0 = Row();
+  var acc1 = Row();
+  var acc2 = Row();
+  var acc3 = Row();
   for (var n = 0u; n < p.n; n++) {
     let image = n * chw;
     for (var oh = 0u; oh < p.outHeight; oh++) {
       let ih0 = i32(oh * p.stride);
+      // Offset of g[n, 0, oh, ow]; the channel offsets are added in grads().
       var at = (n * p.outChannels * p.outHeight + oh) * p.outWidth;
       for (var ow = 0u; ow < p.outWidth; ow++) {
         let iw0 = i32(ow * p.stride);
-        let x0 = inputs(cols0, image, ih0, iw0);
-        let x1 = inputs(cols1, image, ih0, iw0);
-        let d0 = grads(ch0, at);
-        let d1 = grads(ch1, at);
-        let d2 = grads(ch2, at);
-        let d3 = grads(ch3, at);
-        acc00 = outer(acc00, x0, d0);
-        acc01 = outer(acc01, x0, d1);
-        acc02 = outer(acc02, x0, d2);
-        acc03 = outer(acc03, x0, d3);
-        acc10 = outer(acc10, x1, d0);
-        acc11 = outer(acc11, x1, d1);
-        acc12 = outer(acc12, x1, d2);
-        acc13 = outer(acc13, x1, d3);
+        let gs = grads(ch, at);
+        acc0 = accumulate(acc0, inputs(cols0, image, ih0, iw0), gs);
+        acc1 = accumulate(acc1, inputs(cols1, image, ih0, iw0), gs);
+        acc2 = accumulate(acc2, inputs(cols2, image, ih0, iw0), gs);
+        acc3 = accumulate(acc3, inputs(cols3, image, ih0, iw0), gs);
         at += 1u;
       }
     }
   }
-  store(acc00, o0, e0);
-  store(acc01, o0 + 4u, e0);
-  store(acc02, o0 + 8u, e0);
-  store(acc03, o0 + 12u, e0);
-  store(acc10, o0, e0 + 4u);
-  store(acc11, o0 + 4u, e0 + 4u);
-  store(acc12, o0 + 8u, e0 + 4u);
-  store(acc13, o0 + 12u, e0 + 4u);
+  storeRow(acc0, e0, o0);
+  storeRow(acc1, e0 + 4u, o0);
+  storeRow(acc2, e0 + 8u, o0);
+  storeRow(acc3, e0 + 12u, o0);
 }

@@ -3,14 +3,16 @@
 // with zero padding; with fuseRelu the epilogue applies max(., 0).
 //
 // Thread mapping, chosen for llvmpipe (a workgroup runs on one CPU thread, its 8 invocations are the SIMD
-// lanes, and every storage load is a per-lane loop, so work per loaded value is what counts):
-// - a workgroup computes a block of 64 output channels x 16 output positions (positions flattened over
-//   n, oh, ow); invocation `lid` owns 8 of the channels (two quads) for all 16 positions (four quads), i.e.
-//   eight mat4x4 accumulators: acc[j][t][col][row] = channel 4j + row, position 4t + col of its block;
-// - the 16 positions are the same for all lanes, so input loads and padding checks are workgroup-uniform;
-//   only the weight loads differ per lane (read straight from the OIHW tensor, no transposed copy);
-// - the reduction runs over kernel taps (kh, kw) outside and input channels inside: offsets and padding
-//   checks are computed once per tap and reused for every channel. 128 FMAs per lane per inner step.
+// lanes; a storage load whose address differs per lane costs a loop over the lanes, one whose address is
+// workgroup-uniform costs a single scalar load):
+// - a workgroup computes 128 output channels x 32 output positions (positions flattened over n, oh, ow);
+// - invocation `lid` owns 16 of the channels (4 quads) for all 32 positions (8 quads): four Rows of eight
+//   mat4x4 accumulators, row j's accumulator t holds channels 4j.. (matrix rows) x positions 4t.. (columns);
+// - the positions are the same for every lane, so the 32 input loads per step and the padding checks are
+//   uniform; only the 16 weight loads differ per lane (straight from the OIHW tensor, no transposed copy).
+//   512 multiply-adds per lane per step of the reduction;
+// - the reduction runs over kernel taps (kh, kw) outside and input channels inside: offsets and padding checks
+//   are computed once per tap and reused for every channel; taps that only see padding are skipped.
 struct Params {
   n: u32,
   inChannels: u32,
@@ -32,8 +34,8 @@ override fuseRelu: bool = false;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const CHANNELS_PER_WORKGROUP = 64u;
-const POSITIONS_PER_WORKGROUP = 16u;
+const CHANNELS_PER_WORKGROUP = 128u;
+const POSITIONS_PER_WORKGROUP = 32u;
 const QUAD = vec4u(0u, 1u, 2u, 3u);
 
 // acc + a * b^T: column i gains a * b[i].
@@ -42,17 +44,22 @@ fn outer(acc: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
                  fma(a, vec4f(b.w), acc[3]));
 }
 
-// Four input values at `offset`, zero where the tap falls into the padding.
-fn gather(offset: vec4u, inside: vec4<bool>) -> vec4f {
-  return select(vec4f(0.0), vec4f(x[offset.x], x[offset.y], x[offset.z], x[offset.w]), inside);
+// Four channels x 32 positions of accumulators.
+struct Row {
+  q0: mat4x4f, q1: mat4x4f, q2: mat4x4f, q3: mat4x4f, q4: mat4x4f, q5: mat4x4f, q6: mat4x4f, q7: mat4x4f,
 }
 
-// Four weights of consecutive output channels (rows of the OIHW tensor) at one (c, kh, kw).
-fn weights(rows: vec4u, k: u32) -> vec4f {
-  return vec4f(w[rows.x + k], w[rows.y + k], w[rows.z + k], w[rows.w + k]);
+// One input value per position of the block, as 8 quads.
+struct Inputs {
+  q0: vec4f, q1: vec4f, q2: vec4f, q3: vec4f, q4: vec4f, q5: vec4f, q6: vec4f, q7: vec4f,
 }
 
-// Where the four positions q.. of a quad read their input: image base offset, top and left input corner.
+fn accumulate(r: Row, wq: vec4f, xs: Inputs) -> Row {
+  return Row(outer(r.q0, wq, xs.q0), outer(r.q1, wq, xs.q1), outer(r.q2, wq, xs.q2), outer(r.q3, wq, xs.q3),
+             outer(r.q4, wq, xs.q4), outer(r.q5, wq, xs.q5), outer(r.q6, wq, xs.q6), outer(r.q7, wq, xs.q7));
+}
+
+// Where a quad of positions reads its input: image base offset, top and left input corner.
 struct Quad {
   base: vec4u,
   top: vec4i,
@@ -68,7 +75,7 @@ fn quad(q: u32) -> Quad {
               vec4i((r % p.outWidth) * p.stride) - i32(p.padding));
 }
 
-// Input offsets of a quad at tap (kh, kw); `inside` is false where the tap reads padding.
+// A quad's input offsets at one tap; `inside` is false where the tap reads padding.
 struct Tap {
   offset: vec4u,
   inside: vec4<bool>,
@@ -82,7 +89,35 @@ fn tap(g: Quad, kh: u32, kw: u32) -> Tap {
   return Tap(select(vec4u(0u), g.base + vec4u(ih) * p.width + vec4u(iw), inside), inside);
 }
 
-// Adds bias, applies the optional ReLU and writes a 4 x 4 accumulator (channels o.., positions q..).
+fn gather(t: Tap) -> vec4f {
+  return select(vec4f(0.0), vec4f(x[t.offset.x], x[t.offset.y], x[t.offset.z], x[t.offset.w]), t.inside);
+}
+
+// The block's 8 position quads at one tap, and the input values they read from one channel.
+struct Taps {
+  t0: Tap, t1: Tap, t2: Tap, t3: Tap, t4: Tap, t5: Tap, t6: Tap, t7: Tap,
+}
+
+fn inputs(t: Taps) -> Inputs {
+  return Inputs(gather(t.t0), gather(t.t1), gather(t.t2), gather(t.t3), gather(t.t4), gather(t.t5),
+                gather(t.t6), gather(t.t7));
+}
+
+// The same taps one input channel further on.
+fn nextChannel(t: Taps) -> Taps {
+  let hw = vec4u(p.height * p.width);
+  return Taps(Tap(t.t0.offset + hw, t.t0.inside), Tap(t.t1.offset + hw, t.t1.inside),
+              Tap(t.t2.offset + hw, t.t2.inside), Tap(t.t3.offset + hw, t.t3.inside),
+              Tap(t.t4.offset + hw, t.t4.inside), Tap(t.t5.offset + hw, t.t5.inside),
+              Tap(t.t6.offset + hw, t.t6.inside), Tap(t.t7.offset + hw, t.t7.inside));
+}
+
+// Four weights w[o.., c, kh, kw] of consecutive output channels: `rows` are their offsets o * c_in * k * k.
+fn weights(rows: vec4u, k: u32) -> vec4f {
+  return vec4f(w[rows.x + k], w[rows.y + k], w[rows.z + k], w[rows.w + k]);
+}
+
+// Adds bias, applies the optional ReLU and writes one accumulator (channels o.., positions q..).
 fn store(acc: mat4x4f, o: u32, q: u32) {
   let ohw = p.outHeight * p.outWidth;
   for (var col = 0u; col < 4u; col++) {
@@ -103,67 +138,65 @@ fn store(acc: mat4x4f, o: u32, q: u32) {
   }
 }
 
+fn storeRow(r: Row, o: u32, q: u32) {
+  store(r.q0, o, q);
+  store(r.q1, o, q + 4u);
+  store(r.q2, o, q + 8u);
+  store(r.q3, o, q + 12u);
+  store(r.q4, o, q + 16u);
+  store(r.q5, o, q + 20u);
+  store(r.q6, o, q + 24u);
+  store(r.q7, o, q + 28u);
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let channelBlocks = (p.outChannels + CHANNELS_PER_WORKGROUP - 1u) / CHANNELS_PER_WORKGROUP;
-  let o0 = (wg % channelBlocks) * CHANNELS_PER_WORKGROUP + lid * 8u;
+  let o0 = (wg % channelBlocks) * CHANNELS_PER_WORKGROUP + lid * 16u;
   let q0 = (wg / channelBlocks) * POSITIONS_PER_WORKGROUP;
-  let hw = p.height * p.width;
   let kk = p.kernel * p.kernel;
   // Weight row offsets of this lane's channels (clamped: lanes past the last channel compute unused values).
   let lastRow = vec4u(p.outChannels - 1u);
   let rows0 = min(vec4u(o0) + QUAD, lastRow) * p.inChannels * kk;
   let rows1 = min(vec4u(o0 + 4u) + QUAD, lastRow) * p.inChannels * kk;
+  let rows2 = min(vec4u(o0 + 8u) + QUAD, lastRow) * p.inChannels * kk;
+  let rows3 = min(vec4u(o0 + 12u) + QUAD, lastRow) * p.inChannels * kk;
   let g0 = quad(q0);
   let g1 = quad(q0 + 4u);
   let g2 = quad(q0 + 8u);
   let g3 = quad(q0 + 12u);
-  var acc00 = mat4x4f();
-  var acc01 = mat4x4f();
-  var acc02 = mat4x4f();
-  var acc03 = mat4x4f();
-  var acc10 = mat4x4f();
-  var acc11 = mat4x4f();
-  var acc12 = mat4x4f();
-  var acc13 = mat4x4f();
+  let g4 = quad(q0 + 16u);
+  let g5 = quad(q0 + 20u);
+  let g6 = quad(q0 + 24u);
+  let g7 = quad(q0 + 28u);
+  var acc0 = Row();
+  var acc1 = Row();
+  var acc2 = Row();
+  var acc3 = Row();
   for (var kh = 0u; kh < p.kernel; kh++) {
     for (var kw = 0u; kw < p.kernel; kw++) {
-      var t0 = tap(g0, kh, kw);
-      var t1 = tap(g1, kh, kw);
-      var t2 = tap(g2, kh, kw);
-      var t3 = tap(g3, kh, kw);
+      var taps = Taps(tap(g0, kh, kw), tap(g1, kh, kw), tap(g2, kh, kw), tap(g3, kh, kw), tap(g4, kh, kw),
+                      tap(g5, kh, kw), tap(g6, kh, kw), tap(g7, kh, kw));
+      if (!any(taps.t0.inside | taps.t1.inside | taps.t2.inside | taps.t3.inside | taps.t4.inside |
+               taps.t5.inside | taps.t6.inside | taps.t7.inside)) {
+        continue;
+      }
       var k = kh * p.kernel + kw;
       for (var c = 0u; c < p.inChannels; c++) {
-        let w0 = weights(rows0, k);
-        let w1 = weights(rows1, k);
-        let x0 = gather(t0.offset, t0.inside);
-        let x1 = gather(t1.offset, t1.inside);
-        let x2 = gather(t2.offset, t2.inside);
-        let x3 = gather(t3.offset, t3.inside);
-        acc00 = outer(acc00, w0, x0);
-        acc01 = outer(acc01, w0, x1);
-        acc02 = outer(acc02, w0, x2);
-        acc03 = outer(acc03, w0, x3);
-        acc10 = outer(acc10, w1, x0);
-        acc11 = outer(acc11, w1, x1);
-        acc12 = outer(acc12, w1, x2);
-        acc13 = outer(acc13, w1, x3);
-        t0.offset += vec4u(hw);
-        t1.offset += vec4u(hw);
-        t2.offset += vec4u(hw);
-        t3.offset += vec4u(hw);
+        let xs = inputs(taps);
+        acc0 = accumulate(acc0, weights(rows0, k), xs);
+        acc1 = accumulate(acc1, weights(rows1, k), xs);
+        acc2 = accumulate(acc2, weights(rows2, k), xs);
+        acc3 = accumulate(acc3, weights(rows3, k), xs);
+        taps = nextChannel(taps);
         k += kk;
       }
     }
   }
-  store(acc00, o0, q0);
-  store(acc01, o0, q0 + 4u);
-  store(acc02, o0, q0 + 8u);
-  store(acc03, o0, q0 + 12u);
-  store(acc10, o0 + 4u, q0);
-  store(acc11, o0 + 4u, q0 + 4u);
-  store(acc12, o0 + 4u, q0 + 8u);
-  store(acc13, o0 + 4u, q0 + 12u);
+  storeRow(acc0, o0, q0);
+  storeRow(acc1, o0 + 4u, q0);
+  storeRow(acc2, o0 + 8u, q0);
+  storeRow(acc3, o0 + 12u, q0);
 }

@@ -43,7 +43,12 @@ export interface RunState {
  * gpu.destroy();
  * ```
  */
-export async function saveCheckpoint(path: string, net: Module, optimizer: SGD, state: RunState): Promise<void> {
+export async function saveCheckpoint(
+  path: string,
+  net: Module,
+  optimizer: SGD,
+  state: RunState,
+): Promise<void> {
   const tensors = new Map<string, Tensor | HostTensor>(net.stateDict());
   const names = net.namedParameters().map(([name]) => name);
   optimizer.state().forEach((buffer, i) => tensors.set(MOMENTUM_PREFIX + names[i], buffer));

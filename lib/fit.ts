@@ -104,13 +104,23 @@ export async function fit(
       epoch: epoch - 1,
       limit: options.limitTrain,
     });
-    const total = batchesPerEpoch(Math.min(options.limitTrain ?? Infinity, data.train.count), options.batchSize);
+    const total = batchesPerEpoch(
+      Math.min(options.limitTrain ?? Infinity, data.train.count),
+      options.batchSize,
+    );
     for (const b of batches) {
       if (options.shouldStop?.()) return history;
       const started = performance.now();
       // Guarded as a whole: a device lost between steps first shows in the resize's upload.
       const result = await gpu.guard(async () => {
-        const images = resizeImages(gpu, b.images, b.count, data.train.height, data.train.width, options.resize);
+        const images = resizeImages(
+          gpu,
+          b.images,
+          b.count,
+          data.train.height,
+          data.train.width,
+          options.resize,
+        );
         try {
           return await trainStep(net, optimizer, images, b.labels, { microBatch: options.microBatch });
         } finally {

@@ -28,6 +28,8 @@ export interface Kernel {
   readonly code: string;
   /** Values for the shader's `override` constants (a specialised variant needs its own `name`). */
   readonly constants?: Record<string, number>;
+  /** Entry point when the module has several (default `main`; another entry point needs its own `name`). */
+  readonly entryPoint?: string;
 }
 
 /** Live GPU memory as the tensor layer sees it. */
@@ -187,7 +189,7 @@ export class Gpu {
       pipeline = this.device.createComputePipeline({
         label: kernel.name,
         layout: "auto",
-        compute: { module, entryPoint: "main", constants: kernel.constants },
+        compute: { module, entryPoint: kernel.entryPoint ?? "main", constants: kernel.constants },
       });
       this.#pipelines.set(kernel.name, pipeline);
     }

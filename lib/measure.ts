@@ -51,9 +51,10 @@ export interface Measurement {
  *
  * @example
  * ```ts
- * import { measureResources, requestGpu } from "../mod.ts";
+ * import { requestGpu } from "./gpu.ts";
+ * import { measureResources } from "./measure.ts";
  * const gpu = await requestGpu();
- * const m = await measureResources(gpu, { batchSize: 2, resize: 64 });
+ * const m = await measureResources(gpu, { batchSize: 2, resize: 96 });
  * console.log(m.training.predictedBytes, m.training.measuredBytes, m.training.dispatchedFlops);
  * gpu.destroy();
  * ```
@@ -95,7 +96,12 @@ export async function measureResources(gpu: Gpu, options: ResourceOptions): Prom
       async () => {
         await predictClasses(net, images);
         // predictClasses does not report its split; it uses exactly this rule.
-        return microBatchSize(net, resources.inputShape.slice(1), batchSize, gpu.limits.maxStorageBufferBindingSize);
+        return microBatchSize(
+          net,
+          resources.inputShape.slice(1),
+          batchSize,
+          gpu.limits.maxStorageBufferBindingSize,
+        );
       },
       inferenceMemory.bytes,
       resources.forward.flops,

@@ -46,7 +46,10 @@ export function ninBlock(
   options: NinBlockOptions = {},
 ): Sequential {
   const rng = options.rng ?? new Random(0);
-  const layers: Module[] = [new Conv2d(gpu, inChannels, outChannels, kernelSize, strides, padding, { rng }), new ReLU(gpu)];
+  const layers: Module[] = [
+    new Conv2d(gpu, inChannels, outChannels, kernelSize, strides, padding, { rng }),
+    new ReLU(gpu),
+  ];
   for (let i = 0; i < (options.oneByOneConvs ?? 2); i++) {
     layers.push(new Conv2d(gpu, outChannels, outChannels, 1, 1, 0, { rng }), new ReLU(gpu));
   }
@@ -71,7 +74,9 @@ export interface NinOptions {
 export function ninConfig(options: NinOptions = {}): Required<NinOptions> {
   const config = { numClasses: 10, inChannels: 1, dropout: 0.5, oneByOneConvs: 2, seed: 0, ...options };
   const positiveInt = (name: string, v: number, min: number) => {
-    if (!Number.isInteger(v) || v < min) throw new NinError(`nin: ${name} must be an integer >= ${min}, got ${v}`);
+    if (!Number.isInteger(v) || v < min) {
+      throw new NinError(`nin: ${name} must be an integer >= ${min}, got ${v}`);
+    }
   };
   positiveInt("numClasses", config.numClasses, 1);
   positiveInt("inChannels", config.inChannels, 1);

@@ -84,7 +84,16 @@ export function ninSpec(options: NinOptions = {}): LayerSpec {
   };
 }
 
-/** Output shape of a layer for an input shape (the same rules as the layers' `outputShape`). */
+/**
+ * Output shape of a layer for an input shape (the same rules as the layers' `outputShape`); throws a
+ * {@link NinError} naming the layer when the input does not fit.
+ *
+ * @example
+ * ```ts
+ * import { ninSpec, specOutputShape } from "./resources.ts";
+ * console.log(specOutputShape(ninSpec(), [128, 1, 224, 224])); // [128, 10]
+ * ```
+ */
 export function specOutputShape(spec: LayerSpec, inputShape: readonly number[], name = "model"): number[] {
   const [n, c, h, w] = inputShape;
   const spatial = (k: number, s: number, p: number) =>
@@ -98,7 +107,9 @@ export function specOutputShape(spec: LayerSpec, inputShape: readonly number[], 
       }
       const [oh, ow] = spatial(spec.kernelSize, spec.stride, spec.padding);
       if (oh < 1 || ow < 1) {
-        throw new NinError(`layer ${name} (Conv2d) would produce an empty output for ${formatShape(inputShape)}`);
+        throw new NinError(
+          `layer ${name} (Conv2d) would produce an empty output for ${formatShape(inputShape)}`,
+        );
       }
       return [n, spec.outChannels, oh, ow];
     }
@@ -107,13 +118,17 @@ export function specOutputShape(spec: LayerSpec, inputShape: readonly number[], 
         throw new NinError(`layer ${name} (MaxPool2d) expects [N, C, H, W], got ${formatShape(inputShape)}`);
       }
       if (h + 2 * spec.padding < spec.kernelSize || w + 2 * spec.padding < spec.kernelSize) {
-        throw new NinError(`layer ${name} (MaxPool2d) would produce an empty output for ${formatShape(inputShape)}`);
+        throw new NinError(
+          `layer ${name} (MaxPool2d) would produce an empty output for ${formatShape(inputShape)}`,
+        );
       }
       return [n, c, ...spatial(spec.kernelSize, spec.stride, spec.padding)];
     }
     case "AdaptiveAvgPool2d":
       if (inputShape.length !== 4) {
-        throw new NinError(`layer ${name} (AdaptiveAvgPool2d) expects [N, C, H, W], got ${formatShape(inputShape)}`);
+        throw new NinError(
+          `layer ${name} (AdaptiveAvgPool2d) expects [N, C, H, W], got ${formatShape(inputShape)}`,
+        );
       }
       return [n, c, ...spec.outputSize];
     case "Flatten":
@@ -129,7 +144,15 @@ export function specOutputShape(spec: LayerSpec, inputShape: readonly number[], 
   }
 }
 
-/** Parameter count of a layer (weights and biases; 0 for the others). */
+/**
+ * Parameter count of a layer (weights and biases; 0 for the others), summed over a `Sequential`.
+ *
+ * @example
+ * ```ts
+ * import { ninSpec, specParams } from "./resources.ts";
+ * console.log(specParams(ninSpec())); // 1992166
+ * ```
+ */
 export function specParams(spec: LayerSpec): number {
   if (spec.type === "Conv2d") {
     return spec.outChannels * spec.inChannels * spec.kernelSize * spec.kernelSize + spec.outChannels;
@@ -138,7 +161,16 @@ export function specParams(spec: LayerSpec): number {
   return 0;
 }
 
-/** The leaf layers with their dotted PyTorch names, in execution order. */
+/**
+ * The leaf layers with their dotted PyTorch names, in execution order.
+ *
+ * @example
+ * ```ts
+ * import { ninSpec, specLeaves } from "./resources.ts";
+ * console.log(specLeaves(ninSpec()).map((l) => `${l.name} ${l.spec.type}`).slice(0, 3));
+ * // ["0.0 Conv2d", "0.1 ReLU", "0.2 Conv2d"]
+ * ```
+ */
 export function specLeaves(spec: LayerSpec, prefix = ""): { name: string; spec: LayerSpec }[] {
   if (spec.type !== "Sequential") return [{ name: prefix.replace(/\.$/, ""), spec }];
   return spec.layers.flatMap((layer, i) => specLeaves(layer, `${prefix}${i}.`));
@@ -147,7 +179,14 @@ export function specLeaves(spec: LayerSpec, prefix = ""): { name: string; spec: 
 /**
  * The micro-batch size `trainStep` and `predictClasses` use (the same rule as `microBatchSize` in
  * `lib/microbatch.ts`): the whole batch when the largest per-sample tensor (input or any layer's output)
- * times the batch fits one binding, else as many samples as fit, or `requested` when smaller.
+ * times the batch fits one binding, else as many samples as fit, or `requested` when smaller. Throws a
+ * {@link NinError} when not even one sample fits.
+ *
+ * @example
+ * ```ts
+ * import { ninSpec, specMicroBatch } from "./resources.ts";
+ * console.log(specMicroBatch(ninSpec(), [1, 224, 224], 128, 134217728)); // 119
+ * ```
  */
 export function specMicroBatch(
   spec: LayerSpec,
@@ -164,9 +203,10 @@ export function specMicroBatch(
   }
   const fits = Math.floor(maxBindingBytes / largest);
   if (fits < 1) {
+    const shapeText = formatShape(sampleShape);
     throw new NinError(
-      `one sample of shape ${formatShape(sampleShape)} needs ${largest} bytes in one binding but the device ` +
-        `binds at most ${maxBindingBytes}; use a smaller --resize`,
+      `one sample of shape ${shapeText} needs ${largest} bytes in one binding but the device binds at most ` +
+        `${maxBindingBytes}; use a smaller --resize`,
     );
   }
   return Math.max(1, Math.min(batch, fits, requested ?? batch));
@@ -194,7 +234,7 @@ export type MemoryCategory =
 /** What a dispatch's FLOPs are counted as. */
 export type FlopPhase = "forward" | "input gradient" | "weight gradient" | "loss" | "optimizer";
 
-interface Buffer {
+interface SimBuffer {
   size: number;
   category: MemoryCategory;
   owner: string;
@@ -203,7 +243,7 @@ interface Buffer {
 
 interface SimTensor {
   shape: readonly number[];
-  storage: { buffer: Buffer; refs: number };
+  storage: { buffer: SimBuffer; refs: number };
 }
 
 /** One dispatch of the replay. */
@@ -228,9 +268,9 @@ class Ledger {
   /** Largest number of bytes of temporary workspace live at once. */
   workspacePeak = 0;
   dispatches: Dispatch[] = [];
-  #buffers = new Set<Buffer>();
+  #buffers = new Set<SimBuffer>();
 
-  allocate(bytes: number, category: MemoryCategory, owner = ""): Buffer {
+  allocate(bytes: number, category: MemoryCategory, owner = ""): SimBuffer {
     const buffer = { size: Math.max(16, Math.ceil(bytes / 16) * 16), category, owner, live: true };
     this.#buffers.add(buffer);
     this.live += buffer.size;
@@ -239,11 +279,13 @@ class Ledger {
       this.peakAt = this.where + this.context;
       this.peakParts = this.parts();
     }
-    if (category === "workspace") this.workspacePeak = Math.max(this.workspacePeak, this.parts().workspace ?? 0);
+    if (category === "workspace") {
+      this.workspacePeak = Math.max(this.workspacePeak, this.parts().workspace ?? 0);
+    }
     return buffer;
   }
 
-  release(buffer: Buffer): void {
+  release(buffer: SimBuffer): void {
     if (!buffer.live) throw new Error("resources replay: a buffer was released twice");
     buffer.live = false;
     this.#buffers.delete(buffer);
@@ -391,7 +433,7 @@ class SimReLU extends SimModule {
 
 /** lib/layers/maxpool2d.ts */
 class SimMaxPool2d extends SimModule {
-  #saved: { indices: Buffer; inputShape: readonly number[] } | null = null;
+  #saved: { indices: SimBuffer; inputShape: readonly number[] } | null = null;
   constructor(ledger: Ledger, name: string, readonly spec: Extract<LayerSpec, { type: "MaxPool2d" }>) {
     super(ledger, name);
   }
@@ -452,7 +494,9 @@ class SimDropout extends SimModule {
 function windowArea(inputShape: readonly number[], outputSize: [number, number]): number {
   const lengths = (length: number, out: number) => {
     let total = 0;
-    for (let o = 0; o < out; o++) total += Math.ceil(((o + 1) * length) / out) - Math.floor((o * length) / out);
+    for (let o = 0; o < out; o++) {
+      total += Math.ceil(((o + 1) * length) / out) - Math.floor((o * length) / out);
+    }
     return total;
   };
   return lengths(inputShape[2], outputSize[0]) * lengths(inputShape[3], outputSize[1]);
@@ -461,7 +505,11 @@ function windowArea(inputShape: readonly number[], outputSize: [number, number])
 /** lib/layers/adaptive_avgpool2d.ts */
 class SimAdaptiveAvgPool2d extends SimModule {
   #inputShape: readonly number[] = [];
-  constructor(ledger: Ledger, name: string, readonly spec: Extract<LayerSpec, { type: "AdaptiveAvgPool2d" }>) {
+  constructor(
+    ledger: Ledger,
+    name: string,
+    readonly spec: Extract<LayerSpec, { type: "AdaptiveAvgPool2d" }>,
+  ) {
     super(ledger, name);
   }
   forward(x: SimTensor): SimTensor {
@@ -482,7 +530,11 @@ class SimAdaptiveAvgPool2d extends SimModule {
     if (!needInputGrad) return null;
     const shape = this.#inputShape;
     const dx = this.ledger.empty(shape, "activation gradients", this.name);
-    this.ledger.dispatch(this.name, "input gradient", 2 * shape[0] * shape[1] * windowArea(shape, this.spec.outputSize));
+    this.ledger.dispatch(
+      this.name,
+      "input gradient",
+      2 * shape[0] * shape[1] * windowArea(shape, this.spec.outputSize),
+    );
     return dx;
   }
 }
@@ -768,7 +820,11 @@ function fits(spec: LayerSpec, inputShape: number[]): boolean {
   }
 }
 
-function sum(dispatches: Dispatch[], pick: (d: Dispatch) => number, filter: (d: Dispatch) => boolean): number {
+function sum(
+  dispatches: Dispatch[],
+  pick: (d: Dispatch) => number,
+  filter: (d: Dispatch) => boolean,
+): number {
   return dispatches.filter(filter).reduce((total, d) => total + pick(d), 0);
 }
 
@@ -815,15 +871,21 @@ export function analyzeResources(options: ResourceOptions): Resources {
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new NinError(`batch size must be a positive integer, got ${batchSize}`);
   }
-  if (!Number.isInteger(resize) || resize < 1) throw new NinError(`resize must be a positive integer, got ${resize}`);
-  if (options.microBatch !== undefined && !(Number.isInteger(options.microBatch) && options.microBatch >= 1)) {
+  if (!Number.isInteger(resize) || resize < 1) {
+    throw new NinError(`resize must be a positive integer, got ${resize}`);
+  }
+  if (
+    options.microBatch !== undefined && !(Number.isInteger(options.microBatch) && options.microBatch >= 1)
+  ) {
     throw new NinError(`micro-batch must be a positive integer, got ${options.microBatch}`);
   }
   // Only the model's own options, without undefined ones (ninConfig would take an explicit undefined as a value).
   const { numClasses, inChannels, dropout, oneByOneConvs, seed } = options;
   const config = ninConfig(
     Object.fromEntries(
-      Object.entries({ numClasses, inChannels, dropout, oneByOneConvs, seed }).filter(([, v]) => v !== undefined),
+      Object.entries({ numClasses, inChannels, dropout, oneByOneConvs, seed }).filter(([, v]) =>
+        v !== undefined
+      ),
     ),
   );
   const maxBindingBytes = options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES;
@@ -836,7 +898,11 @@ export function analyzeResources(options: ResourceOptions): Resources {
     if (!(e instanceof NinError)) throw e;
     let smallest = resize + 1;
     while (smallest <= 4096 && !fits(spec, [1, config.inChannels, smallest, smallest])) smallest++;
-    throw new NinError(`${e.message}; the smallest input that works is ${smallest}x${smallest}`);
+    if (smallest > 4096) throw e;
+    throw new NinError(
+      `input ${formatShape(inputShape)} is too small: ${e.message}; the smallest input that works is ` +
+        `${smallest}x${smallest}`,
+    );
   }
 
   const full = replay(spec, inputShape, options, maxBindingBytes);

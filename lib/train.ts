@@ -59,8 +59,9 @@ export async function trainStep(
   const gpu = images.gpu;
   const step = optimizer.stepCount;
   return await gpu.guard(async () => {
-    optimizer.zeroGrad();
     const result = runBatches(net, images, labels, options, true, (chunk, start) => {
+      // Only once the batch passed validation, so a rejected step leaves the gradients alone.
+      if (start === 0) optimizer.zeroGrad();
       for (const [, m] of net.modules()) {
         if (m instanceof Dropout) {
           m.step = step;
@@ -116,7 +117,9 @@ function runBatches(
   const [n, ...sample] = images.shape;
   layerShapes(net, images.shape, true); // a mismatch names the layer (by its PyTorch index) before any work
   const outShape = net.outputShape(images.shape);
-  if (outShape.length !== 2) throw new NinError(`the model's output ${formatShape(outShape)} is not [N, classes]`);
+  if (outShape.length !== 2) {
+    throw new NinError(`the model's output ${formatShape(outShape)} is not [N, classes]`);
+  }
   const labelArray = validateLabels(labels, n, outShape[1]);
   if (net.training !== train) net.train(train);
   const micro = microBatchSize(net, sample, n, gpu.limits.maxStorageBufferBindingSize, options.microBatch);
@@ -129,7 +132,9 @@ function runBatches(
     for (let start = 0; start < n; start += micro) {
       const count = Math.min(micro, n - start);
       const chunk = count === n ? images : Tensor.empty(gpu, [count, ...sample], "micro-batch");
-      if (chunk !== images) gpu.copy(images.buffer, chunk.buffer, count * perSample * 4, start * perSample * 4);
+      if (chunk !== images) {
+        gpu.copy(images.buffer, chunk.buffer, count * perSample * 4, start * perSample * 4);
+      }
       const chunkLabels = start === 0 ? labelBuffer : gpu.allocate(count * 4, "labels");
       if (start > 0) gpu.copy(labelBuffer, chunkLabels, count * 4, start * 4);
       const logits = forward(chunk, start);

@@ -48,7 +48,11 @@ export const GPU_FLAG = {
 export function helpText(usage: string, summary: string, specs: Record<string, FlagSpec>): string {
   const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];
   for (const [name, spec] of Object.entries(specs)) {
-    const arg = spec.type === "boolean" ? "" : spec.choices ? ` <${spec.choices.join("|")}>` : ` <${spec.type}>`;
+    const arg = spec.type === "boolean"
+      ? ""
+      : spec.choices
+      ? ` <${spec.choices.join("|")}>`
+      : ` <${spec.type}>`;
     const def = spec.default !== undefined && spec.type !== "boolean" ? ` (default ${spec.default})` : "";
     lines.push(`  --${name}${arg}`.padEnd(32) + ` ${spec.help}${def}`);
   }
@@ -69,7 +73,12 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
   }
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: joinValues(args, specs), options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: joinValues(args, specs),
+      options,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (e) {
     throw usageError(e as Error & { code?: string }, specs);
   }
@@ -100,7 +109,9 @@ function joinValues(args: string[], specs: Record<string, FlagSpec>): string[] {
     }
     const spec = arg.startsWith("--") ? specs[arg.slice(2)] : undefined;
     const next = args[i + 1];
-    if (spec && spec.type !== "boolean" && next !== undefined && next.startsWith("-") && !next.startsWith("--")) {
+    if (
+      spec && spec.type !== "boolean" && next !== undefined && next.startsWith("-") && !next.startsWith("--")
+    ) {
       out.push(`${arg}=${next}`);
       i++;
     } else out.push(arg);

@@ -16,7 +16,12 @@ import { epochBatches } from "../lib/data/batches.ts";
 const FLAGS = {
   "checkpoint": { type: "string", help: "checkpoint (or PyTorch state dict) to evaluate (required)" },
   "resize": { type: "int", min: 1, max: 1024, help: "input size (default: the checkpoint's, else 224)" },
-  "one-by-one-convs": { type: "int", min: 0, max: 8, help: "1x1 convs per block (default: the checkpoint's, else 2)" },
+  "one-by-one-convs": {
+    type: "int",
+    min: 0,
+    max: 8,
+    help: "1x1 convs per block (default: the checkpoint's, else 2)",
+  },
   "batch-size": { type: "int", default: 128, min: 1, max: 65536, help: "evaluation batch size" },
   "limit-test": { type: "int", min: 1, help: "use only the first N test images" },
   "data-dir": { type: "string", help: "directory with the official Fashion-MNIST IDX files" },
@@ -37,7 +42,8 @@ if (import.meta.main) {
     const checkpoint = await loadCheckpoint(flags.checkpoint);
     const config = checkpoint.state.config;
     const resize = flags.resize ?? (config.resize as number | undefined) ?? 224;
-    const oneByOneConvs = flags["one-by-one-convs"] ?? (config["one-by-one-convs"] as number | undefined) ?? 2;
+    const oneByOneConvs = flags["one-by-one-convs"] ?? (config["one-by-one-convs"] as number | undefined) ??
+      2;
     const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
     const net = nin(gpu, { oneByOneConvs });
     net.loadStateDict(checkpoint.model);
@@ -54,7 +60,9 @@ if (import.meta.main) {
     }
     const matrix = confusionMatrix(labels, predictions, CLASS_NAMES.length);
     const correct = matrix.reduce((s, row, i) => s + row[i], 0);
-    console.log(`test acc ${(correct / labels.length).toFixed(3)} (${correct}/${labels.length}) at resize ${resize}`);
+    console.log(
+      `test acc ${(correct / labels.length).toFixed(3)} (${correct}/${labels.length}) at resize ${resize}`,
+    );
     console.log("\nconfusion matrix (rows: true class, columns: predicted)");
     const width = 12;
     console.log("".padEnd(width) + CLASS_NAMES.map((_, i) => String(i).padStart(6)).join(""));

@@ -48,7 +48,11 @@ const MIB = 2 ** 20;
 const int = (n: number) => n.toLocaleString("en-US");
 /** Bytes in MiB with one decimal, or in KiB / bytes when that would print 0.0 MiB. */
 const mib = (bytes: number) =>
-  bytes >= MIB / 20 ? `${(bytes / MIB).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`;
+  bytes >= MIB / 20
+    ? `${(bytes / MIB).toFixed(1)} MiB`
+    : bytes >= 1024
+    ? `${(bytes / 1024).toFixed(1)} KiB`
+    : `${bytes} B`;
 const giga = (flops: number) => (flops / 1e9).toFixed(flops >= 1e11 ? 1 : 3);
 const percent = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}%`;
 
@@ -157,7 +161,8 @@ function breakdownText(prediction: MemoryPrediction): string {
 function table(rows: string[][], rightAligned: boolean[]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   return rows.map((row) =>
-    row.map((cell, c) => rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])).join("  ").trimEnd()
+    row.map((cell, c) => rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])).join("  ")
+      .trimEnd()
   );
 }
 
@@ -173,7 +178,9 @@ function report(run: Run, device: string | null, single: Resources, fullSeconds:
   const b = o.batchSize;
   const lines: string[] = [];
   lines.push(
-    `NiN resources: batch ${b}, input ${formatShape(r.inputShape.slice(1))}, ${o.oneByOneConvs} 1x1 convs per block, ` +
+    `NiN resources: batch ${b}, input ${
+      formatShape(r.inputShape.slice(1))
+    }, ${o.oneByOneConvs} 1x1 convs per block, ` +
       `SGD momentum ${o.momentum}`,
   );
   lines.push(
@@ -182,7 +189,16 @@ function report(run: Run, device: string | null, single: Resources, fullSeconds:
       `their files.`,
   );
   lines.push("");
-  const header = ["index", "type", "output shape", "params", "MACs/img", "FLOPs/img", "train FLOPs/img", "kept for backward"];
+  const header = [
+    "index",
+    "type",
+    "output shape",
+    "params",
+    "MACs/img",
+    "FLOPs/img",
+    "train FLOPs/img",
+    "kept for backward",
+  ];
   const rows = r.layers.map((l) => [
     l.index,
     l.type,
@@ -202,12 +218,16 @@ function report(run: Run, device: string | null, single: Resources, fullSeconds:
   lines.push("Totals");
   lines.push(`  parameters: ${int(r.params.count)} (${mib(r.params.bytes)} as float32)`);
   lines.push(
-    `  forward pass: ${giga(r.forward.macsPerImage)} GMACs = ${giga(r.forward.flopsPerImage)} GFLOPs per image; ` +
+    `  forward pass: ${giga(r.forward.macsPerImage)} GMACs = ${
+      giga(r.forward.flopsPerImage)
+    } GFLOPs per image; ` +
       `${giga(r.forward.macs)} GMACs = ${giga(r.forward.flops)} GFLOPs per batch of ${b}`,
   );
   const t = r.trainStep;
   lines.push(
-    `  training step (batch ${b}): forward ${giga(t.forward)} + input gradients ${giga(t.inputGradients)} + ` +
+    `  training step (batch ${b}): forward ${giga(t.forward)} + input gradients ${
+      giga(t.inputGradients)
+    } + ` +
       `weight gradients ${giga(t.weightGradients)} + loss ${giga(t.loss)} + SGD ${giga(t.optimizer)} = ` +
       `${giga(t.total)} GFLOPs (${(t.total / r.forward.flops).toFixed(2)}x the inference forward pass)`,
   );
@@ -218,10 +238,14 @@ function report(run: Run, device: string | null, single: Resources, fullSeconds:
   );
   const inference = r.memory.inference;
   lines.push(
-    `  prediction (predictClasses, ${splitText(inference)}): ${mib(inference.bytes)} at the ${inference.peakAt}`,
+    `  prediction (predictClasses, ${splitText(inference)}): ${
+      mib(inference.bytes)
+    } at the ${inference.peakAt}`,
   );
   lines.push(`    = ${breakdownText(inference)}`);
-  lines.push(`  training (trainStep, ${splitText(training)}): ${mib(training.bytes)} at the ${training.peakAt}`);
+  lines.push(
+    `  training (trainStep, ${splitText(training)}): ${mib(training.bytes)} at the ${training.peakAt}`,
+  );
   lines.push(`    = ${breakdownText(training)}`);
   lines.push(
     `  largest temporary workspace: ${mib(Math.max(inference.workspaceBytes, training.workspaceBytes))} ` +
@@ -242,8 +266,12 @@ function report(run: Run, device: string | null, single: Resources, fullSeconds:
     for (const [what, pass] of [["prediction", m.inference], ["training", m.training]] as const) {
       const flopsOk = pass.dispatchedFlops === pass.predictedFlops ? "==" : "!=";
       lines.push(
-        `  ${what.padEnd(10)} predicted ${mib(pass.predictedBytes)} (${int(pass.predictedBytes)} B), measured ` +
-          `${mib(pass.measuredBytes)} (${int(pass.measuredBytes)} B), difference ${percent(pass.relativeDifference)}; ` +
+        `  ${what.padEnd(10)} predicted ${mib(pass.predictedBytes)} (${
+          int(pass.predictedBytes)
+        } B), measured ` +
+          `${mib(pass.measuredBytes)} (${int(pass.measuredBytes)} B), difference ${
+            percent(pass.relativeDifference)
+          }; ` +
           `FLOPs analytic ${int(pass.predictedFlops)} ${flopsOk} dispatched ${int(pass.dispatchedFlops)}; ` +
           `${pass.seconds.toFixed(2)} s`,
       );
@@ -255,12 +283,16 @@ function report(run: Run, device: string | null, single: Resources, fullSeconds:
   lines.push(`Exercise 3 (batch ${b}, ${o.resize}x${o.resize} inputs):`);
   lines.push(`  1. Parameters: ${int(r.params.count)}, ${mib(r.params.bytes)} as float32.`);
   lines.push(
-    `  2. Computation: ${giga(r.forward.macsPerImage)} GMACs (${giga(r.forward.flopsPerImage)} GFLOPs) per image ` +
+    `  2. Computation: ${giga(r.forward.macsPerImage)} GMACs (${
+      giga(r.forward.flopsPerImage)
+    } GFLOPs) per image ` +
       `for a prediction; a training step on ${b} images is ${giga(t.total)} GFLOPs.`,
   );
   lines.push(
     `  3. Memory for training: ${mib(training.bytes)} at batch ${b} (parameters, their gradients` +
-      `${o.momentum ? ", momentum buffers" : ""}, the activations and pooling indices kept for backward and ` +
+      `${
+        o.momentum ? ", momentum buffers" : ""
+      }, the activations and pooling indices kept for backward and ` +
       `the gradients in flight).`,
   );
   lines.push(
@@ -275,7 +307,7 @@ function compareReport(runs: Run[], device: string | null): string[] {
   const first = runs[0].resources.options;
   const lines = [
     `NiN variants (exercise 2) at batch ${first.batchSize}, ${first.resize}x${first.resize}, momentum ${first.momentum}. ` +
-      `${MAC_CONVENTION}.`,
+    `${MAC_CONVENTION}.`,
     "",
   ];
   const measured = runs[0].measurement !== null;
@@ -355,10 +387,13 @@ if (import.meta.main) {
       if (gpu) {
         const { measureResources } = await import("../lib/measure.ts");
         const batchSize = flags["measure-batch-size"] ??
-          (gpu.isSoftware ? affordableBatch(options, options.batchSize, SOFTWARE_MEASURE_FLOPS) : options.batchSize);
+          (gpu.isSoftware
+            ? affordableBatch(options, options.batchSize, SOFTWARE_MEASURE_FLOPS)
+            : options.batchSize);
         measurement = await measureResources(gpu, { ...options, batchSize });
         const { inference, training } = measurement;
-        const rate = (inference.dispatchedFlops + training.dispatchedFlops) / (inference.seconds + training.seconds);
+        const rate = (inference.dispatchedFlops + training.dispatchedFlops) /
+          (inference.seconds + training.seconds);
         fullSeconds ??= (resources.forward.flops + resources.trainStep.total) / rate;
       }
       runs.push({ resources, measurement });
@@ -366,7 +401,13 @@ if (import.meta.main) {
     gpu?.destroy();
     if (flags.json) {
       const objects = runs.map((run) => toJson(run, device));
-      console.log(JSON.stringify(flags.compare ? { convention: MAC_CONVENTION, variants: objects } : objects[0], null, 2));
+      console.log(
+        JSON.stringify(
+          flags.compare ? { convention: MAC_CONVENTION, variants: objects } : objects[0],
+          null,
+          2,
+        ),
+      );
     } else if (flags.compare) {
       console.log(compareReport(runs, device).join("\n"));
     } else {

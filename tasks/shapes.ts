@@ -33,13 +33,19 @@ if (import.meta.main) {
     const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();
     // Checked analytically first so a too-small input fails before any GPU work.
     const rows = checkFlag("--resize", flags.resize, () => layerShapes(net, inputShape, flags.leaf));
-    let x = Tensor.fromArray(gpu, new Random(0).uniformArray(inputShape.reduce((a, b) => a * b), 0, 1), inputShape);
+    let x = Tensor.fromArray(
+      gpu,
+      new Random(0).uniformArray(inputShape.reduce((a, b) => a * b), 0, 1),
+      inputShape,
+    );
     for (const row of rows) {
       const y = row.layer.forward(x);
       x.dispose();
       x = y;
       if (formatShape(y.shape) !== formatShape(row.shape)) {
-        throw new NinError(`layer ${row.name} produced ${formatShape(y.shape)}, expected ${formatShape(row.shape)}`);
+        throw new NinError(
+          `layer ${row.name} produced ${formatShape(y.shape)}, expected ${formatShape(row.shape)}`,
+        );
       }
       const label = flags.leaf ? `${row.name} ${row.layer.constructor.name}` : row.layer.constructor.name;
       console.log(`${label} output shape:\t ${formatShape(y.shape)}`);

@@ -79,7 +79,11 @@ if (import.meta.main) {
       if (path) await checkWritable(path);
     }
     const gpu = await requestGpu({ engine: parsed.gpu as "deno" | "dawn" });
-    const net = nin(gpu, { dropout: num("dropout"), oneByOneConvs: num("one-by-one-convs"), seed: num("seed") });
+    const net = nin(gpu, {
+      dropout: num("dropout"),
+      oneByOneConvs: num("one-by-one-convs"),
+      seed: num("seed"),
+    });
     checkFlag("--resize", num("resize"), () => layerShapes(net, [1, 1, num("resize"), num("resize")]));
     const optimizer = new SGD(net.parameters(), {
       lr: num("lr"),
@@ -90,7 +94,9 @@ if (import.meta.main) {
     if (resumed) {
       restoreCheckpoint(resumed, net, optimizer);
       history.push(...resumed.state.history);
-      console.error(`resuming ${parsed.resume} after epoch ${resumed.state.epoch} (step ${resumed.state.step})`);
+      console.error(
+        `resuming ${parsed.resume} after epoch ${resumed.state.epoch} (step ${resumed.state.step})`,
+      );
     }
     const data = await loadFashionMnist({
       dataDir: str("data-dir"),
@@ -123,8 +129,12 @@ if (import.meta.main) {
           estimated = true;
           const remaining = (parsed.epochs - p.epoch + 1) * steps * p.seconds * 1.15;
           console.error(
-            `note: ${gpu.adapterName} is a software adapter; this run needs about ${formatDuration(remaining)} ` +
-              `(${p.seconds.toFixed(2)} s/step). For a quick run try: deno task train --epochs 1 --resize 96 ` +
+            `note: ${gpu.adapterName} is a software adapter; this run needs about ${
+              formatDuration(remaining)
+            } ` +
+              `(${
+                p.seconds.toFixed(2)
+              } s/step). For a quick run try: deno task train --epochs 1 --resize 96 ` +
               `--limit-train 2048 --limit-test 512`,
           );
         }
@@ -134,7 +144,9 @@ if (import.meta.main) {
         const record = { ...m };
         history.push(record);
         console.log(
-          `epoch ${m.epoch}/${parsed.epochs}: loss ${m.loss.toFixed(3)}, train acc ${m.trainAcc.toFixed(3)}, ` +
+          `epoch ${m.epoch}/${parsed.epochs}: loss ${m.loss.toFixed(3)}, train acc ${
+            m.trainAcc.toFixed(3)
+          }, ` +
             `test acc ${m.testAcc.toFixed(3)}, ${m.examplesPerSec.toFixed(1)} examples/sec`,
         );
         const checkpoint = str("checkpoint");
@@ -164,7 +176,9 @@ if (import.meta.main) {
       const totalSeconds = history.reduce((s, m) => s + m.trainSeconds, 0);
       const examples = history.reduce((s, m) => s + m.examplesPerSec * m.trainSeconds, 0);
       console.log(
-        `loss ${last.loss.toFixed(3)}, train acc ${last.trainAcc.toFixed(3)}, test acc ${last.testAcc.toFixed(3)}`,
+        `loss ${last.loss.toFixed(3)}, train acc ${last.trainAcc.toFixed(3)}, test acc ${
+          last.testAcc.toFixed(3)
+        }`,
       );
       console.log(`${(examples / totalSeconds).toFixed(1)} examples/sec on ${gpu.adapterName}`);
     }

@@ -1,7 +1,7 @@
 // Subprocess tests of the tasks' flag handling: a bad flag is one line naming the flag and what it takes,
 // exit code 2, before any data or GPU work; `--resize` too small names the layer and the smallest size.
 import { assertJsonEqual as assertEquals } from "./util.ts";
-import { assertTaskError, runTask } from "./subprocess.ts";
+import { assertTaskError, runTask, taskTest } from "./subprocess.ts";
 
 /** Every case fails while parsing, so the task prints nothing but the error line. */
 const BAD_FLAGS: [string[], string[]][] = [
@@ -22,7 +22,7 @@ const BAD_FLAGS: [string[], string[]][] = [
   [["extra"], ['unexpected argument "extra"']],
 ];
 
-Deno.test("train: a bad flag is one line naming the flag and its allowed range, exit code 2", async () => {
+taskTest("train: a bad flag is one line naming the flag and its allowed range, exit code 2", async () => {
   for (const [args, parts] of BAD_FLAGS) {
     const result = await runTask("train", args);
     assertTaskError(result, 2, ...parts);
@@ -31,14 +31,26 @@ Deno.test("train: a bad flag is one line naming the flag and its allowed range, 
   }
 });
 
-Deno.test("shapes and eval: bad flags are usage errors too; eval requires --checkpoint", async () => {
-  assertTaskError(await runTask("shapes", ["--resize", "0"]), 2, "--resize must be an integer in [1, 4096], got 0");
-  assertTaskError(await runTask("shapes", ["--batch-size"]), 2, "--batch-size needs a value: an integer in [1, 4096]");
-  assertTaskError(await runTask("eval", ["--limit-test", "-5"]), 2, "--limit-test must be an integer >= 1, got -5");
+taskTest("shapes and eval: bad flags are usage errors too; eval requires --checkpoint", async () => {
+  assertTaskError(
+    await runTask("shapes", ["--resize", "0"]),
+    2,
+    "--resize must be an integer in [1, 4096], got 0",
+  );
+  assertTaskError(
+    await runTask("shapes", ["--batch-size"]),
+    2,
+    "--batch-size needs a value: an integer in [1, 4096]",
+  );
+  assertTaskError(
+    await runTask("eval", ["--limit-test", "-5"]),
+    2,
+    "--limit-test must be an integer >= 1, got -5",
+  );
   assertTaskError(await runTask("eval", []), 2, "--checkpoint PATH is required");
 });
 
-Deno.test("--help prints the flags with their defaults and exits 0", async () => {
+taskTest("--help prints the flags with their defaults and exits 0", async () => {
   const result = await runTask("train", ["--help"]);
   assertEquals(result.code, 0, "exit code");
   for (const part of ["Usage: deno task train", "--lr <float>", "(default 0.1)", "--resume <string>"]) {
@@ -48,27 +60,41 @@ Deno.test("--help prints the flags with their defaults and exits 0", async () =>
 
 // 66 is one short of what NiN's three stride-2 poolings need; the error comes from the analytic shape walk,
 // so no layer runs: shapes prints no layer, train loads no data.
-Deno.test("--resize too small names the layer and the smallest size that works, before any GPU work", async () => {
-  const expected = [
-    "--resize 66: input [1, 1, 66, 66] is too small for layer 5 (MaxPool2d)",
-    "MaxPool2d(3, stride=2): input [1, 384, 2, 2] gives an empty output",
-    "the smallest input that works is 67x67",
-  ];
-  const shapes = await runTask("shapes", ["--resize", "66"]);
-  assertTaskError(shapes, 2, ...expected);
-  assertEquals(shapes.stdout, "", "shapes printed no layer (no forward pass ran)");
+taskTest(
+  "--resize too small names the layer and the smallest size that works, before any GPU work",
+  async () => {
+    const expected = [
+      "--resize 66: input [1, 1, 66, 66] is too small for layer 5 (MaxPool2d)",
+      "MaxPool2d(3, stride=2): input [1, 384, 2, 2] gives an empty output",
+      "the smallest input that works is 67x67",
+    ];
+    const shapes = await runTask("shapes", ["--resize", "66"]);
+    assertTaskError(shapes, 2, ...expected);
+    assertEquals(shapes.stdout, "", "shapes printed no layer (no forward pass ran)");
 
-  const small = await runTask("shapes", ["--resize", "10", "--leaf"]);
-  assertTaskError(small, 2, "--resize 10: input [1, 1, 10, 10] is too small for layer 0.0 (Conv2d)", "67x67");
+    const small = await runTask("shapes", ["--resize", "10", "--leaf"]);
+    assertTaskError(
+      small,
+      2,
+      "--resize 10: input [1, 1, 10, 10] is too small for layer 0.0 (Conv2d)",
+      "67x67",
+    );
 
-  const dir = await Deno.makeTempDir({ prefix: "nin_cli_" });
-  try {
-    // No --data-dir and --offline: were the data loaded first, this would read the npm copy (slow).
-    const train = await runTask("train", ["--resize", "66", "--offline", "--checkpoint", `${dir}/c.safetensors`]);
-    assertTaskError(train, 2, ...expected);
-    assertEquals([train.stdout, train.stderr.includes("data:")], ["", false], "train loaded no data");
-    assertEquals([...Deno.readDirSync(dir)], [], "no checkpoint written");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+    const dir = await Deno.makeTempDir({ prefix: "nin_cli_" });
+    try {
+      // No --data-dir and --offline: were the data loaded first, this would read the npm copy (slow).
+      const train = await runTask("train", [
+        "--resize",
+        "66",
+        "--offline",
+        "--checkpoint",
+        `${dir}/c.safetensors`,
+      ]);
+      assertTaskError(train, 2, ...expected);
+      assertEquals([train.stdout, train.stderr.includes("data:")], ["", false], "train loaded no data");
+      assertEquals([...Deno.readDirSync(dir)], [], "no checkpoint written");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

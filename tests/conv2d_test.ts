@@ -51,6 +51,7 @@ const CONFIGS: ConvGeometry[] = [
   geometry([2, 70, 5, 4], 67, 3, 1, 1),
   geometry([4, 9, 3, 3], 17, 1, 1, 0),
   geometry([1, 2, 1, 1], 3, 3, 1, 1),
+  geometry([2, 131, 3, 4], 129, 3, 1, 1),
 ];
 
 // float32 sums of up to ~600 products of values in [-1, 1]: errors stay far below 1e-4 relative.

@@ -3,8 +3,8 @@
 // error line, keep the last complete checkpoint intact, and (where it makes sense) resume to exactly the
 // numbers of an uninterrupted run. Runs NiN at 67x67 (the smallest size it accepts) on 24 random images.
 import { assertJsonEqual as assertEquals } from "./util.ts";
-import { assertTaskError, runTask, startTask, type TaskResult, tinyDataDir } from "./subprocess.ts";
-import { readSafetensors, serializeSafetensors, type SafetensorsFile } from "../lib/safetensors.ts";
+import { assertTaskError, runTask, startTask, type TaskResult, taskTest, tinyDataDir } from "./subprocess.ts";
+import { readSafetensors, type SafetensorsFile, serializeSafetensors } from "../lib/safetensors.ts";
 
 const TRAIN_IMAGES = 24;
 const TEST_IMAGES = 8;
@@ -55,7 +55,9 @@ function figures(records: Record<string, number>[]): Record<string, number>[] {
 async function outcome(checkpoint: string, result: TaskResult): Promise<Outcome> {
   const file: SafetensorsFile = await readSafetensors(checkpoint);
   const state = JSON.parse(file.metadata.state);
-  const metrics = (await Deno.readTextFile(`${checkpoint}.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const metrics = (await Deno.readTextFile(`${checkpoint}.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
   return {
     tensors: new Map([...file.tensors].map(([name, t]) => [name, new Uint8Array(t.data.buffer)])),
     state: { epoch: state.epoch, step: state.step, history: figures(state.history) },
@@ -65,7 +67,11 @@ async function outcome(checkpoint: string, result: TaskResult): Promise<Outcome>
 }
 
 function assertSameOutcome(actual: Outcome, expected: Outcome, what: string): void {
-  assertEquals([...actual.tensors.keys()].sort(), [...expected.tensors.keys()].sort(), `${what}: tensor names`);
+  assertEquals(
+    [...actual.tensors.keys()].sort(),
+    [...expected.tensors.keys()].sort(),
+    `${what}: tensor names`,
+  );
   for (const [name, bytes] of expected.tensors) {
     const other = actual.tensors.get(name)!;
     if (other.length !== bytes.length || other.some((b, i) => b !== bytes[i])) {
@@ -101,7 +107,11 @@ async function assertEpochOneCheckpoint(dir: string, checkpoint: string): Promis
   const state = JSON.parse(file.metadata.state);
   assertEquals([state.epoch, state.step], [1, STEPS_PER_EPOCH], "the checkpoint holds epoch 1");
   const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-  assertEquals(names, [checkpoint.split("/").pop(), `${checkpoint.split("/").pop()}.jsonl`], "files in the run dir");
+  assertEquals(
+    names,
+    [checkpoint.split("/").pop(), `${checkpoint.split("/").pop()}.jsonl`],
+    "files in the run dir",
+  );
 }
 
 /** Interrupts a run during epoch 2 with `signal`, then resumes it and compares with the uninterrupted run. */
@@ -127,43 +137,56 @@ async function interruptAndResume(signal: Deno.Signal, expectedCode: number, exp
   });
 }
 
-Deno.test("train: SIGINT during an epoch keeps the last checkpoint; --resume ends exactly like an uninterrupted run", async () => {
-  await interruptAndResume("SIGINT", 130, [
-    "interrupted during epoch 2",
-    "resume with --resume",
-  ]);
-});
+taskTest(
+  "train: SIGINT during an epoch keeps the last checkpoint; --resume ends exactly like an uninterrupted run",
+  async () => {
+    await interruptAndResume("SIGINT", 130, [
+      "interrupted during epoch 2",
+      "resume with --resume",
+    ]);
+  },
+);
 
-Deno.test("train: SIGKILL during an epoch leaves the last checkpoint intact; --resume ends exactly like an uninterrupted run", async () => {
-  await interruptAndResume("SIGKILL", 137);
-});
+taskTest(
+  "train: SIGKILL during an epoch leaves the last checkpoint intact; --resume ends exactly like an uninterrupted run",
+  async () => {
+    await interruptAndResume("SIGKILL", 137);
+  },
+);
 
-Deno.test("train: a checkpoint path in a missing, file-blocked or unwritable directory fails before training starts", async () => {
-  await withRunDir(async (dir, dataDir) => {
-    await Deno.writeTextFile(`${dir}/file.txt`, "not a directory");
-    const cases: [string, string[], string][] = [
-      [`${dir}/missing/c.safetensors`, [], "the file or its directory does not exist"],
-      [`${dir}/file.txt/c.safetensors`, [], "a component of its directory is a file, not a directory"],
-      [dataDir, [], "it is a directory"],
-      // Read-only for this process: Deno may write only into the data directory. (Tests run as root in CI,
-      // where a chmod'ed directory would not stop the write; the permission sandbox does.)
-      [
-        `${dir}/readonly/c.safetensors`,
-        ["--allow-read", `--allow-write=${dataDir}`, "--allow-env"],
-        "Deno has no permission for it",
-      ],
-    ];
-    await Deno.mkdir(`${dir}/readonly`);
-    for (const [checkpoint, permissions, reason] of cases) {
-      const args = trainArgs(dataDir, checkpoint, 1).filter((a) => !a.startsWith("--metrics"));
-      const result = await runTask("train", args, permissions.length ? { permissions } : {});
-      assertTaskError(result, 1, `cannot write ${checkpoint}: ${reason}`);
-      assertEquals(result.stdout, "", `${checkpoint}: no epoch ran`);
-      if (result.stderr.includes("data:")) throw new Error(`${checkpoint}: the data were loaded first`);
-    }
-    assertEquals([...Deno.readDirSync(`${dir}/readonly`)], [], "nothing written into the read-only directory");
-  });
-});
+taskTest(
+  "train: a checkpoint path in a missing, file-blocked or unwritable directory fails before training starts",
+  async () => {
+    await withRunDir(async (dir, dataDir) => {
+      await Deno.writeTextFile(`${dir}/file.txt`, "not a directory");
+      const cases: [string, string[], string][] = [
+        [`${dir}/missing/c.safetensors`, [], "the file or its directory does not exist"],
+        [`${dir}/file.txt/c.safetensors`, [], "a component of its directory is a file, not a directory"],
+        [dataDir, [], "it is a directory"],
+        // Read-only for this process: Deno may write only into the data directory. (Tests run as root in CI,
+        // where a chmod'ed directory would not stop the write; the permission sandbox does.)
+        [
+          `${dir}/readonly/c.safetensors`,
+          ["--allow-read", `--allow-write=${dataDir}`, "--allow-env"],
+          "Deno has no permission for it",
+        ],
+      ];
+      await Deno.mkdir(`${dir}/readonly`);
+      for (const [checkpoint, permissions, reason] of cases) {
+        const args = trainArgs(dataDir, checkpoint, 1).filter((a) => !a.startsWith("--metrics"));
+        const result = await runTask("train", args, permissions.length ? { permissions } : {});
+        assertTaskError(result, 1, `cannot write ${checkpoint}: ${reason}`);
+        assertEquals(result.stdout, "", `${checkpoint}: no epoch ran`);
+        if (result.stderr.includes("data:")) throw new Error(`${checkpoint}: the data were loaded first`);
+      }
+      assertEquals(
+        [...Deno.readDirSync(`${dir}/readonly`)],
+        [],
+        "nothing written into the read-only directory",
+      );
+    });
+  },
+);
 
 // A chmod'ed directory only stops a user without CAP_DAC_OVERRIDE; probe whether this one is stopped.
 const chmodStopsWrites = (() => {
@@ -180,12 +203,12 @@ const chmodStopsWrites = (() => {
   }
 })();
 
-Deno.test({
-  name: "train: a checkpoint path in a chmod 555 directory fails before training starts (not as root)",
-  ignore: !chmodStopsWrites,
-  fn: async () => {
+taskTest(
+  "train: a checkpoint path in a chmod 555 directory fails before training starts (not as root)",
+  async () => {
     await withRunDir(async (dir, dataDir) => {
-      await Deno.mkdir(`${dir}/locked`, { mode: 0o555 });
+      await Deno.mkdir(`${dir}/locked`);
+      await Deno.chmod(`${dir}/locked`, 0o555);
       try {
         const checkpoint = `${dir}/locked/c.safetensors`;
         const result = await runTask("train", trainArgs(dataDir, checkpoint, 1).slice(0, -1));
@@ -196,47 +219,55 @@ Deno.test({
       }
     });
   },
-});
+  { ignore: !chmodStopsWrites },
+);
 
-Deno.test("train: a non-finite loss stops the run with the step and a learning-rate hint; the last checkpoint is kept", async () => {
-  await withRunDir(async (dir, dataDir) => {
-    const checkpoint = `${dir}/run.safetensors`;
-    const first = await runTask("train", trainArgs(dataDir, checkpoint, 1));
-    if (first.code !== 0) throw new Error(`epoch 1 failed:\n${first.stderr}`);
-    // Make epoch 2 diverge for certain: an infinite bias in the last convolution gives infinite logits,
-    // whose softmax cross-entropy is NaN at the first step (a large --lr diverges too, but depending on the
-    // seed its ReLUs may die first and leave the loss finite).
-    const saved = await readSafetensors(checkpoint);
-    saved.tensors.get("7.4.bias")!.data.fill(Infinity);
-    const poisoned = serializeSafetensors(saved.tensors, saved.metadata);
-    await Deno.writeFile(checkpoint, poisoned);
+taskTest(
+  "train: a non-finite loss stops the run with the step and a learning-rate hint; the last checkpoint is kept",
+  async () => {
+    await withRunDir(async (dir, dataDir) => {
+      const checkpoint = `${dir}/run.safetensors`;
+      const first = await runTask("train", trainArgs(dataDir, checkpoint, 1));
+      if (first.code !== 0) throw new Error(`epoch 1 failed:\n${first.stderr}`);
+      // Make epoch 2 diverge for certain: an infinite bias in the last convolution gives infinite logits,
+      // whose softmax cross-entropy is NaN at the first step (a large --lr diverges too, but depending on the
+      // seed its ReLUs may die first and leave the loss finite).
+      const saved = await readSafetensors(checkpoint);
+      saved.tensors.get("7.4.bias")!.data.fill(Infinity);
+      const poisoned = serializeSafetensors(saved.tensors, saved.metadata);
+      await Deno.writeFile(checkpoint, poisoned);
 
-    const result = await runTask("train", [...trainArgs(dataDir, checkpoint), `--resume=${checkpoint}`]);
-    assertTaskError(
-      result,
-      1,
-      `at step ${STEPS_PER_EPOCH + 1} (epoch 2, batch 1)`,
-      "the learning rate 0.05 is probably too high: try a smaller --lr",
-    );
-    if (!/the loss became (NaN|Infinity|-Infinity) /.test(result.stderr)) {
-      throw new Error(`the error does not say the loss became non-finite:\n${result.stderr}`);
-    }
-    const after = await Deno.readFile(checkpoint);
-    assertEquals(
-      after.length === poisoned.length && after.every((b, i) => b === poisoned[i]),
-      true,
-      "the checkpoint of the last complete epoch is untouched",
-    );
-    assertEquals(result.stdout, "", "no epoch line for the diverged epoch");
-    await assertEpochOneCheckpoint(dir, checkpoint);
-  });
-});
+      const result = await runTask("train", [...trainArgs(dataDir, checkpoint), `--resume=${checkpoint}`]);
+      assertTaskError(
+        result,
+        1,
+        `at step ${STEPS_PER_EPOCH + 1} (epoch 2, batch 1)`,
+        "the learning rate 0.05 is probably too high: try a smaller --lr",
+      );
+      if (!/the loss became (NaN|Infinity|-Infinity) /.test(result.stderr)) {
+        throw new Error(`the error does not say the loss became non-finite:\n${result.stderr}`);
+      }
+      const after = await Deno.readFile(checkpoint);
+      assertEquals(
+        after.length === poisoned.length && after.every((b, i) => b === poisoned[i]),
+        true,
+        "the checkpoint of the last complete epoch is untouched",
+      );
+      assertEquals(result.stdout, "", "no epoch line for the diverged epoch");
+      await assertEpochOneCheckpoint(dir, checkpoint);
+    });
+  },
+);
 
-Deno.test("train and shapes: no WebGPU adapter is one error line saying so; nothing is written", async () => {
+taskTest("train and shapes: no WebGPU adapter is one error line saying so; nothing is written", async () => {
   await withRunDir(async (dir, dataDir) => {
     const fault = { preload: "tests/fault_injection.ts", env: { NIN_FAULT: "no-adapter" } };
     const train = await runTask("train", trainArgs(dataDir, `${dir}/c.safetensors`), fault);
-    assertTaskError(train, 1, "no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn");
+    assertTaskError(
+      train,
+      1,
+      "no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn",
+    );
     assertEquals([...Deno.readDirSync(dir)], [], "nothing written");
     const shapes = await runTask("shapes", [], fault);
     assertTaskError(shapes, 1, "no WebGPU adapter found");
@@ -244,19 +275,69 @@ Deno.test("train and shapes: no WebGPU adapter is one error line saying so; noth
   });
 });
 
-Deno.test("train: a device lost mid-run is one error line saying so; the last checkpoint is intact and resumable", async () => {
-  const expected = await uninterrupted();
-  await withRunDir(async (dir, dataDir) => {
-    const checkpoint = `${dir}/run.safetensors`;
-    const fault = { preload: "tests/fault_injection.ts", env: { NIN_FAULT: "lose-on-sigusr2" } };
-    const task = startTask("train", trainArgs(dataDir, checkpoint), fault);
-    await task.waitForStderr(`epoch 2 1/${STEPS_PER_EPOCH}`);
-    task.kill("SIGUSR2");
-    const lost = await task.finish();
-    assertTaskError(lost, 1, "the GPU device was lost", "restart the run (use --resume to continue)");
-    await assertEpochOneCheckpoint(dir, checkpoint);
-    const resumed = await runTask("train", [...trainArgs(dataDir, checkpoint), `--resume=${checkpoint}`]);
-    if (resumed.code !== 0) throw new Error(`the resumed run failed:\n${resumed.stderr}`);
-    assertSameOutcome(await outcome(checkpoint, resumed), expected, "resumed after a lost device");
-  });
-});
+taskTest(
+  "train: a device lost mid-run is one error line saying so; the last checkpoint is intact and resumable",
+  async () => {
+    const expected = await uninterrupted();
+    await withRunDir(async (dir, dataDir) => {
+      const checkpoint = `${dir}/run.safetensors`;
+      const fault = { preload: "tests/fault_injection.ts", env: { NIN_FAULT: "lose-on-sigusr2" } };
+      const task = startTask("train", trainArgs(dataDir, checkpoint), fault);
+      await task.waitForStderr(`epoch 2 1/${STEPS_PER_EPOCH}`);
+      task.kill("SIGUSR2");
+      const lost = await task.finish();
+      assertTaskError(lost, 1, "the GPU device was lost", "restart the run (use --resume to continue)");
+      await assertEpochOneCheckpoint(dir, checkpoint);
+      const resumed = await runTask("train", [...trainArgs(dataDir, checkpoint), `--resume=${checkpoint}`]);
+      if (resumed.code !== 0) throw new Error(`the resumed run failed:\n${resumed.stderr}`);
+      assertSameOutcome(await outcome(checkpoint, resumed), expected, "resumed after a lost device");
+    });
+  },
+);
+
+taskTest(
+  "train and eval: a damaged or mismatched checkpoint, or a damaged data file, is an error naming the file",
+  async () => {
+    await withRunDir(async (dir, dataDir) => {
+      const checkpoint = `${dir}/run.safetensors`;
+      const first = await runTask("train", [...trainArgs(dataDir, checkpoint, 1), "--one-by-one-convs=1"]);
+      if (first.code !== 0) throw new Error(`epoch 1 failed:\n${first.stderr}`);
+      const bytes = await Deno.readFile(checkpoint);
+
+      // Truncated: rejected whole before any training, and left as it was.
+      await Deno.writeFile(`${dir}/cut.safetensors`, bytes.subarray(0, bytes.length - 100));
+      const cut = await runTask("train", [
+        ...trainArgs(dataDir, `${dir}/cut.safetensors`),
+        `--resume=${dir}/cut.safetensors`,
+      ]);
+      assertTaskError(cut, 1, `${dir}/cut.safetensors: not a valid safetensors file:`, "end beyond the");
+      assertEquals(
+        [cut.stdout, (await Deno.stat(`${dir}/cut.safetensors`)).size],
+        ["", bytes.length - 100],
+        "untouched",
+      );
+
+      // The eval task builds the model the checkpoint's config names; told otherwise, it lists the mismatch.
+      const evalArgs = [`--checkpoint=${checkpoint}`, `--data-dir=${dataDir}`, "--offline"];
+      const mismatched = await runTask("eval", [...evalArgs, "--one-by-one-convs=2"]);
+      assertTaskError(
+        mismatched,
+        1,
+        "state dict does not fit the model: missing 0.4.weight; missing 0.4.bias",
+      );
+      const evaluated = await runTask("eval", evalArgs);
+      assertEquals(
+        [evaluated.code, evaluated.stdout.includes("test acc")],
+        [0, true],
+        `eval: ${evaluated.stderr}`,
+      );
+
+      // A truncated IDX file: the error names it.
+      const images = `${dataDir}/t10k-images-idx3-ubyte`;
+      const idx = await Deno.readFile(images);
+      await Deno.writeFile(images, idx.subarray(0, idx.length - 1));
+      const damaged = await runTask("eval", evalArgs);
+      assertTaskError(damaged, 1, images);
+    });
+  },
+);

@@ -3,6 +3,16 @@
 // so training runs take seconds.
 import { encodeIdxImages, encodeIdxLabels } from "../lib/data/idx.ts";
 import { Random } from "../lib/random.ts";
+import { testEngine } from "./util.ts";
+
+/**
+ * A Deno.test of a task run as a subprocess. The tasks run on their default engine whatever
+ * NIN_TEST_ENGINE says (the fault injector patches Deno's built-in WebGPU), so these run in the default
+ * pass only and are reported as ignored in the Dawn pass.
+ */
+export function taskTest(name: string, fn: () => Promise<void>, options: { ignore?: boolean } = {}): void {
+  Deno.test({ name, ignore: options.ignore || testEngine !== "deno", fn });
+}
 
 /** The repository root (the tasks resolve imports through its deno.json). */
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -90,7 +100,9 @@ export function startTask(task: string, args: string[], options: TaskOptions = {
         waiters.push({ text, resolve });
         check();
         stderrDone.then(() => {
-          if (!stderr.includes(text)) reject(new Error(`the task ended without printing "${text}":\n${stderr}`));
+          if (!stderr.includes(text)) {
+            reject(new Error(`the task ended without printing "${text}":\n${stderr}`));
+          }
         });
       }),
     kill: (signal) => child.kill(signal),
@@ -114,9 +126,15 @@ export async function tinyDataDir(trainCount: number, testCount: number, seed = 
   const rng = new Random(seed);
   const images = (n: number) => Uint8Array.from({ length: n * 784 }, () => rng.int(256));
   const labels = (n: number) => Uint8Array.from({ length: n }, () => rng.int(10));
-  await Deno.writeFile(`${dir}/train-images-idx3-ubyte`, encodeIdxImages(images(trainCount), trainCount, 28, 28));
+  await Deno.writeFile(
+    `${dir}/train-images-idx3-ubyte`,
+    encodeIdxImages(images(trainCount), trainCount, 28, 28),
+  );
   await Deno.writeFile(`${dir}/train-labels-idx1-ubyte`, encodeIdxLabels(labels(trainCount)));
-  await Deno.writeFile(`${dir}/t10k-images-idx3-ubyte`, encodeIdxImages(images(testCount), testCount, 28, 28));
+  await Deno.writeFile(
+    `${dir}/t10k-images-idx3-ubyte`,
+    encodeIdxImages(images(testCount), testCount, 28, 28),
+  );
   await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, encodeIdxLabels(labels(testCount)));
   return dir;
 }

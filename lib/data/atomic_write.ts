@@ -66,7 +66,9 @@ export async function checkWritable(path: string): Promise<void> {
 export function describeFsError(e: unknown): string {
   if (e instanceof NinError) return e.message;
   if (e instanceof Deno.errors.NotFound) return "the file or its directory does not exist";
-  if (e instanceof Deno.errors.NotADirectory) return "a component of its directory is a file, not a directory";
+  if (e instanceof Deno.errors.NotADirectory) {
+    return "a component of its directory is a file, not a directory";
+  }
   if (e instanceof Deno.errors.IsADirectory) return "it is a directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied by the file system";
   if (e instanceof Deno.errors.NotCapable) {

@@ -14,20 +14,24 @@ import backwardInputCode from "../../kernels/conv2d_backward_input.wgsl" with { 
 import backwardWeightCode from "../../kernels/conv2d_backward_weight.wgsl" with { type: "text" };
 import backwardBiasCode from "../../kernels/conv2d_backward_bias.wgsl" with { type: "text" };
 
-/** Each kernel in two variants: plain, and with the following ReLU fused in (`fuseRelu` override). */
-function variants(name: string, code: string): [Kernel, Kernel] {
-  return [{ name, code }, { name: `${name}_relu`, code, constants: { fuseRelu: 1 } }];
-}
+const FORWARD: Kernel = { name: "conv2d_forward", code: forwardCode };
+const FORWARD_RELU: Kernel = { name: "conv2d_forward_relu", code: forwardCode, constants: { fuseRelu: 1 } };
+const BACKWARD_INPUT: Kernel = { name: "conv2d_backward_input", code: backwardInputCode };
+const BACKWARD_WEIGHT: Kernel = { name: "conv2d_backward_weight", code: backwardWeightCode };
+const BACKWARD_BIAS: Kernel = { name: "conv2d_backward_bias", code: backwardBiasCode };
+/** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
+const BACKWARD_BIAS_RELU: Kernel = {
+  name: "conv2d_backward_bias_relu",
+  code: backwardBiasCode,
+  entryPoint: "masked",
+};
 
-const FORWARD = variants("conv2d_forward", forwardCode);
-const BACKWARD_INPUT = variants("conv2d_backward_input", backwardInputCode);
-const BACKWARD_WEIGHT = variants("conv2d_backward_weight", backwardWeightCode);
-const BACKWARD_BIAS = variants("conv2d_backward_bias", backwardBiasCode);
-
-// Output block of one workgroup, as fixed in the kernels' constants (channels x positions).
-const FORWARD_BLOCK = { channels: 64, positions: 16 };
-const BACKWARD_INPUT_BLOCK = { channels: 64, pixels: 16 };
-const BACKWARD_WEIGHT_BLOCK = { columns: 64, channels: 16 };
+// Output block of one workgroup, as fixed by the kernels' constants.
+const FORWARD_BLOCK = { channels: 128, positions: 32 };
+const BACKWARD_INPUT_BLOCK = { channels: 128, pixels: 32 };
+const BACKWARD_WEIGHT_BLOCK = { columns: 128, channels: 32 };
+/** Output channels per workgroup of the bias gradient (one per invocation). */
+const BACKWARD_BIAS_BLOCK = 8;
 
 /** Options for {@link Conv2d}. */
 export interface Conv2dOptions {
@@ -141,7 +145,7 @@ export class Conv2d extends Module {
     const y = Tensor.empty(this.gpu, shape, "conv2d output");
     const [n, , outHeight, outWidth] = shape;
     this.gpu.dispatch(
-      FORWARD[this.fuseRelu ? 1 : 0],
+      this.fuseRelu ? FORWARD_RELU : FORWARD,
       [x.buffer, this.weight.value.buffer, this.bias.value.buffer, y.buffer],
       this.#params(x.shape, shape),
       workgroupsFor(this.outChannels, FORWARD_BLOCK.channels) *
@@ -173,38 +177,44 @@ export class Conv2d extends Module {
       );
     }
     this.clearSaved();
-    const variant = this.fuseRelu ? 1 : 0;
-    // Without the fused ReLU the kernels never read the saved output; dy stands in for that binding.
-    const saved = y ?? gradOutput;
     const params = this.#params(x.shape, shape);
     const [n, , outHeight, outWidth] = shape;
+    // With the fused ReLU, the bias kernel masks dy by (output > 0) once and hands the result to the GEMMs.
+    const masked = y ? Tensor.empty(this.gpu, shape, "conv2d masked output gradient") : null;
+    this.gpu.dispatch(
+      y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS,
+      y
+        ? [gradOutput.buffer, this.bias.gradOrZeros().buffer, y.buffer, masked!.buffer]
+        : [gradOutput.buffer, this.bias.gradOrZeros().buffer],
+      [n, this.outChannels, outHeight * outWidth],
+      workgroupsFor(this.outChannels, BACKWARD_BIAS_BLOCK),
+      gradOutput.size,
+    );
+    const g = masked ?? gradOutput;
     const columns = this.inChannels * this.kernelSize * this.kernelSize;
     this.gpu.dispatch(
-      BACKWARD_WEIGHT[variant],
-      [x.buffer, gradOutput.buffer, saved.buffer, this.weight.gradOrZeros().buffer],
+      BACKWARD_WEIGHT,
+      [x.buffer, g.buffer, this.weight.gradOrZeros().buffer],
       params,
       workgroupsFor(columns, BACKWARD_WEIGHT_BLOCK.columns) *
         workgroupsFor(this.outChannels, BACKWARD_WEIGHT_BLOCK.channels),
       this.#macFlops(shape),
     );
-    this.gpu.dispatch(
-      BACKWARD_BIAS[variant],
-      [gradOutput.buffer, saved.buffer, this.bias.gradOrZeros().buffer],
-      [n, this.outChannels, outHeight * outWidth],
-      workgroupsFor(this.outChannels, 8),
-      gradOutput.size,
-    );
-    if (!needInputGrad) return null;
-    const dx = Tensor.empty(this.gpu, x.shape, "conv2d input gradient");
-    const [, , height, width] = x.shape;
-    this.gpu.dispatch(
-      BACKWARD_INPUT[variant],
-      [gradOutput.buffer, this.weight.value.buffer, saved.buffer, dx.buffer],
-      params,
-      workgroupsFor(this.inChannels, BACKWARD_INPUT_BLOCK.channels) *
-        workgroupsFor(n * height * width, BACKWARD_INPUT_BLOCK.pixels),
-      this.#macFlops(shape),
-    );
+    let dx: Tensor | null = null;
+    if (needInputGrad) {
+      dx = Tensor.empty(this.gpu, x.shape, "conv2d input gradient");
+      const [, , height, width] = x.shape;
+      this.gpu.dispatch(
+        BACKWARD_INPUT,
+        [g.buffer, this.weight.value.buffer, dx.buffer],
+        params,
+        workgroupsFor(this.inChannels, BACKWARD_INPUT_BLOCK.channels) *
+          workgroupsFor(n * height * width, BACKWARD_INPUT_BLOCK.pixels),
+        this.#macFlops(shape),
+      );
+    }
+    // Safe to release now: later users of the pooled buffer are recorded after these dispatches.
+    masked?.dispose();
     return dx;
   }
 

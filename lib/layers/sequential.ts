@@ -75,7 +75,9 @@ export class Sequential extends Module {
 
   /** Backpropagates through the layers of the last training-mode forward, last first. */
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
-    if (this.#ran.length === 0) throw new NinError("Sequential.backward called without a training-mode forward");
+    if (this.#ran.length === 0) {
+      throw new NinError("Sequential.backward called without a training-mode forward");
+    }
     let grad: Tensor | null = gradOutput;
     for (let i = this.#ran.length - 1; i >= 0; i--) {
       const next: Tensor | null = this.#ran[i].backward(grad!, i > 0 || needInputGrad);

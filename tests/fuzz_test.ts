@@ -1,0 +1,236 @@
+// Property tests: Conv2d and MaxPool2d with random valid (kernel, stride, padding, sizes, channels, batch)
+// against the float64 CPU references, forward and backward; random invalid ones against the error path
+// (a NinError naming the layer, and nothing allocated). Seeded and bounded so it runs in every test run.
+import { assertClose, assertJsonEqual as assertEquals, download, gpuTest, Tensor } from "./util.ts";
+import { NinError } from "../lib/errors.ts";
+import { Conv2d } from "../lib/layers/conv2d.ts";
+import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
+import { Random } from "../lib/random.ts";
+import {
+  conv2dBackwardBiasRef,
+  conv2dBackwardInputRef,
+  conv2dBackwardWeightRef,
+  conv2dForwardRef,
+  type ConvGeometry,
+  convOutputSize,
+} from "./reference/conv2d.ts";
+import { maxPool2dBackwardRef, maxPool2dForwardRef, type PoolGeometry } from "./reference/maxpool2d.ts";
+
+const CASES = 40;
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+/** An integer in [lo, hi]. */
+function between(rng: Random, lo: number, hi: number): number {
+  return lo + rng.int(hi - lo + 1);
+}
+
+/** Expects a NinError whose message contains `part`, and no buffer left allocated. */
+function assertRejected(
+  gpu: { memory: { liveBuffers: number } },
+  fn: () => unknown,
+  part: string,
+  what: string,
+) {
+  const live = gpu.memory.liveBuffers;
+  try {
+    fn();
+  } catch (e) {
+    if (!(e instanceof NinError)) throw new Error(`${what}: expected a NinError, got ${e}`);
+    if (!e.message.includes(part)) throw new Error(`${what}: expected "${part}" in "${e.message}"`);
+    assertEquals(gpu.memory.liveBuffers, live, `${what}: live buffers after the error`);
+    return;
+  }
+  throw new Error(`${what}: accepted`);
+}
+
+gpuTest(
+  `fuzz: ${CASES} random Conv2d geometries match the reference, forward and backward, with and without ReLU`,
+  async (gpu) => {
+    const rng = new Random(2024);
+    for (let trial = 0; trial < CASES; trial++) {
+      const kernel = between(rng, 1, 5);
+      const padding = between(rng, 0, 2);
+      const smallest = Math.max(1, kernel - 2 * padding);
+      const g: ConvGeometry = {
+        n: between(rng, 1, 3),
+        inChannels: between(rng, 1, 5),
+        height: between(rng, smallest, smallest + 9),
+        width: between(rng, smallest, smallest + 9),
+        outChannels: between(rng, 1, 6),
+        kernel,
+        stride: between(rng, 1, 3),
+        padding,
+      };
+      const fuseRelu = rng.int(2) === 1;
+      const what = `trial ${trial} ${JSON.stringify(g)} relu ${fuseRelu}`;
+      const conv = new Conv2d(gpu, g.inChannels, g.outChannels, kernel, g.stride, padding, {
+        rng: new Random(trial),
+      });
+      conv.fuseRelu = fuseRelu;
+      const xs = rng.uniformArray(g.n * g.inChannels * g.height * g.width);
+      const x = Tensor.fromArray(gpu, xs, [g.n, g.inChannels, g.height, g.width]);
+      const y = conv.forward(x);
+      assertEquals(y.shape, [g.n, g.outChannels, ...convOutputSize(g)], `${what} shape`);
+      const ws = await conv.weight.value.toArray();
+      const bs = await conv.bias.value.toArray();
+      const expected = conv2dForwardRef(g, xs, ws, bs).map((v) => fuseRelu ? Math.max(v, 0) : v);
+      const ys = await y.toArray();
+      assertClose(ys, expected, TOL, `${what} forward`);
+      const dys = rng.uniformArray(y.size);
+      // A fused ReLU passes the gradient where its output is positive (the GPU's own output decides, so a
+      // value within rounding of 0 cannot make the comparison flaky).
+      const passed = fuseRelu ? dys.map((d, i) => ys[i] > 0 ? d : 0) : dys;
+      const dy = Tensor.fromArray(gpu, dys, y.shape);
+      const dx = conv.backward(dy)!;
+      assertClose(await download(dx), conv2dBackwardInputRef(g, passed, ws), TOL, `${what} input gradient`);
+      assertClose(
+        await conv.weight.grad!.toArray(),
+        conv2dBackwardWeightRef(g, xs, passed),
+        TOL,
+        `${what} weight gradient`,
+      );
+      assertClose(
+        await conv.bias.grad!.toArray(),
+        conv2dBackwardBiasRef(g, passed),
+        TOL,
+        `${what} bias gradient`,
+      );
+      for (const t of [x, y, dy]) t.dispose();
+      conv.dispose();
+    }
+  },
+);
+
+gpuTest(
+  `fuzz: ${CASES} random MaxPool2d geometries match the reference, forward and backward`,
+  async (gpu) => {
+    const rng = new Random(4051);
+    for (let trial = 0; trial < CASES; trial++) {
+      const kernel = between(rng, 1, 5);
+      const padding = between(rng, 0, Math.floor(kernel / 2));
+      const smallest = Math.max(1, kernel - 2 * padding);
+      const g: PoolGeometry = {
+        n: between(rng, 1, 3),
+        c: between(rng, 1, 4),
+        h: between(rng, smallest, smallest + 10),
+        w: between(rng, smallest, smallest + 10),
+        kernel,
+        stride: between(rng, 1, 4),
+        padding,
+      };
+      const what = `trial ${trial} ${JSON.stringify(g)}`;
+      const pool = new MaxPool2d(gpu, kernel, g.stride, padding);
+      const xs = rng.uniformArray(g.n * g.c * g.h * g.w);
+      const x = Tensor.fromArray(gpu, xs, [g.n, g.c, g.h, g.w]);
+      const y = pool.forward(x);
+      const ref = maxPool2dForwardRef(xs, g);
+      assertEquals(y.shape, [g.n, g.c, ref.oh, ref.ow], `${what} shape`);
+      assertClose(await download(y), ref.y, { atol: 0, rtol: 0 }, `${what} forward`);
+      const dys = rng.uniformArray(ref.y.length);
+      const dy = Tensor.fromArray(gpu, dys, [g.n, g.c, ref.oh, ref.ow]);
+      const dx = pool.backward(dy)!;
+      assertClose(
+        await download(dx),
+        maxPool2dBackwardRef(ref.argmax, dys, g),
+        { atol: 1e-6, rtol: 1e-6 },
+        `${what} backward`,
+      );
+      x.dispose();
+      dy.dispose();
+    }
+  },
+);
+
+gpuTest(
+  `fuzz: ${CASES * 3} random invalid Conv2d and MaxPool2d arguments and inputs take the error path`,
+  (gpu) => {
+    const rng = new Random(77);
+    const badInts = [0, -1, -3, 1.5, NaN, Infinity];
+    for (let trial = 0; trial < CASES; trial++) {
+      // Constructor arguments: one of them out of range.
+      const args = [
+        between(rng, 1, 4),
+        between(rng, 1, 4),
+        between(rng, 1, 5),
+        between(rng, 1, 3),
+        between(rng, 0, 2),
+      ];
+      const names = ["inChannels", "outChannels", "kernelSize", "stride", "padding"];
+      const which = rng.int(5);
+      const bad = names[which] === "padding"
+        ? [-1, -2, 0.5, NaN][rng.int(4)]
+        : badInts[rng.int(badInts.length)];
+      args[which] = bad;
+      const [ic, oc, k, s, p] = args;
+      assertRejected(
+        gpu,
+        () => new Conv2d(gpu, ic, oc, k, s, p),
+        `Conv2d: ${names[which]} must be an integer`,
+        `conv args ${args}`,
+      );
+
+      const pk = between(rng, 1, 5);
+      const poolArgs: [number, number, number] = [
+        pk,
+        between(rng, 1, 3),
+        between(rng, 0, Math.floor(pk / 2)),
+      ];
+      const poolWhich = rng.int(3);
+      poolArgs[poolWhich] = poolWhich === 2
+        ? [Math.floor(pk / 2) + 1 + rng.int(2), -1][rng.int(2)]
+        : badInts[rng.int(badInts.length)];
+      const expected = poolWhich === 0
+        ? "kernel size must be a positive integer"
+        : poolWhich === 1
+        ? "stride must be a positive integer"
+        : "padding must be";
+      assertRejected(gpu, () => new MaxPool2d(gpu, ...poolArgs), expected, `pool args ${poolArgs}`);
+    }
+    const conv = new Conv2d(gpu, 3, 2, 5, 2, 1);
+    const pool = new MaxPool2d(gpu, 4, 2, 1);
+    for (let trial = 0; trial < CASES; trial++) {
+      // Inputs: too small for the window, wrong channel count, or wrong rank.
+      const kind = rng.int(3);
+      const n = between(rng, 1, 3);
+      const small = between(rng, 1, 2); // the smallest valid size is 5 - 2 = 3 for conv, 4 - 2 = 2 for pool
+      if (kind === 0) {
+        const tall = rng.int(2) === 1;
+        const shape = [n, 3, tall ? 9 : small, tall ? small : 9];
+        const x = Tensor.zeros(gpu, shape);
+        assertRejected(gpu, () => conv.forward(x), "would produce an empty output", `conv ${shape}`);
+        x.dispose();
+      } else if (kind === 1) {
+        const channels = [1, 2, 4, 5][rng.int(4)];
+        const shape = [n, channels, 8, 8];
+        assertRejected(
+          gpu,
+          () => conv.outputShape(shape),
+          `expects 3 input channels, got ${channels}`,
+          `conv ${shape}`,
+        );
+      } else {
+        const shape = [n, 3, 8, 8, 1].slice(0, [1, 2, 3, 5][rng.int(4)]);
+        assertRejected(
+          gpu,
+          () => conv.outputShape(shape),
+          "expects a 4-d input [N, C, H, W]",
+          `conv ${shape}`,
+        );
+        assertRejected(
+          gpu,
+          () => pool.outputShape(shape),
+          "expects a 4-d input [N, C, H, W]",
+          `pool ${shape}`,
+        );
+      }
+      const poolShape = [n, 2, 1, between(rng, 1, 6)];
+      assertRejected(
+        gpu,
+        () => pool.outputShape(poolShape),
+        "gives an empty output; needs H, W >= 2",
+        `pool ${poolShape}`,
+      );
+    }
+    conv.dispose();
+  },
+);
