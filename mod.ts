@@ -15,7 +15,16 @@
  *
  * @module
  */
-export { type Engine, f32Bits, Gpu, type GpuOptions, type Kernel, type MemoryStats, requestGpu } from "./lib/gpu.ts";
+export {
+  type DispatchRecord,
+  type Engine,
+  f32Bits,
+  Gpu,
+  type GpuOptions,
+  type Kernel,
+  type MemoryStats,
+  requestGpu,
+} from "./lib/gpu.ts";
 export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
 export { Module, Parameter } from "./lib/module.ts";
@@ -23,13 +32,13 @@ export { Random } from "./lib/random.ts";
 export { Conv2d, type Conv2dOptions } from "./lib/layers/conv2d.ts";
 export { ReLU } from "./lib/layers/relu.ts";
 export { MaxPool2d } from "./lib/layers/maxpool2d.ts";
-export { Dropout } from "./lib/layers/dropout.ts";
+export { Dropout, type DropoutOptions } from "./lib/layers/dropout.ts";
 export { AdaptiveAvgPool2d } from "./lib/layers/adaptive_avgpool2d.ts";
 export { Flatten } from "./lib/layers/flatten.ts";
 export { Sequential } from "./lib/layers/sequential.ts";
 export {
-  layerShapes,
   type LayerShape,
+  layerShapes,
   nin,
   ninBlock,
   type NinBlockOptions,
@@ -40,7 +49,7 @@ export {
 export { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "./lib/loss.ts";
 export { SGD, type SGDOptions } from "./lib/optim.ts";
 export { evalStep, type StepOptions, type StepResult, trainStep } from "./lib/train.ts";
-export { largestActivation, type LargestActivation, microBatchSize } from "./lib/microbatch.ts";
+export { type LargestActivation, largestActivation, microBatchSize } from "./lib/microbatch.ts";
 export { resizeImages } from "./lib/resize.ts";
 export {
   type Dtype,
@@ -48,8 +57,8 @@ export {
   loadSafetensors,
   parseSafetensors,
   readSafetensors,
-  saveSafetensors,
   type SafetensorsFile,
+  saveSafetensors,
   serializeSafetensors,
 } from "./lib/safetensors.ts";
 export {
@@ -61,3 +70,50 @@ export {
   saveCheckpoint,
 } from "./lib/checkpoint.ts";
 export { lineChartSvg, type Series } from "./lib/svg_plot.ts";
+export {
+  type EpochMetrics,
+  evaluate,
+  type Evaluation,
+  fit,
+  type FitOptions,
+  type StepProgress,
+} from "./lib/fit.ts";
+export { confusionMatrix, predictClasses } from "./lib/predict.ts";
+export { measureRoofline, type Roofline } from "./lib/roofline.ts";
+export {
+  CLASS_NAMES,
+  type FashionMnist,
+  type FashionMnistFile,
+  loadFashionMnist,
+  type LoadFashionMnistOptions,
+  type Split,
+} from "./lib/data/fashion_mnist.ts";
+export {
+  type Batch,
+  batchesPerEpoch,
+  epochBatches,
+  type EpochOptions,
+  epochOrder,
+  type Examples,
+} from "./lib/data/batches.ts";
+export { checkWritable, writeFileAtomic } from "./lib/data/atomic_write.ts";
+export {
+  analyzeResources,
+  DEFAULT_MAX_BINDING_BYTES,
+  type FlopPhase,
+  type LayerResources,
+  type LayerSpec,
+  MAC_CONVENTION,
+  type MemoryCategory,
+  type MemoryPrediction,
+  ninSpec,
+  type OptimizerSpec,
+  type ResourceOptions,
+  type Resources,
+  specLeaves,
+  specMicroBatch,
+  specOutputShape,
+  specParams,
+  type TrainStepFlops,
+} from "./lib/resources.ts";
+export { type Measurement, measureResources, type PassMeasurement } from "./lib/measure.ts";

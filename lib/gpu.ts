@@ -312,9 +312,9 @@ export class Gpu {
   }
 
   /** Writes host data into a buffer. Pending dispatches are submitted first so the write lands after them. */
-  write(buffer: GPUBuffer, data: ArrayBufferView<ArrayBuffer>): void {
+  write(buffer: GPUBuffer, data: ArrayBufferView): void {
     this.flush();
-    this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
   }
 
   /** Submits everything recorded so far (does not wait for it). */

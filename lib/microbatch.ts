@@ -51,8 +51,12 @@ export function microBatchSize(
   const fits = Math.floor(maxBindingBytes / largest.bytesPerSample);
   if (fits < 1) {
     throw new NinError(
-      `one sample of shape ${formatShape(sampleShape)} is too large for this device: layer ${largest.layer} ` +
-        `needs ${mib(largest.bytesPerSample)} per sample but a binding holds at most ${mib(maxBindingBytes)}; ` +
+      `one sample of shape ${
+        formatShape(sampleShape)
+      } is too large for this device: layer ${largest.layer} ` +
+        `needs ${mib(largest.bytesPerSample)} per sample but a binding holds at most ${
+          mib(maxBindingBytes)
+        }; ` +
         `use a smaller --resize`,
     );
   }

@@ -130,14 +130,18 @@ export abstract class Module {
    * Copies parameters from a state dict (e.g. what `loadSafetensors` returns). Checks every name and shape
    * first and loads nothing if anything is missing, extra or misshaped.
    */
-  loadStateDict(dict: ReadonlyMap<string, Tensor | { shape: readonly number[]; data: ArrayLike<number> }>): void {
+  loadStateDict(
+    dict: ReadonlyMap<string, Tensor | { shape: readonly number[]; data: ArrayLike<number> }>,
+  ): void {
     const params = new Map(this.namedParameters());
     const problems: string[] = [];
     for (const [name, p] of params) {
       const entry = dict.get(name);
       if (!entry) problems.push(`missing ${name}`);
       else if (formatShape(entry.shape) !== formatShape(p.value.shape)) {
-        problems.push(`${name} has shape ${formatShape(entry.shape)}, expected ${formatShape(p.value.shape)}`);
+        problems.push(
+          `${name} has shape ${formatShape(entry.shape)}, expected ${formatShape(p.value.shape)}`,
+        );
       } else if (!(entry instanceof Tensor) && !(entry.data instanceof Float32Array)) {
         problems.push(`${name} is not floating-point data`);
       }

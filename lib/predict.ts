@@ -54,7 +54,11 @@ export async function predictClasses(net: Module, images: Tensor): Promise<Int32
  * console.log(confusionMatrix([0, 1, 1], [0, 1, 0], 2)); // [[1, 0], [1, 1]]
  * ```
  */
-export function confusionMatrix(labels: ArrayLike<number>, predictions: ArrayLike<number>, classes: number): number[][] {
+export function confusionMatrix(
+  labels: ArrayLike<number>,
+  predictions: ArrayLike<number>,
+  classes: number,
+): number[][] {
   const matrix = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   for (let i = 0; i < labels.length; i++) matrix[labels[i]][predictions[i]] += 1;
   return matrix;

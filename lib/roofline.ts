@@ -36,7 +36,9 @@ export interface Roofline {
  * ```
  */
 export async function measureRoofline(gpu: Gpu, size = 1024, repeats = 3): Promise<Roofline> {
-  if (size % 32 !== 0 || size <= 0) throw new NinError(`roofline size must be a positive multiple of 32, got ${size}`);
+  if (size % 32 !== 0 || size <= 0) {
+    throw new NinError(`roofline size must be a positive multiple of 32, got ${size}`);
+  }
   const rng = new Random(7);
   const a = rng.uniformArray(size * size);
   const b = rng.uniformArray(size * size);
@@ -46,7 +48,8 @@ export async function measureRoofline(gpu: Gpu, size = 1024, repeats = 3): Promi
   gpu.write(bufB, b);
   const blocks = (size / 32) ** 2;
   const flops = 2 * size ** 3;
-  const run = () => gpu.dispatch(MATMUL_ROOFLINE, [bufA, bufB, bufC], [size, size, size], Math.ceil(blocks / 8), flops);
+  const run = () =>
+    gpu.dispatch(MATMUL_ROOFLINE, [bufA, bufB, bufC], [size, size, size], Math.ceil(blocks / 8), flops);
   const times: number[] = [];
   try {
     for (let i = 0; i <= repeats; i++) {

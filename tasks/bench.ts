@@ -106,9 +106,13 @@ if (import.meta.main) {
       net.train();
     };
     const trainSeconds = await timeSteps(train);
-    log(`train: ${(batch / trainSeconds).toFixed(1)} examples/s (${(trainSeconds * 1000).toFixed(0)} ms/step)`);
+    log(
+      `train: ${(batch / trainSeconds).toFixed(1)} examples/s (${(trainSeconds * 1000).toFixed(0)} ms/step)`,
+    );
     const inferSeconds = await timeSteps(infer);
-    log(`infer: ${(batch / inferSeconds).toFixed(1)} examples/s (${(inferSeconds * 1000).toFixed(0)} ms/batch)`);
+    log(
+      `infer: ${(batch / inferSeconds).toFixed(1)} examples/s (${(inferSeconds * 1000).toFixed(0)} ms/batch)`,
+    );
 
     gpu.profile = true;
     await train();
@@ -117,11 +121,15 @@ if (import.meta.main) {
     const inferKernels = summarize(await gpu.collectProfile(), "infer", roofline.gflops);
     gpu.profile = false;
     const timing = gpu.hasTimestamps ? "GPU timestamps" : "one submission per dispatch";
-    for (const [phase, kernels] of [["training step", trainKernels], ["inference pass", inferKernels]] as const) {
+    for (
+      const [phase, kernels] of [["training step", trainKernels], ["inference pass", inferKernels]] as const
+    ) {
       const total = kernels.reduce((s, k) => s + k.ms, 0);
       log(`\n${phase}: per-kernel time (${timing}), total ${total.toFixed(1)} ms`);
-      log("kernel".padEnd(32) + "calls".padStart(6) + "ms".padStart(10) + "share".padStart(8) +
-        "GFLOP/s".padStart(10) + "of roofline".padStart(13));
+      log(
+        "kernel".padEnd(32) + "calls".padStart(6) + "ms".padStart(10) + "share".padStart(8) +
+          "GFLOP/s".padStart(10) + "of roofline".padStart(13),
+      );
       for (const k of kernels) {
         log(
           k.name.padEnd(32) + String(k.calls).padStart(6) + k.ms.toFixed(2).padStart(10) +

@@ -25,7 +25,9 @@ export class Progress {
     }
     this.#secondsThisEpoch += p.seconds;
     const eta = (this.#secondsThisEpoch / p.batch) * (p.batches - p.batch);
-    const text = `epoch ${p.epoch} ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} ETA ${Math.round(eta)} s`;
+    const text = `epoch ${p.epoch} ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} ETA ${
+      Math.round(eta)
+    } s`;
     if (this.terminal) {
       const width = 24;
       const done = Math.round((width * p.batch) / p.batches);

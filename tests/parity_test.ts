@@ -21,7 +21,13 @@ function slice(t: HostTensor, index: number): Float32Array {
 }
 
 /** Checks the parameter's change from the start against PyTorch's, relative to the largest change. */
-async function assertUpdate(net: Module, name: string, indices: HostTensor, expected: HostTensor, what: string) {
+async function assertUpdate(
+  net: Module,
+  name: string,
+  indices: HostTensor,
+  expected: HostTensor,
+  what: string,
+) {
   const now = await net.stateDict().get(name)!.toArray();
   const start = weights.get(name)!.data;
   const actual = Float64Array.from(indices.data, (i) => now[i] - start[i]);
@@ -36,33 +42,52 @@ async function gradsAt(net: Module, name: string, indices: HostTensor): Promise<
   return Float64Array.from(indices.data, (i) => all[i]);
 }
 
-gpuTest("NiN forward logits match PyTorch (float64) within 1e-4 on trained weights and real images", async (gpu) => {
-  const fixture = (await readSafetensors(new URL("nin_r96_forward.safetensors", FIXTURES).pathname)).tensors;
-  const net = nin(gpu, { seed: 1 });
-  net.loadStateDict(weights);
-  net.eval();
-  const expected = fixture.get("logits")!.data;
-  // From PyTorch's own resized input.
-  const x = Tensor.fromArray(gpu, fixture.get("input")!.data, [4, 1, 96, 96]);
-  const logits = net.forward(x);
-  assertClose(await logits.toArray(), expected, { atol: 1e-4, rtol: 0 }, "logits from the fixture's input");
-  // From the raw uint8 images through our GPU resize: the whole input pipeline.
-  const images = fixture.get("images_u8")!.data as Uint8Array;
-  const resized = resizeImages(gpu, images, 4, 28, 28, 96);
-  assertClose(await resized.toArray(), fixture.get("input")!.data, { atol: 1e-6, rtol: 0 }, "resized input");
-  const logits2 = net.forward(resized);
-  assertClose(await logits2.toArray(), expected, { atol: 1e-4, rtol: 0 }, "logits from the raw images");
-  // The trained model separates the inputs (a fixture at init would not test much).
-  if (Math.max(...expected) - Math.min(...expected) < 1) throw new Error("fixture logits are nearly constant");
-  for (const t of [x, logits, resized, logits2]) t.dispose();
-  net.dispose();
-});
+gpuTest(
+  "NiN forward logits match PyTorch (float64) within 1e-4 on trained weights and real images",
+  async (gpu) => {
+    const fixture =
+      (await readSafetensors(new URL("nin_r96_forward.safetensors", FIXTURES).pathname)).tensors;
+    const net = nin(gpu, { seed: 1 });
+    net.loadStateDict(weights);
+    net.eval();
+    const expected = fixture.get("logits")!.data;
+    // From PyTorch's own resized input.
+    const x = Tensor.fromArray(gpu, fixture.get("input")!.data, [4, 1, 96, 96]);
+    const logits = net.forward(x);
+    assertClose(await logits.toArray(), expected, { atol: 1e-4, rtol: 0 }, "logits from the fixture's input");
+    // From the raw uint8 images through our GPU resize: the whole input pipeline.
+    const images = fixture.get("images_u8")!.data as Uint8Array;
+    const resized = resizeImages(gpu, images, 4, 28, 28, 96);
+    assertClose(
+      await resized.toArray(),
+      fixture.get("input")!.data,
+      { atol: 1e-6, rtol: 0 },
+      "resized input",
+    );
+    const logits2 = net.forward(resized);
+    assertClose(await logits2.toArray(), expected, { atol: 1e-4, rtol: 0 }, "logits from the raw images");
+    // The trained model separates the inputs (a fixture at init would not test much).
+    if (Math.max(...expected) - Math.min(...expected) < 1) {
+      throw new Error(
+        "fixture logits are nearly constant",
+      );
+    }
+    for (const t of [x, logits, resized, logits2]) t.dispose();
+    net.dispose();
+  },
+);
 
-async function runTraining(gpu: Gpu, momentum: number, weightDecay: number, steps: number, check: (
-  step: number,
-  net: Module,
-  loss: number,
-) => Promise<void>) {
+async function runTraining(
+  gpu: Gpu,
+  momentum: number,
+  weightDecay: number,
+  steps: number,
+  check: (
+    step: number,
+    net: Module,
+    loss: number,
+  ) => Promise<void>,
+) {
   const fixture = (await readSafetensors(new URL("nin_r96_train.safetensors", FIXTURES).pathname)).tensors;
   const net = nin(gpu, { dropout: 0 });
   net.loadStateDict(weights);
@@ -79,29 +104,38 @@ async function runTraining(gpu: Gpu, momentum: number, weightDecay: number, step
   return fixture;
 }
 
-gpuTest("training matches PyTorch: losses, gradients after step 1, weights after 1 and 4 SGD steps", async (gpu) => {
-  const fixture = (await readSafetensors(new URL("nin_r96_train.safetensors", FIXTURES).pathname)).tensors;
-  const losses = fixture.get("losses")!.data;
-  const names = [...weights.keys()];
-  await runTraining(gpu, 0, 0, 4, async (step, net, loss) => {
-    assertClose([loss], [losses[step - 1]], { atol: 0, rtol: 1e-4 }, `loss of step ${step}`);
-    if (step === 1) {
-      for (const name of names) {
-        // Gradients: relative to the tensor's scale, since many entries are tiny sums of cancelling terms.
-        const expected = fixture.get(`grad.${name}`)!.data;
-        const scale = Math.max(...Array.from(expected, Math.abs));
-        const actual = await gradsAt(net, name, fixture.get(`grad_idx.${name}`)!);
-        assertClose(actual, expected, { atol: 2e-5 * scale, rtol: 1e-4 }, `gradient of ${name}`);
+gpuTest(
+  "training matches PyTorch: losses, gradients after step 1, weights after 1 and 4 SGD steps",
+  async (gpu) => {
+    const fixture = (await readSafetensors(new URL("nin_r96_train.safetensors", FIXTURES).pathname)).tensors;
+    const losses = fixture.get("losses")!.data;
+    const names = [...weights.keys()];
+    await runTraining(gpu, 0, 0, 4, async (step, net, loss) => {
+      assertClose([loss], [losses[step - 1]], { atol: 0, rtol: 1e-4 }, `loss of step ${step}`);
+      if (step === 1) {
+        for (const name of names) {
+          // Gradients: relative to the tensor's scale, since many entries are tiny sums of cancelling terms.
+          const expected = fixture.get(`grad.${name}`)!.data;
+          const scale = Math.max(...Array.from(expected, Math.abs));
+          const actual = await gradsAt(net, name, fixture.get(`grad_idx.${name}`)!);
+          assertClose(actual, expected, { atol: 2e-5 * scale, rtol: 1e-4 }, `gradient of ${name}`);
+        }
       }
-    }
-    if (step === 1 || step === 4) {
-      for (const name of names) {
-        const indices = fixture.get(`grad_idx.${name}`)!;
-        await assertUpdate(net, name, indices, fixture.get(`w${step}.${name}`)!, `${name} after ${step} steps`);
+      if (step === 1 || step === 4) {
+        for (const name of names) {
+          const indices = fixture.get(`grad_idx.${name}`)!;
+          await assertUpdate(
+            net,
+            name,
+            indices,
+            fixture.get(`w${step}.${name}`)!,
+            `${name} after ${step} steps`,
+          );
+        }
       }
-    }
-  });
-});
+    });
+  },
+);
 
 gpuTest("training with momentum 0.9 and weight decay matches PyTorch after 4 steps", async (gpu) => {
   const fixture = (await readSafetensors(new URL("nin_r96_train.safetensors", FIXTURES).pathname)).tensors;

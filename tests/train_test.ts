@@ -16,8 +16,9 @@ import { Flatten } from "../lib/layers/flatten.ts";
 import type { Gpu } from "../lib/gpu.ts";
 import type { Module } from "../lib/module.ts";
 
-const fixture = (await readSafetensors(new URL("./fixtures/nin_r96_train.safetensors", import.meta.url).pathname))
-  .tensors;
+const fixture =
+  (await readSafetensors(new URL("./fixtures/nin_r96_train.safetensors", import.meta.url).pathname))
+    .tensors;
 const images = fixture.get("images_u8")!.data as Uint8Array; // [4 * 8, 28, 28] real training images
 const labels = fixture.get("labels")!.data as Int32Array;
 
@@ -33,7 +34,9 @@ async function twoSteps(gpu: Gpu, microBatch: number) {
   for (let step = 0; step < 2; step++) {
     const x = resizeImages(gpu, images.subarray(step * 5 * 784, (step + 1) * 5 * 784), 5, 28, 28, 67);
     const r = await trainStep(net, opt, x, labels.subarray(step * 5, step * 5 + 5), { microBatch });
-    if (r.microBatch !== microBatch) throw new Error(`ran with micro-batch ${r.microBatch}, asked ${microBatch}`);
+    if (r.microBatch !== microBatch) {
+      throw new Error(`ran with micro-batch ${r.microBatch}, asked ${microBatch}`);
+    }
     losses.push(r.loss);
     x.dispose();
   }
@@ -43,16 +46,24 @@ async function twoSteps(gpu: Gpu, microBatch: number) {
   return { losses, values };
 }
 
-gpuTest("a batch split into micro-batches (dropout on) gives the same losses and update as the whole", async (gpu) => {
-  const whole = await twoSteps(gpu, 5);
-  for (const micro of [1, 2]) {
-    const split = await twoSteps(gpu, micro);
-    assertClose(split.losses, whole.losses, { atol: 0, rtol: 1e-5 }, `losses with micro-batch ${micro}`);
-    split.values.forEach((v, i) => {
-      assertClose(v, whole.values[i], { atol: 1e-6, rtol: 1e-4 }, `parameter ${i} with micro-batch ${micro}`);
-    });
-  }
-});
+gpuTest(
+  "a batch split into micro-batches (dropout on) gives the same losses and update as the whole",
+  async (gpu) => {
+    const whole = await twoSteps(gpu, 5);
+    for (const micro of [1, 2]) {
+      const split = await twoSteps(gpu, micro);
+      assertClose(split.losses, whole.losses, { atol: 0, rtol: 1e-5 }, `losses with micro-batch ${micro}`);
+      split.values.forEach((v, i) => {
+        assertClose(
+          v,
+          whole.values[i],
+          { atol: 1e-6, rtol: 1e-4 },
+          `parameter ${i} with micro-batch ${micro}`,
+        );
+      });
+    }
+  },
+);
 
 gpuTest("a small NiN overfits 8 real images: the loss falls well below ln(10)", async (gpu) => {
   const rng = new Random(4);
@@ -79,14 +90,21 @@ gpuTest("a small NiN overfits 8 real images: the loss falls well below ln(10)", 
 
 gpuTest("a checkpoint restores model and momentum so training continues identically", async (gpu) => {
   const path = await Deno.makeTempFile({ suffix: ".safetensors" });
-  const batch = (step: number) => resizeImages(gpu, images.subarray(step * 4 * 784, (step + 1) * 4 * 784), 4, 28, 28, 67);
+  const batch = (step: number) =>
+    resizeImages(gpu, images.subarray(step * 4 * 784, (step + 1) * 4 * 784), 4, 28, 28, 67);
   const run = async (restore: boolean) => {
     const net = nin(gpu, { seed: 5 });
     const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 });
     const losses: number[] = [];
     for (let step = 0; step < 3; step++) {
       if (restore && step === 2) {
-        await saveCheckpoint(path, net, opt, { epoch: 1, step: opt.stepCount, seed: 5, config: {}, history: [] });
+        await saveCheckpoint(path, net, opt, {
+          epoch: 1,
+          step: opt.stepCount,
+          seed: 5,
+          config: {},
+          history: [],
+        });
         opt.dispose();
         net.dispose();
         return { losses, resumed: await resume(losses) };
@@ -118,7 +136,9 @@ gpuTest("a checkpoint restores model and momentum so training continues identica
   const straight = await run(false);
   const resumed = await run(true);
   assertClose(resumed.losses, straight.losses, { atol: 0, rtol: 0 }, "losses");
-  resumed.resumed.forEach((v, i) => assertClose(v, straight.resumed[i], { atol: 0, rtol: 0 }, `parameter ${i}`));
+  resumed.resumed.forEach((v, i) =>
+    assertClose(v, straight.resumed[i], { atol: 0, rtol: 0 }, `parameter ${i}`)
+  );
   await Deno.remove(path);
 });
 
