@@ -9,9 +9,9 @@
 // - a workgroup owns 128 columns x 32 output channels; invocation `lid` owns 16 columns (4 quads) for the 32
 //   channels (8 quads): four Rows of eight mat4x4 accumulators, row j's accumulator t holds columns 4j..
 //   (matrix rows) x channels 4t.. (matrix columns);
-// - every invocation loops over all (n, oh, ow) itself: deterministic, no atomics, no partial buffers. The 32
-//   channels are workgroup-uniform, so the 32 gradient loads per step are uniform; the 16 input loads and
-//   their padding checks differ per lane. 512 multiply-adds per lane per step.
+// - every invocation loops over all (n, oh, ow) itself, as one flat loop: deterministic, no atomics, no
+//   partial buffers. The 32 channels are workgroup-uniform, so the 32 gradient loads per step are uniform;
+//   the 16 input loads and their padding checks differ per lane. 512 multiply-adds per lane per step.
 struct Params {
   n: u32,
   inChannels: u32,
@@ -146,20 +146,34 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var acc1 = Row();
   var acc2 = Row();
   var acc3 = Row();
-  for (var n = 0u; n < p.n; n++) {
-    let image = n * chw;
-    for (var oh = 0u; oh < p.outHeight; oh++) {
-      let ih0 = i32(oh * p.stride);
-      // Offset of g[n, 0, oh, ow]; the channel offsets are added in grads().
-      var at = (n * p.outChannels * p.outHeight + oh) * p.outWidth;
-      for (var ow = 0u; ow < p.outWidth; ow++) {
-        let iw0 = i32(ow * p.stride);
-        let gs = grads(ch, at);
-        acc0 = accumulate(acc0, inputs(cols0, image, ih0, iw0), gs);
-        acc1 = accumulate(acc1, inputs(cols1, image, ih0, iw0), gs);
-        acc2 = accumulate(acc2, inputs(cols2, image, ih0, iw0), gs);
-        acc3 = accumulate(acc3, inputs(cols3, image, ih0, iw0), gs);
-        at += 1u;
+  // One flat loop over (n, oh, ow), ow fastest: the accumulators never cross an inner loop's boundary, which
+  // costs as much as the work when output rows are short (4 or 1 positions in the late layers).
+  var image = 0u;
+  var ih0 = 0;
+  var iw0 = 0;
+  var ow = 0u;
+  var oh = 0u;
+  // Offset of g[n, 0, oh, ow]; the channel offsets are added in grads().
+  var at = 0u;
+  for (var step = 0u; step < p.n * p.outHeight * p.outWidth; step++) {
+    let gs = grads(ch, at);
+    acc0 = accumulate(acc0, inputs(cols0, image, ih0, iw0), gs);
+    acc1 = accumulate(acc1, inputs(cols1, image, ih0, iw0), gs);
+    acc2 = accumulate(acc2, inputs(cols2, image, ih0, iw0), gs);
+    acc3 = accumulate(acc3, inputs(cols3, image, ih0, iw0), gs);
+    ow += 1u;
+    iw0 += i32(p.stride);
+    at += 1u;
+    if (ow == p.outWidth) {
+      ow = 0u;
+      iw0 = 0;
+      oh += 1u;
+      ih0 += i32(p.stride);
+      if (oh == p.outHeight) {
+        oh = 0u;
+        ih0 = 0;
+        image += chw;
+        at += (p.outChannels - 1u) * p.outHeight * p.outWidth;
       }
     }
   }

@@ -40,7 +40,8 @@ function makeConv(gpu: Gpu, g: ConvGeometry, seed: number): Conv2d {
 }
 
 // Odd and non-square sizes, channel counts that are not multiples of 4, 1x1, stride > kernel, padding > 0,
-// batch 1 and > 1, the NiN first layer's 11/4/0 and blocks of channels and positions beyond one workgroup.
+// batch 1 and > 1, the NiN first layer's 11/4/0, blocks of channels and positions beyond one workgroup, and
+// input channel counts that select each input-gradient variant (blocks of 96: 131, 70...; of 128: 250).
 const CONFIGS: ConvGeometry[] = [
   geometry([2, 3, 7, 5], 5, 3, 1, 1),
   geometry([1, 1, 23, 25], 6, 11, 4, 0),
@@ -52,6 +53,7 @@ const CONFIGS: ConvGeometry[] = [
   geometry([4, 9, 3, 3], 17, 1, 1, 0),
   geometry([1, 2, 1, 1], 3, 3, 1, 1),
   geometry([2, 131, 3, 4], 129, 3, 1, 1),
+  geometry([2, 250, 3, 2], 7, 3, 2, 1),
 ];
 
 // float32 sums of up to ~600 products of values in [-1, 1]: errors stay far below 1e-4 relative.

@@ -17,6 +17,12 @@ import backwardBiasCode from "../../kernels/conv2d_backward_bias.wgsl" with { ty
 const FORWARD: Kernel = { name: "conv2d_forward", code: forwardCode };
 const FORWARD_RELU: Kernel = { name: "conv2d_forward_relu", code: forwardCode, constants: { fuseRelu: 1 } };
 const BACKWARD_INPUT: Kernel = { name: "conv2d_backward_input", code: backwardInputCode };
+/** The input gradient with 96 instead of 128 channels per workgroup, for layers where that wastes fewer lanes. */
+const BACKWARD_INPUT_96: Kernel = {
+  name: "conv2d_backward_input_96ch",
+  code: backwardInputCode,
+  constants: { channelQuads: 3 },
+};
 const BACKWARD_WEIGHT: Kernel = { name: "conv2d_backward_weight", code: backwardWeightCode };
 const BACKWARD_BIAS: Kernel = { name: "conv2d_backward_bias", code: backwardBiasCode };
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
@@ -28,7 +34,7 @@ const BACKWARD_BIAS_RELU: Kernel = {
 
 // Output block of one workgroup, as fixed by the kernels' constants.
 const FORWARD_BLOCK = { channels: 128, positions: 32 };
-const BACKWARD_INPUT_BLOCK = { channels: 128, pixels: 32 };
+const BACKWARD_INPUT_BLOCK = { pixels: 32 };
 const BACKWARD_WEIGHT_BLOCK = { columns: 128, channels: 32 };
 /** Output channels per workgroup of the bias gradient (one per invocation). */
 const BACKWARD_BIAS_BLOCK = 8;
@@ -64,9 +70,10 @@ export class Conv2d extends Module {
   /** One bias per output channel, shape [outChannels]. */
   readonly bias: Parameter;
   /**
-   * When true, `forward` returns `relu(conv(x))` and `backward` takes the gradient with respect to that ReLU
-   * output, masking it with (output > 0) inside the gradient kernels. Set by `Sequential` for a Conv2d
-   * followed by a ReLU.
+   * When true, `forward` returns `relu(conv(x))` (the ReLU in the kernel's epilogue, no pre-activation tensor)
+   * and `backward` takes the gradient with respect to that ReLU output: the bias-gradient kernel masks it by
+   * (output > 0) once and hands it to the weight and input gradient kernels, so the ReLU needs no pass of
+   * its own. Set by `Sequential` for a Conv2d followed by a ReLU.
    */
   fuseRelu = false;
   #input: Tensor | null = null;
@@ -164,8 +171,9 @@ export class Conv2d extends Module {
    */
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
     const x = this.#input;
+    // The ReLU-fused path is taken when the forward was fused (it saved its output).
     const y = this.#output;
-    if (!x || (this.fuseRelu && !y)) {
+    if (!x) {
       throw new NinError(`${this.#name()}.backward called without a training-mode forward`);
     }
     const shape = this.outputShape(x.shape);
@@ -179,7 +187,7 @@ export class Conv2d extends Module {
     this.clearSaved();
     const params = this.#params(x.shape, shape);
     const [n, , outHeight, outWidth] = shape;
-    // With the fused ReLU, the bias kernel masks dy by (output > 0) once and hands the result to the GEMMs.
+    // With the fused ReLU, the bias kernel masks dy by (output > 0) once, into a temporary the GEMMs read.
     const masked = y ? Tensor.empty(this.gpu, shape, "conv2d masked output gradient") : null;
     this.gpu.dispatch(
       y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS,
@@ -204,12 +212,17 @@ export class Conv2d extends Module {
     if (needInputGrad) {
       dx = Tensor.empty(this.gpu, x.shape, "conv2d input gradient");
       const [, , height, width] = x.shape;
+      // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
+      const s = this.stride;
+      const pixels = s * s * n * Math.ceil(height / s) * Math.ceil(width / s);
+      // Blocks of 128 or 96 input channels, whichever leaves fewer idle (e.g. 96 for 96 channels).
+      const idle = (block: number) => workgroupsFor(this.inChannels, block) * block - this.inChannels;
+      const channels = idle(96) < idle(128) ? 96 : 128;
       this.gpu.dispatch(
-        BACKWARD_INPUT,
+        channels === 96 ? BACKWARD_INPUT_96 : BACKWARD_INPUT,
         [g.buffer, this.weight.value.buffer, dx.buffer],
         params,
-        workgroupsFor(this.inChannels, BACKWARD_INPUT_BLOCK.channels) *
-          workgroupsFor(n * height * width, BACKWARD_INPUT_BLOCK.pixels),
+        workgroupsFor(this.inChannels, channels) * workgroupsFor(pixels, BACKWARD_INPUT_BLOCK.pixels),
         this.#macFlops(shape),
       );
     }
