@@ -400,13 +400,18 @@ class SimConv2d extends SimModule {
     const x = this.#input!;
     this.#input = null;
     const macs = this.#macs(gradOutput.shape);
-    this.weight.gradOrZeros();
-    this.ledger.dispatch(this.name, "weight gradient", 2 * macs);
+    // With the fused ReLU the bias kernel writes dy masked by (output > 0) into a temporary the GEMMs read.
+    const masked = this.fuseRelu ? this.ledger.empty(gradOutput.shape, "workspace", this.name) : null;
     this.bias.gradOrZeros();
     this.ledger.dispatch(this.name, "weight gradient", size(gradOutput.shape));
-    if (!needInputGrad) return null;
-    const dx = this.ledger.empty(x.shape, "activation gradients", this.name);
-    this.ledger.dispatch(this.name, "input gradient", 2 * macs);
+    this.weight.gradOrZeros();
+    this.ledger.dispatch(this.name, "weight gradient", 2 * macs);
+    let dx: SimTensor | null = null;
+    if (needInputGrad) {
+      dx = this.ledger.empty(x.shape, "activation gradients", this.name);
+      this.ledger.dispatch(this.name, "input gradient", 2 * macs);
+    }
+    if (masked) this.ledger.dispose(masked);
     return dx;
   }
   override clearSaved(): void {

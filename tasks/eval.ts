@@ -49,7 +49,7 @@ if (import.meta.main) {
     net.loadStateDict(checkpoint.model);
     checkFlag("--resize", resize, () => layerShapes(net, [1, 1, resize, resize]));
     const data = await loadFashionMnist({ dataDir: flags["data-dir"], download: !flags.offline });
-    console.error(`data: ${data.source}`);
+    console.error(`data: ${data.source.split("; ")[0]}`);
     const labels: number[] = [];
     const predictions: number[] = [];
     for (const b of epochBatches(data.test, { batchSize: flags["batch-size"], limit: flags["limit-test"] })) {

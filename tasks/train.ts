@@ -103,7 +103,7 @@ if (import.meta.main) {
       download: !parsed.offline,
       onProgress: (message) => console.error(message),
     });
-    console.error(`data: ${data.source}`);
+    console.error(`data: ${data.source.split("; ")[0]}`);
     console.error(`device: ${gpu.adapterName} (${gpu.engine}${gpu.isSoftware ? ", software adapter" : ""})`);
 
     let interrupted = false;
