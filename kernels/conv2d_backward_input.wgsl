@@ -18,19 +18,7 @@
 //   by residue class first, (ih mod s, iw mod s, n, ih div s, iw div s), on a grid of ceil(h/s) x ceil(w/s)
 //   per class (grid points past the image are computed and dropped), and a block of 32 pixels mostly
 //   shares one class: it runs about (k/s)^2 taps, not k^2. With s = 1 this is the plain (n, ih, iw) order.
-struct Params {
-  n: u32,
-  inChannels: u32,
-  height: u32,
-  width: u32,
-  outChannels: u32,
-  outHeight: u32,
-  outWidth: u32,
-  kernel: u32,
-  stride: u32,
-  padding: u32,
-}
-
+// Prepended with conv2d_common.wgsl (Params, QUAD, outer, Row, Quads, accumulate).
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -39,28 +27,11 @@ struct Params {
 // Quads of channels per invocation: 4 or 3.
 override channelQuads: u32 = 4u;
 const PIXELS_PER_WORKGROUP = 32u;
-const QUAD = vec4u(0u, 1u, 2u, 3u);
 
-// acc + a * b^T: column i gains a * b[i].
-fn outer(acc: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
-  return mat4x4f(fma(a, vec4f(b.x), acc[0]), fma(a, vec4f(b.y), acc[1]), fma(a, vec4f(b.z), acc[2]),
-                 fma(a, vec4f(b.w), acc[3]));
-}
-
-// Four channels x 32 pixels of accumulators.
-struct Row {
-  q0: mat4x4f, q1: mat4x4f, q2: mat4x4f, q3: mat4x4f, q4: mat4x4f, q5: mat4x4f, q6: mat4x4f, q7: mat4x4f,
-}
+// A Row holds four channels x 32 pixels of accumulators.
 
 // One gradient value per pixel of the block, as 8 quads.
-struct Grads {
-  q0: vec4f, q1: vec4f, q2: vec4f, q3: vec4f, q4: vec4f, q5: vec4f, q6: vec4f, q7: vec4f,
-}
-
-fn accumulate(r: Row, wq: vec4f, gs: Grads) -> Row {
-  return Row(outer(r.q0, wq, gs.q0), outer(r.q1, wq, gs.q1), outer(r.q2, wq, gs.q2), outer(r.q3, wq, gs.q3),
-             outer(r.q4, wq, gs.q4), outer(r.q5, wq, gs.q5), outer(r.q6, wq, gs.q6), outer(r.q7, wq, gs.q7));
-}
+alias Grads = Quads;
 
 // A quad of pixels (v.. in the residue-class order): base offset of its image in g, and (ih + p), (iw + p)
 // divided by the stride, quotient and remainder.

@@ -12,19 +12,7 @@
 // - every invocation loops over all (n, oh, ow) itself, as one flat loop: deterministic, no atomics, no
 //   partial buffers. The 32 channels are workgroup-uniform, so the 32 gradient loads per step are uniform;
 //   the 16 input loads and their padding checks differ per lane. 512 multiply-adds per lane per step.
-struct Params {
-  n: u32,
-  inChannels: u32,
-  height: u32,
-  width: u32,
-  outChannels: u32,
-  outHeight: u32,
-  outWidth: u32,
-  kernel: u32,
-  stride: u32,
-  padding: u32,
-}
-
+// Prepended with conv2d_common.wgsl (Params, QUAD, outer, Row, Quads, accumulate).
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
@@ -32,32 +20,15 @@ struct Params {
 
 const COLUMNS_PER_WORKGROUP = 128u;
 const CHANNELS_PER_WORKGROUP = 32u;
-const QUAD = vec4u(0u, 1u, 2u, 3u);
 
-// acc + a * b^T: column i gains a * b[i].
-fn outer(acc: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
-  return mat4x4f(fma(a, vec4f(b.x), acc[0]), fma(a, vec4f(b.y), acc[1]), fma(a, vec4f(b.z), acc[2]),
-                 fma(a, vec4f(b.w), acc[3]));
-}
-
-// Four columns x 32 output channels of accumulators.
-struct Row {
-  q0: mat4x4f, q1: mat4x4f, q2: mat4x4f, q3: mat4x4f, q4: mat4x4f, q5: mat4x4f, q6: mat4x4f, q7: mat4x4f,
-}
+// A Row holds four columns x 32 output channels of accumulators.
 
 // The block's 32 output channels as 8 quads: their offsets in g, or their gradients at one position.
 struct Channels {
   q0: vec4u, q1: vec4u, q2: vec4u, q3: vec4u, q4: vec4u, q5: vec4u, q6: vec4u, q7: vec4u,
 }
 
-struct Grads {
-  q0: vec4f, q1: vec4f, q2: vec4f, q3: vec4f, q4: vec4f, q5: vec4f, q6: vec4f, q7: vec4f,
-}
-
-fn accumulate(r: Row, xq: vec4f, gs: Grads) -> Row {
-  return Row(outer(r.q0, xq, gs.q0), outer(r.q1, xq, gs.q1), outer(r.q2, xq, gs.q2), outer(r.q3, xq, gs.q3),
-             outer(r.q4, xq, gs.q4), outer(r.q5, xq, gs.q5), outer(r.q6, xq, gs.q6), outer(r.q7, xq, gs.q7));
-}
+alias Grads = Quads;
 
 // Offsets in g of four consecutive output channels from o (clamped: channels past the last compute unused
 // values).

@@ -14,19 +14,7 @@
 // - the reduction runs over kernel taps (kh, kw) outside and input channels inside, as one flat loop:
 //   offsets and padding checks are computed once per tap and reused for every channel. (Taps that read only
 //   padding run too, on zeros: skipping them measured slower on the layers that matter.)
-struct Params {
-  n: u32,
-  inChannels: u32,
-  height: u32,
-  width: u32,
-  outChannels: u32,
-  outHeight: u32,
-  outWidth: u32,
-  kernel: u32,
-  stride: u32,
-  padding: u32,
-}
-
+// Prepended with conv2d_common.wgsl (Params, QUAD, outer, Row, Quads, accumulate).
 override fuseRelu: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -37,28 +25,11 @@ override fuseRelu: bool = false;
 
 const CHANNELS_PER_WORKGROUP = 128u;
 const POSITIONS_PER_WORKGROUP = 32u;
-const QUAD = vec4u(0u, 1u, 2u, 3u);
 
-// acc + a * b^T: column i gains a * b[i].
-fn outer(acc: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
-  return mat4x4f(fma(a, vec4f(b.x), acc[0]), fma(a, vec4f(b.y), acc[1]), fma(a, vec4f(b.z), acc[2]),
-                 fma(a, vec4f(b.w), acc[3]));
-}
-
-// Four channels x 32 positions of accumulators.
-struct Row {
-  q0: mat4x4f, q1: mat4x4f, q2: mat4x4f, q3: mat4x4f, q4: mat4x4f, q5: mat4x4f, q6: mat4x4f, q7: mat4x4f,
-}
+// A Row holds four channels x 32 positions of accumulators.
 
 // One input value per position of the block, as 8 quads.
-struct Inputs {
-  q0: vec4f, q1: vec4f, q2: vec4f, q3: vec4f, q4: vec4f, q5: vec4f, q6: vec4f, q7: vec4f,
-}
-
-fn accumulate(r: Row, wq: vec4f, xs: Inputs) -> Row {
-  return Row(outer(r.q0, wq, xs.q0), outer(r.q1, wq, xs.q1), outer(r.q2, wq, xs.q2), outer(r.q3, wq, xs.q3),
-             outer(r.q4, wq, xs.q4), outer(r.q5, wq, xs.q5), outer(r.q6, wq, xs.q6), outer(r.q7, wq, xs.q7));
-}
+alias Inputs = Quads;
 
 // Where a quad of positions reads its input: image base offset, top and left input corner.
 struct Quad {

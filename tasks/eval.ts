@@ -64,7 +64,7 @@ if (import.meta.main) {
       `test acc ${(correct / labels.length).toFixed(3)} (${correct}/${labels.length}) at resize ${resize}`,
     );
     console.log("\nconfusion matrix (rows: true class, columns: predicted)");
-    const width = 12;
+    const width = 16;
     console.log("".padEnd(width) + CLASS_NAMES.map((_, i) => String(i).padStart(6)).join(""));
     matrix.forEach((row, i) => {
       console.log(`${i} ${CLASS_NAMES[i]}`.padEnd(width) + row.map((v) => String(v).padStart(6)).join(""));

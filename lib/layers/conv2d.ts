@@ -13,17 +13,22 @@ import forwardCode from "../../kernels/conv2d_forward.wgsl" with { type: "text" 
 import backwardInputCode from "../../kernels/conv2d_backward_input.wgsl" with { type: "text" };
 import backwardWeightCode from "../../kernels/conv2d_backward_weight.wgsl" with { type: "text" };
 import backwardBiasCode from "../../kernels/conv2d_backward_bias.wgsl" with { type: "text" };
+import commonCode from "../../kernels/conv2d_common.wgsl" with { type: "text" };
 
-const FORWARD: Kernel = { name: "conv2d_forward", code: forwardCode };
-const FORWARD_RELU: Kernel = { name: "conv2d_forward_relu", code: forwardCode, constants: { fuseRelu: 1 } };
-const BACKWARD_INPUT: Kernel = { name: "conv2d_backward_input", code: backwardInputCode };
+const FORWARD: Kernel = { name: "conv2d_forward", code: commonCode + forwardCode };
+const FORWARD_RELU: Kernel = {
+  name: "conv2d_forward_relu",
+  code: commonCode + forwardCode,
+  constants: { fuseRelu: 1 },
+};
+const BACKWARD_INPUT: Kernel = { name: "conv2d_backward_input", code: commonCode + backwardInputCode };
 /** The input gradient with 96 instead of 128 channels per workgroup, for layers where that wastes fewer lanes. */
 const BACKWARD_INPUT_96: Kernel = {
   name: "conv2d_backward_input_96ch",
-  code: backwardInputCode,
+  code: commonCode + backwardInputCode,
   constants: { channelQuads: 3 },
 };
-const BACKWARD_WEIGHT: Kernel = { name: "conv2d_backward_weight", code: backwardWeightCode };
+const BACKWARD_WEIGHT: Kernel = { name: "conv2d_backward_weight", code: commonCode + backwardWeightCode };
 const BACKWARD_BIAS: Kernel = { name: "conv2d_backward_bias", code: backwardBiasCode };
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
 const BACKWARD_BIAS_RELU: Kernel = {

@@ -10,9 +10,10 @@ import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
 import forwardCode from "../../kernels/dropout_forward.wgsl" with { type: "text" };
 import backwardCode from "../../kernels/dropout_backward.wgsl" with { type: "text" };
+import maskCode from "../../kernels/dropout_mask.wgsl" with { type: "text" };
 
-const DROPOUT_FORWARD: Kernel = { name: "dropout_forward", code: forwardCode };
-const DROPOUT_BACKWARD: Kernel = { name: "dropout_backward", code: backwardCode };
+const DROPOUT_FORWARD: Kernel = { name: "dropout_forward", code: maskCode + forwardCode };
+const DROPOUT_BACKWARD: Kernel = { name: "dropout_backward", code: maskCode + backwardCode };
 
 /** Options for {@link Dropout}. */
 export interface DropoutOptions {
