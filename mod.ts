@@ -100,20 +100,20 @@ export { checkWritable, writeFileAtomic } from "./lib/data/atomic_write.ts";
 export {
   analyzeResources,
   DEFAULT_MAX_BINDING_BYTES,
-  type FlopPhase,
   type LayerResources,
-  type LayerSpec,
   MAC_CONVENTION,
-  type MemoryCategory,
   type MemoryPrediction,
-  ninSpec,
-  type OptimizerSpec,
   type ResourceOptions,
   type Resources,
+  type TrainStepFlops,
+} from "./lib/resources.ts";
+export {
+  type LayerSpec,
+  ninSpec,
   specLeaves,
   specMicroBatch,
   specOutputShape,
   specParams,
-  type TrainStepFlops,
-} from "./lib/resources.ts";
+} from "./lib/model_spec.ts";
+export { type FlopPhase, type MemoryCategory, type OptimizerSpec } from "./lib/buffer_replay.ts";
 export { type Measurement, measureResources, type PassMeasurement } from "./lib/measure.ts";

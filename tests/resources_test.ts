@@ -1,15 +1,14 @@
-// lib/resources.ts and lib/measure.ts: counts against plain arithmetic and PyTorch, the replayed memory
-// schedule against the GPU's own accounting, and the resources task's --json output.
+// lib/resources.ts (with lib/model_spec.ts and lib/buffer_replay.ts) and lib/measure.ts: counts against plain
+// arithmetic and PyTorch, the replayed memory schedule against the GPU's own accounting, and the resources
+// task's --json output.
 import { assertJsonEqual as assertEquals, assertThrowsWith as assertThrows, gpuTest } from "./util.ts";
 import {
   analyzeResources,
   DEFAULT_MAX_BINDING_BYTES,
   MAC_CONVENTION,
-  ninSpec,
   type ResourceOptions,
-  specLeaves,
-  specMicroBatch,
 } from "../lib/resources.ts";
+import { ninSpec, specLeaves, specMicroBatch } from "../lib/model_spec.ts";
 import { measureResources } from "../lib/measure.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
@@ -242,7 +241,7 @@ for (const options of MEASURED) {
           );
         }
         // The replay mirrors the toolkit's buffer schedule exactly; any difference means a layer, the trainer or
-        // a kernel's workspace changed how it allocates and lib/resources.ts must follow.
+        // a kernel's workspace changed how it allocates and lib/buffer_replay.ts must follow.
         assertEquals(pass.measuredBytes, pass.predictedBytes, `${what}: measured bytes (exact)`);
         assertEquals(pass.dispatchedFlops, pass.predictedFlops, `${what}: dispatched FLOPs`);
       }
