@@ -503,8 +503,8 @@ function replayTrainStep(
   for (const m of net.modules()) m.training = true;
   const [n, ...sample] = images.shape;
   ledger.where = "step setup";
-  const stats = ledger.allocate(16, "labels and statistics");
   const labels = ledger.allocate(n * 4, "labels and statistics");
+  const stats = ledger.allocate(16, "labels and statistics");
   for (let start = 0; start < n; start += micro) {
     const count = Math.min(micro, n - start);
     ledger.where = "micro-batch copy";

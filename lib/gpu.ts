@@ -311,10 +311,26 @@ export class Gpu {
     );
   }
 
-  /** Writes host data into a buffer. Pending dispatches are submitted first so the write lands after them. */
+  /**
+   * Records a write of host data into a buffer, ordered with the dispatches around it: the bytes go into a
+   * mapped staging buffer whose copy is part of the same command stream, so uploads inside a training step
+   * need no extra submit (a queue write would land before everything already recorded).
+   */
   write(buffer: GPUBuffer, data: ArrayBufferView): void {
-    this.flush();
-    this.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    this.checkHealthy();
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    this.#endPass();
+    this.#commandEncoder().copyBufferToBuffer(staging, 0, buffer, 0, size);
+    this.#retired.push(staging); // destroyed after the submit that uses it
   }
 
   /** Submits everything recorded so far (does not wait for it). */

@@ -124,10 +124,11 @@ function runBatches(
   if (net.training !== train) net.train(train);
   const micro = microBatchSize(net, sample, n, gpu.limits.maxStorageBufferBindingSize, options.microBatch);
   const perSample = images.size / n;
-  const stats = gpu.allocate(16, "step statistics");
-  gpu.clear(stats);
+  // The upload first: a write submits what is pending, so everything after it goes out in one submit.
   const labelBuffer = gpu.allocate(n * 4, "labels");
   gpu.write(labelBuffer, labelArray as Int32Array<ArrayBuffer>);
+  const stats = gpu.allocate(16, "step statistics");
+  gpu.clear(stats);
   try {
     for (let start = 0; start < n; start += micro) {
       const count = Math.min(micro, n - start);
