@@ -1,0 +1,64 @@
+// The tasks' successful output: the chapter's shape table, and bench's JSON figures.
+import { assertJsonEqual, gpuTest } from "./util.ts";
+import { runTask, taskTest } from "./subprocess.ts";
+import { measureRoofline } from "../lib/roofline.ts";
+
+// The chapter's PyTorch output for a 1x1x224x224 input (d2l, NiN section).
+const CHAPTER_TABLE = [
+  "Sequential output shape:\t [1, 96, 54, 54]",
+  "MaxPool2d output shape:\t [1, 96, 26, 26]",
+  "Sequential output shape:\t [1, 256, 26, 26]",
+  "MaxPool2d output shape:\t [1, 256, 12, 12]",
+  "Sequential output shape:\t [1, 384, 12, 12]",
+  "MaxPool2d output shape:\t [1, 384, 5, 5]",
+  "Dropout output shape:\t [1, 384, 5, 5]",
+  "Sequential output shape:\t [1, 10, 5, 5]",
+  "AdaptiveAvgPool2d output shape:\t [1, 10, 1, 1]",
+  "Flatten output shape:\t [1, 10]",
+];
+
+taskTest("shapes: the GPU forward pass prints the chapter's table row for row", async () => {
+  const result = await runTask("shapes", []);
+  if (result.code !== 0) throw new Error(result.stderr);
+  assertJsonEqual(result.stdout.trimEnd().split("\n"), CHAPTER_TABLE, "shape table");
+  const leaf = await runTask("shapes", ["--leaf", "--one-by-one-convs", "1", "--batch-size", "2"]);
+  const lines = leaf.stdout.trimEnd().split("\n");
+  assertJsonEqual([lines.length, lines[0], lines.at(-1)], [
+    4 * 4 + 6, // four blocks of conv, relu, 1x1 conv, relu, plus 3 pools, dropout, avgpool, flatten
+    "0.0 Conv2d output shape:\t [2, 96, 54, 54]",
+    "9 Flatten output shape:\t [2, 10]",
+  ], "--leaf rows");
+});
+
+taskTest("bench --json: throughput, roofline and per-kernel figures with the documented keys", async () => {
+  const args = [
+    "--resize",
+    "67",
+    "--batch-size",
+    "2",
+    "--steps",
+    "1",
+    "--warmup",
+    "1",
+    "--roofline-size",
+    "64",
+  ];
+  const result = await runTask("bench", [...args, "--json"]);
+  if (result.code !== 0) throw new Error(result.stderr);
+  const figures = JSON.parse(result.stdout);
+  for (const key of ["train_examples_per_s", "infer_examples_per_s", "roofline_gflops"]) {
+    if (!(figures[key] > 0)) throw new Error(`${key} is ${figures[key]}`);
+  }
+  const names = new Set(figures.kernels.map((k: { name: string }) => k.name));
+  for (const name of ["conv2d_forward_relu", "conv2d_backward_weight", "maxpool2d_backward", "sgd_step"]) {
+    if (!names.has(name)) throw new Error(`no ${name} in ${[...names]}`);
+  }
+  for (const k of figures.kernels) {
+    if (!(k.calls > 0 && k.ms >= 0 && Number.isFinite(k.roofline_share))) throw new Error(JSON.stringify(k));
+  }
+});
+
+gpuTest("the roofline matmul computes the product it times", async (gpu) => {
+  const roofline = await measureRoofline(gpu, 96, 1);
+  if (!(roofline.maxError < 1e-3 && roofline.gflops > 0)) throw new Error(JSON.stringify(roofline));
+});
