@@ -13,6 +13,7 @@ import {
   convOutputSize,
 } from "./reference/conv2d.ts";
 import { finiteDifferenceGrad } from "./reference/finite_diff.ts";
+import { checkConv2dAgainstReference } from "./layer_checks.ts";
 
 /** Geometry from (n, c, h, w) -> (oc, k, s, p). */
 function geometry(
@@ -62,27 +63,7 @@ const TOL = { atol: 1e-4, rtol: 1e-4 };
 gpuTest("Conv2d forward and gradients match the float64 reference", async (gpu) => {
   const rng = new Random(7);
   for (const g of CONFIGS) {
-    const what = `Conv2d ${JSON.stringify(g)}`;
-    const conv = makeConv(gpu, g, 3);
-    const xs = rng.uniformArray(g.n * g.inChannels * g.height * g.width);
-    const x = Tensor.fromArray(gpu, xs, inputShape(g));
-    const y = conv.forward(x);
-    const ws = await conv.weight.value.toArray();
-    const bs = await conv.bias.value.toArray();
-    assertClose(await y.toArray(), conv2dForwardRef(g, xs, ws, bs), TOL, `${what} forward`);
-    const dys = rng.uniformArray(y.size);
-    const dy = Tensor.fromArray(gpu, dys, y.shape);
-    const dx = conv.backward(dy)!;
-    assertClose(await download(dx), conv2dBackwardInputRef(g, dys, ws), TOL, `${what} input gradient`);
-    assertClose(
-      await conv.weight.grad!.toArray(),
-      conv2dBackwardWeightRef(g, xs, dys),
-      TOL,
-      `${what} weight gradient`,
-    );
-    assertClose(await conv.bias.grad!.toArray(), conv2dBackwardBiasRef(g, dys), TOL, `${what} bias gradient`);
-    for (const t of [x, y, dy]) t.dispose();
-    conv.dispose();
+    await checkConv2dAgainstReference(gpu, g, rng, { seed: 3, what: `Conv2d ${JSON.stringify(g)}` });
   }
 });
 

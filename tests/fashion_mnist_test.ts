@@ -13,9 +13,8 @@ import {
 import { encodeIdxImages, encodeIdxLabels } from "../lib/data/idx.ts";
 import { md5Hex } from "../lib/data/download.ts";
 import { readSafetensors } from "../lib/safetensors.ts";
-import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
-import { assertJsonEqual } from "./util.ts";
+import { assertJsonEqual, assertRejectsWith } from "./util.ts";
 
 const FILES = Object.keys(FASHION_MNIST_FILES) as FashionMnistFile[];
 
@@ -105,19 +104,6 @@ function startServer(routes: Map<string, Route>) {
 
 function servedFiles(files: Record<FashionMnistFile, Uint8Array>): Map<string, Route> {
   return new Map(FILES.map((f) => [FASHION_MNIST_FILES[f], { body: files[f] }]));
-}
-
-async function assertRejectsWith(fn: () => Promise<unknown>, ...parts: string[]): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
-    for (const part of parts) {
-      if (!e.message.includes(part)) throw new Error(`expected "${part}" in: ${e.message}`);
-    }
-    return;
-  }
-  throw new Error(`expected a NinError containing ${parts.join(", ")}, nothing was thrown`);
 }
 
 function listDir(dir: string): string[] {

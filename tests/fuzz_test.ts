@@ -1,23 +1,16 @@
 // Property tests: Conv2d and MaxPool2d with random valid (kernel, stride, padding, sizes, channels, batch)
 // against the float64 CPU references, forward and backward; random invalid ones against the error path
 // (a NinError naming the layer, and nothing allocated). Seeded and bounded so it runs in every test run.
-import { assertClose, assertJsonEqual as assertEquals, download, gpuTest, Tensor } from "./util.ts";
+import { assertJsonEqual as assertEquals, gpuTest, Tensor } from "./util.ts";
 import { NinError } from "../lib/errors.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
 import { Random } from "../lib/random.ts";
-import {
-  conv2dBackwardBiasRef,
-  conv2dBackwardInputRef,
-  conv2dBackwardWeightRef,
-  conv2dForwardRef,
-  type ConvGeometry,
-  convOutputSize,
-} from "./reference/conv2d.ts";
-import { maxPool2dBackwardRef, maxPool2dForwardRef, type PoolGeometry } from "./reference/maxpool2d.ts";
+import type { ConvGeometry } from "./reference/conv2d.ts";
+import type { PoolGeometry } from "./reference/maxpool2d.ts";
+import { checkConv2dAgainstReference, checkMaxPool2dAgainstReference } from "./layer_checks.ts";
 
 const CASES = 40;
-const TOL = { atol: 1e-4, rtol: 1e-4 };
 
 /** An integer in [lo, hi]. */
 function between(rng: Random, lo: number, hi: number): number {
@@ -62,41 +55,11 @@ gpuTest(
         padding,
       };
       const fuseRelu = rng.int(2) === 1;
-      const what = `trial ${trial} ${JSON.stringify(g)} relu ${fuseRelu}`;
-      const conv = new Conv2d(gpu, g.inChannels, g.outChannels, kernel, g.stride, padding, {
-        rng: new Random(trial),
+      await checkConv2dAgainstReference(gpu, g, rng, {
+        seed: trial,
+        fuseRelu,
+        what: `trial ${trial} ${JSON.stringify(g)} relu ${fuseRelu}`,
       });
-      conv.fuseRelu = fuseRelu;
-      const xs = rng.uniformArray(g.n * g.inChannels * g.height * g.width);
-      const x = Tensor.fromArray(gpu, xs, [g.n, g.inChannels, g.height, g.width]);
-      const y = conv.forward(x);
-      assertEquals(y.shape, [g.n, g.outChannels, ...convOutputSize(g)], `${what} shape`);
-      const ws = await conv.weight.value.toArray();
-      const bs = await conv.bias.value.toArray();
-      const expected = conv2dForwardRef(g, xs, ws, bs).map((v) => fuseRelu ? Math.max(v, 0) : v);
-      const ys = await y.toArray();
-      assertClose(ys, expected, TOL, `${what} forward`);
-      const dys = rng.uniformArray(y.size);
-      // A fused ReLU passes the gradient where its output is positive (the GPU's own output decides, so a
-      // value within rounding of 0 cannot make the comparison flaky).
-      const passed = fuseRelu ? dys.map((d, i) => ys[i] > 0 ? d : 0) : dys;
-      const dy = Tensor.fromArray(gpu, dys, y.shape);
-      const dx = conv.backward(dy)!;
-      assertClose(await download(dx), conv2dBackwardInputRef(g, passed, ws), TOL, `${what} input gradient`);
-      assertClose(
-        await conv.weight.grad!.toArray(),
-        conv2dBackwardWeightRef(g, xs, passed),
-        TOL,
-        `${what} weight gradient`,
-      );
-      assertClose(
-        await conv.bias.grad!.toArray(),
-        conv2dBackwardBiasRef(g, passed),
-        TOL,
-        `${what} bias gradient`,
-      );
-      for (const t of [x, y, dy]) t.dispose();
-      conv.dispose();
     }
   },
 );
@@ -118,25 +81,7 @@ gpuTest(
         stride: between(rng, 1, 4),
         padding,
       };
-      const what = `trial ${trial} ${JSON.stringify(g)}`;
-      const pool = new MaxPool2d(gpu, kernel, g.stride, padding);
-      const xs = rng.uniformArray(g.n * g.c * g.h * g.w);
-      const x = Tensor.fromArray(gpu, xs, [g.n, g.c, g.h, g.w]);
-      const y = pool.forward(x);
-      const ref = maxPool2dForwardRef(xs, g);
-      assertEquals(y.shape, [g.n, g.c, ref.oh, ref.ow], `${what} shape`);
-      assertClose(await download(y), ref.y, { atol: 0, rtol: 0 }, `${what} forward`);
-      const dys = rng.uniformArray(ref.y.length);
-      const dy = Tensor.fromArray(gpu, dys, [g.n, g.c, ref.oh, ref.ow]);
-      const dx = pool.backward(dy)!;
-      assertClose(
-        await download(dx),
-        maxPool2dBackwardRef(ref.argmax, dys, g),
-        { atol: 1e-6, rtol: 1e-6 },
-        `${what} backward`,
-      );
-      x.dispose();
-      dy.dispose();
+      await checkMaxPool2dAgainstReference(gpu, g, rng, `trial ${trial} ${JSON.stringify(g)}`);
     }
   },
 );

@@ -12,7 +12,7 @@ import {
 import { readIdxSplit } from "../lib/data/fashion_mnist.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
-import { assertJsonEqual, assertThrowsWith } from "./util.ts";
+import { assertJsonEqual, assertRejectsWith, assertThrowsWith } from "./util.ts";
 
 function randomImages(count: number, rows: number, cols: number, seed: number): Uint8Array {
   const rng = new Random(seed);
@@ -23,19 +23,6 @@ function assertSame(actual: Uint8Array, expected: Uint8Array, what: string): voi
   if (actual.length !== expected.length || actual.some((v, i) => v !== expected[i])) {
     throw new Error(`${what}: contents differ`);
   }
-}
-
-async function assertRejectsWith(fn: () => Promise<unknown>, ...parts: string[]): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
-    for (const part of parts) {
-      if (!e.message.includes(part)) throw new Error(`expected "${part}" in: ${e.message}`);
-    }
-    return;
-  }
-  throw new Error(`expected a NinError containing ${parts.join(", ")}, nothing was thrown`);
 }
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards. */

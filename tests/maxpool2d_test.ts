@@ -12,6 +12,7 @@ import type { Gpu } from "../lib/gpu.ts";
 import { Random } from "../lib/random.ts";
 import { maxPool2dBackwardRef, maxPool2dForwardRef, type PoolGeometry } from "./reference/maxpool2d.ts";
 import { finiteDifferenceGrad } from "./reference/finite_diff.ts";
+import { checkMaxPool2dAgainstReference } from "./layer_checks.ts";
 
 const GEOMETRIES: PoolGeometry[] = [
   { n: 1, c: 3, h: 7, w: 7, kernel: 3, stride: 2, padding: 0 },
@@ -35,32 +36,7 @@ function distinctValues(rng: Random, count: number): Float32Array {
 gpuTest("MaxPool2d forward and backward match the float64 reference", async (gpu) => {
   const rng = new Random(11);
   for (const g of GEOMETRIES) {
-    const what = JSON.stringify(g);
-    const xs = rng.uniformArray(g.n * g.c * g.h * g.w);
-    const pool = poolOf(gpu, g);
-    const x = Tensor.fromArray(gpu, xs, [g.n, g.c, g.h, g.w]);
-    const flopsBefore = gpu.flopsDispatched;
-    const y = pool.forward(x);
-    const ref = maxPool2dForwardRef(xs, g);
-    assertEquals(y.shape, [g.n, g.c, ref.oh, ref.ow], `${what} shape`);
-    assertEquals(
-      gpu.flopsDispatched - flopsBefore,
-      ref.y.length * g.kernel * g.kernel,
-      `${what} forward FLOPs`,
-    );
-    assertClose(await download(y), ref.y, { atol: 0, rtol: 0 }, `${what} forward`);
-    const dys = rng.uniformArray(ref.y.length);
-    const dy = Tensor.fromArray(gpu, dys, [g.n, g.c, ref.oh, ref.ow]);
-    const dx = pool.backward(dy)!;
-    assertEquals(dx.shape, [g.n, g.c, g.h, g.w]);
-    assertClose(
-      await download(dx),
-      maxPool2dBackwardRef(ref.argmax, dys, g),
-      { atol: 1e-6, rtol: 1e-6 },
-      `${what} backward`,
-    );
-    x.dispose();
-    dy.dispose();
+    await checkMaxPool2dAgainstReference(gpu, g, rng, JSON.stringify(g));
   }
 });
 

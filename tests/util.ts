@@ -1,6 +1,7 @@
 // Shared test helpers: one GPU per test process, tolerance checks, and a Deno.test wrapper for GPU tests.
 import { type Engine, type Gpu, requestGpu } from "../lib/gpu.ts";
 import { Tensor } from "../lib/tensor.ts";
+import { NinError } from "../lib/errors.ts";
 
 let shared: Promise<Gpu> | null = null;
 
@@ -86,4 +87,18 @@ export function assertThrowsWith(
     return;
   }
   throw new Error(`expected a ${type.name} containing "${includes}", nothing was thrown`);
+}
+
+/** Awaits `fn` and asserts it rejects with a NinError whose message contains every one of `parts`. */
+export async function assertRejectsWith(fn: () => Promise<unknown>, ...parts: string[]): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
+    for (const part of parts) {
+      if (!e.message.includes(part)) throw new Error(`expected "${part}" in: ${e.message}`);
+    }
+    return;
+  }
+  throw new Error(`expected a NinError containing ${parts.join(", ")}, nothing was thrown`);
 }
