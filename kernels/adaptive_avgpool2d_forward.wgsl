@@ -1,15 +1,7 @@
 // AdaptiveAvgPool2d forward, as PyTorch: output cell (oy, ox) averages input rows
 // [floor(oy * H / OH), ceil((oy + 1) * H / OH)) and the columns defined the same way.
 // Thread mapping: one invocation per output element, linear over [N * C, OH, OW]; it sums its window
-// row-major and divides by the window's area.
-struct Params {
-  planes: u32,
-  height: u32,
-  width: u32,
-  out_height: u32,
-  out_width: u32,
-}
-
+// row-major and divides by the window's area. Prepended with adaptive_pool_window.wgsl (Params, bounds).
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -25,10 +17,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let ox = i % p.out_width;
   let oy = (i / p.out_width) % p.out_height;
   let base = (i / out_plane) * p.height * p.width;
-  let y_start = (oy * p.height) / p.out_height;
-  let y_end = ((oy + 1u) * p.height + p.out_height - 1u) / p.out_height;
-  let x_start = (ox * p.width) / p.out_width;
-  let x_end = ((ox + 1u) * p.width + p.out_width - 1u) / p.out_width;
+  let y_start = window_start(oy, p.height, p.out_height);
+  let y_end = window_end(oy, p.height, p.out_height);
+  let x_start = window_start(ox, p.width, p.out_width);
+  let x_end = window_end(ox, p.width, p.out_width);
 
   var sum = 0.0;
   for (var iy = y_start; iy < y_end; iy++) {

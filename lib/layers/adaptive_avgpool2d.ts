@@ -7,11 +7,18 @@ import type { Gpu, Kernel } from "../gpu.ts";
 import { expectRank, Module, workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
+import windowCode from "../../kernels/adaptive_pool_window.wgsl" with { type: "text" };
 import forwardCode from "../../kernels/adaptive_avgpool2d_forward.wgsl" with { type: "text" };
 import backwardCode from "../../kernels/adaptive_avgpool2d_backward.wgsl" with { type: "text" };
 
-const ADAPTIVE_AVGPOOL2D_FORWARD: Kernel = { name: "adaptive_avgpool2d_forward", code: forwardCode };
-const ADAPTIVE_AVGPOOL2D_BACKWARD: Kernel = { name: "adaptive_avgpool2d_backward", code: backwardCode };
+const ADAPTIVE_AVGPOOL2D_FORWARD: Kernel = {
+  name: "adaptive_avgpool2d_forward",
+  code: windowCode + forwardCode,
+};
+const ADAPTIVE_AVGPOOL2D_BACKWARD: Kernel = {
+  name: "adaptive_avgpool2d_backward",
+  code: windowCode + backwardCode,
+};
 
 /**
  * Adaptive average pooling over NCHW input, as `torch.nn.AdaptiveAvgPool2d(outputSize)`: output cell
