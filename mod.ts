@@ -18,13 +18,12 @@
 export {
   type DispatchRecord,
   type Engine,
-  f32Bits,
   Gpu,
   type GpuOptions,
   type Kernel,
   type MemoryStats,
   requestGpu,
-} from "./lib/gpu.ts";
+} from "./lib/gpu/device.ts";
 export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
 export { Module, Parameter } from "./lib/module.ts";

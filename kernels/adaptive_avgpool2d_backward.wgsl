@@ -2,7 +2,9 @@
 // dx[plane, iy, ix] = sum over the output cells whose window contains (iy, ix) of dy / window area.
 // Thread mapping: one invocation per input element, linear over [N * C, H, W]. Row iy lies in the windows
 // oy in [floor(iy * OH / H), ceil((iy + 1) * OH / H) - 1] (the inverse of the forward's window bounds);
-// likewise columns. Cells are visited row-major. Prepended with adaptive_pool_window.wgsl (Params, bounds).
+// likewise columns. Cells are visited row-major.
+//!include element_index.wgsl
+//!include adaptive_pool_window.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
@@ -12,10 +14,10 @@ fn window_length(o: u32, size: u32, out_size: u32) -> u32 {
   return window_end(o, size, out_size) - window_start(o, size, out_size);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = element_index(wid, nwg, lid);
   let in_plane = p.height * p.width;
   if (i >= p.planes * in_plane) {
     return;

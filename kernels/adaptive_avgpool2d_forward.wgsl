@@ -1,15 +1,17 @@
 // AdaptiveAvgPool2d forward, as PyTorch: output cell (oy, ox) averages input rows
 // [floor(oy * H / OH), ceil((oy + 1) * H / OH)) and the columns defined the same way.
 // Thread mapping: one invocation per output element, linear over [N * C, OH, OW]; it sums its window
-// row-major and divides by the window's area. Prepended with adaptive_pool_window.wgsl (Params, bounds).
+// row-major and divides by the window's area.
+//!include element_index.wgsl
+//!include adaptive_pool_window.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = element_index(wid, nwg, lid);
   let out_plane = p.out_height * p.out_width;
   if (i >= p.planes * out_plane) {
     return;

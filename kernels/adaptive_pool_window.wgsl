@@ -1,4 +1,4 @@
-// Shared by adaptive_avgpool2d_forward.wgsl and adaptive_avgpool2d_backward.wgsl (prepended to both).
+// Shared by adaptive_avgpool2d_forward.wgsl and adaptive_avgpool2d_backward.wgsl (`//!include adaptive_pool_window.wgsl`).
 // PyTorch's adaptive windows: cell o of `out_size` covers [floor(o * size / out_size),
 // ceil((o + 1) * size / out_size)). The same bounds with size and out_size swapped give the cells whose
 // windows contain input position o, which is what the backward gathers over.

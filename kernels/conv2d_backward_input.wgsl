@@ -18,7 +18,8 @@
 //   by residue class first, (ih mod s, iw mod s, n, ih div s, iw div s), on a grid of ceil(h/s) x ceil(w/s)
 //   per class (grid points past the image are computed and dropped), and a block of 32 pixels mostly
 //   shares one class: it runs about (k/s)^2 taps, not k^2. With s = 1 this is the plain (n, ih, iw) order.
-// Prepended with conv2d_common.wgsl (Params, QUAD, outer, Row, Quads, accumulate).
+//
+//!include conv2d_common.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -55,7 +56,7 @@ fn quad(q: u32) -> Quad {
   let iw = residue % p.stride + rest % cols * p.stride;
   let row = ih + p.padding;
   let col = iw + p.padding;
-  return Quad(n * p.outChannels * p.outHeight * p.outWidth, vec4i(row / p.stride), vec4i(col / p.stride),
+  return Quad(n * p.out_channels * p.out_height * p.out_width, vec4i(row / p.stride), vec4i(col / p.stride),
               row % p.stride, col % p.stride);
 }
 
@@ -73,8 +74,8 @@ fn tap(px: Quad, kh: u32, kw: u32) -> Tap {
   let ow = px.colQuotient - i32(kw / p.stride);
   // Negative positions wrap to huge unsigned values, so one comparison checks both ends.
   let used = (px.rowRemainder == vec4u(kh % p.stride)) & (px.colRemainder == vec4u(kw % p.stride)) &
-    (vec4u(oh) < vec4u(p.outHeight)) & (vec4u(ow) < vec4u(p.outWidth));
-  return Tap(select(vec4u(0u), px.base + vec4u(oh) * p.outWidth + vec4u(ow), used), used);
+    (vec4u(oh) < vec4u(p.out_height)) & (vec4u(ow) < vec4u(p.out_width));
+  return Tap(select(vec4u(0u), px.base + vec4u(oh) * p.out_width + vec4u(ow), used), used);
 }
 
 fn gather(t: Tap) -> vec4f {
@@ -93,7 +94,7 @@ fn grads(t: Taps) -> Grads {
 
 // The same taps one output channel further on.
 fn nextChannel(t: Taps) -> Taps {
-  let ohw = vec4u(p.outHeight * p.outWidth);
+  let ohw = vec4u(p.out_height * p.out_width);
   return Taps(Tap(t.t0.offset + ohw, t.t0.used), Tap(t.t1.offset + ohw, t.t1.used),
               Tap(t.t2.offset + ohw, t.t2.used), Tap(t.t3.offset + ohw, t.t3.used),
               Tap(t.t4.offset + ohw, t.t4.used), Tap(t.t5.offset + ohw, t.t5.used),
@@ -119,8 +120,8 @@ fn store(acc: mat4x4f, c: u32, v: u32) {
     let iw = residue % p.stride + rest % cols * p.stride;
     if (residue < p.stride * p.stride && ih < p.height && iw < p.width) {
       for (var row = 0u; row < 4u; row++) {
-        if (c + row < p.inChannels) {
-          dx[((n * p.inChannels + c + row) * p.height + ih) * p.width + iw] = acc[col][row];
+        if (c + row < p.in_channels) {
+          dx[((n * p.in_channels + c + row) * p.height + ih) * p.width + iw] = acc[col][row];
         }
       }
     }
@@ -143,12 +144,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let channelsPerWorkgroup = 32u * channelQuads;
-  let channelBlocks = (p.inChannels + channelsPerWorkgroup - 1u) / channelsPerWorkgroup;
+  let channelBlocks = (p.in_channels + channelsPerWorkgroup - 1u) / channelsPerWorkgroup;
   let c0 = (wg % channelBlocks) * channelsPerWorkgroup + lid * 4u * channelQuads;
   let q0 = (wg / channelBlocks) * PIXELS_PER_WORKGROUP;
   let kk = p.kernel * p.kernel;
   // Weight column offsets of this lane's channels (clamped: lanes past the last channel compute unused values).
-  let lastChannel = vec4u(p.inChannels - 1u);
+  let lastChannel = vec4u(p.in_channels - 1u);
   let cols0 = min(vec4u(c0) + QUAD, lastChannel) * kk;
   let cols1 = min(vec4u(c0 + 4u) + QUAD, lastChannel) * kk;
   let cols2 = min(vec4u(c0 + 8u) + QUAD, lastChannel) * kk;
@@ -174,7 +175,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         continue;
       }
       var k = kh * p.kernel + kw;
-      for (var o = 0u; o < p.outChannels; o++) {
+      for (var o = 0u; o < p.out_channels; o++) {
         let gs = grads(taps);
         acc0 = accumulate(acc0, weights(cols0, k), gs);
         acc1 = accumulate(acc1, weights(cols1, k), gs);
@@ -183,7 +184,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           acc3 = accumulate(acc3, weights(cols3, k), gs);
         }
         taps = nextChannel(taps);
-        k += p.inChannels * kk;
+        k += p.in_channels * kk;
       }
     }
   }

@@ -4,7 +4,7 @@
 // see conv2d_backward_bias.wgsl).
 //
 // Thread mapping (for llvmpipe, where the 8 invocations of a workgroup are one CPU thread's SIMD lanes):
-// - the weight tensor is seen as a matrix [outChannels, inChannels*k*k] whose column e = (c*k + kh)*k + kw is
+// - the weight tensor is seen as a matrix [out_channels, in_channels*k*k] whose column e = (c*k + kh)*k + kw is
 //   one (input channel, tap) pair, exactly the OIHW order inside a row;
 // - a workgroup owns 128 columns x 32 output channels; invocation `lid` owns 16 columns (4 quads) for the 32
 //   channels (8 quads): four Rows of eight mat4x4 accumulators, row j's accumulator t holds columns 4j..
@@ -12,7 +12,8 @@
 // - every invocation loops over all (n, oh, ow) itself, as one flat loop: deterministic, no atomics, no
 //   partial buffers. The 32 channels are workgroup-uniform, so the 32 gradient loads per step are uniform;
 //   the 16 input loads and their padding checks differ per lane. 512 multiply-adds per lane per step.
-// Prepended with conv2d_common.wgsl (Params, QUAD, outer, Row, Quads, accumulate).
+//
+//!include conv2d_common.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
@@ -33,7 +34,7 @@ alias Grads = Quads;
 // Offsets in g of four consecutive output channels from o (clamped: channels past the last compute unused
 // values).
 fn channelQuad(o: u32) -> vec4u {
-  return min(vec4u(o) + QUAD, vec4u(p.outChannels - 1u)) * p.outHeight * p.outWidth;
+  return min(vec4u(o) + QUAD, vec4u(p.out_channels - 1u)) * p.out_height * p.out_width;
 }
 
 fn load4(at: vec4u) -> vec4f {
@@ -55,7 +56,7 @@ struct Columns {
 
 fn columns(e: u32) -> Columns {
   let kk = p.kernel * p.kernel;
-  let col = min(vec4u(e) + QUAD, vec4u(p.inChannels * kk - 1u));
+  let col = min(vec4u(e) + QUAD, vec4u(p.in_channels * kk - 1u));
   let row = vec4i((col % kk) / p.kernel) - i32(p.padding);
   let left = vec4i(col % p.kernel) - i32(p.padding);
   return Columns(vec4i((col / kk) * p.height * p.width) + row * i32(p.width) + left, row, left);
@@ -74,9 +75,9 @@ fn inputs(cols: Columns, image: u32, ih0: i32, iw0: i32) -> vec4f {
 
 // Adds one accumulator (columns e.., channels o..) into dw.
 fn store(acc: mat4x4f, e: u32, o: u32) {
-  let columnCount = p.inChannels * p.kernel * p.kernel;
+  let columnCount = p.in_channels * p.kernel * p.kernel;
   for (var col = 0u; col < 4u; col++) {
-    if (o + col >= p.outChannels) {
+    if (o + col >= p.out_channels) {
       return;
     }
     for (var row = 0u; row < 4u; row++) {
@@ -103,10 +104,10 @@ fn storeRow(r: Row, e: u32, o: u32) {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
-  let columnBlocks = (p.inChannels * p.kernel * p.kernel + COLUMNS_PER_WORKGROUP - 1u) / COLUMNS_PER_WORKGROUP;
+  let columnBlocks = (p.in_channels * p.kernel * p.kernel + COLUMNS_PER_WORKGROUP - 1u) / COLUMNS_PER_WORKGROUP;
   let e0 = (wg % columnBlocks) * COLUMNS_PER_WORKGROUP + lid * 16u;
   let o0 = (wg / columnBlocks) * CHANNELS_PER_WORKGROUP;
-  let chw = p.inChannels * p.height * p.width;
+  let chw = p.in_channels * p.height * p.width;
   let cols0 = columns(e0);
   let cols1 = columns(e0 + 4u);
   let cols2 = columns(e0 + 8u);
@@ -126,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var oh = 0u;
   // Offset of g[n, 0, oh, ow]; the channel offsets are added in grads().
   var at = 0u;
-  for (var step = 0u; step < p.n * p.outHeight * p.outWidth; step++) {
+  for (var step = 0u; step < p.n * p.out_height * p.out_width; step++) {
     let gs = grads(ch, at);
     acc0 = accumulate(acc0, inputs(cols0, image, ih0, iw0), gs);
     acc1 = accumulate(acc1, inputs(cols1, image, ih0, iw0), gs);
@@ -135,16 +136,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     ow += 1u;
     iw0 += i32(p.stride);
     at += 1u;
-    if (ow == p.outWidth) {
+    if (ow == p.out_width) {
       ow = 0u;
       iw0 = 0;
       oh += 1u;
       ih0 += i32(p.stride);
-      if (oh == p.outHeight) {
+      if (oh == p.out_height) {
         oh = 0u;
         ih0 = 0;
         image += chw;
-        at += (p.outChannels - 1u) * p.outHeight * p.outWidth;
+        at += (p.out_channels - 1u) * p.out_height * p.out_width;
       }
     }
   }

@@ -1,15 +1,15 @@
-// Shared by the three conv2d GEMM kernels: prepended (lib/layers/conv2d.ts) to conv2d_forward.wgsl,
+// Shared by the three conv2d GEMM kernels: included (`//!include conv2d_common.wgsl`) by conv2d_forward.wgsl,
 // conv2d_backward_input.wgsl and conv2d_backward_weight.wgsl. Their common Params layout and the
 // register-blocked accumulator: a Row is four matrix rows x 32 matrix columns as eight mat4x4 quads, and
 // accumulate adds the outer product of four row values with 32 column values (8 quads) to it.
 struct Params {
   n: u32,
-  inChannels: u32,
+  in_channels: u32,
   height: u32,
   width: u32,
-  outChannels: u32,
-  outHeight: u32,
-  outWidth: u32,
+  out_channels: u32,
+  out_height: u32,
+  out_width: u32,
   kernel: u32,
   stride: u32,
   padding: u32,

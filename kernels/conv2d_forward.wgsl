@@ -14,9 +14,10 @@
 // - the reduction runs over kernel taps (kh, kw) outside and input channels inside, as one flat loop:
 //   offsets and padding checks are computed once per tap and reused for every channel. (Taps that read only
 //   padding run too, on zeros: skipping them measured slower on the layers that matter.)
-// Prepended with conv2d_common.wgsl (Params, QUAD, outer, Row, Quads, accumulate).
+//
 override fuseRelu: bool = false;
 
+//!include conv2d_common.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -39,12 +40,12 @@ struct Quad {
 }
 
 fn quad(q: u32) -> Quad {
-  let ohw = p.outHeight * p.outWidth;
+  let ohw = p.out_height * p.out_width;
   let pos = min(vec4u(q) + QUAD, vec4u(p.n * ohw - 1u));
   let r = pos % ohw;
-  return Quad((pos / ohw) * p.inChannels * p.height * p.width,
-              vec4i((r / p.outWidth) * p.stride) - i32(p.padding),
-              vec4i((r % p.outWidth) * p.stride) - i32(p.padding));
+  return Quad((pos / ohw) * p.in_channels * p.height * p.width,
+              vec4i((r / p.out_width) * p.stride) - i32(p.padding),
+              vec4i((r % p.out_width) * p.stride) - i32(p.padding));
 }
 
 // A quad's input offsets at one tap; `inside` is false where the tap reads padding.
@@ -91,7 +92,7 @@ fn weights(rows: vec4u, k: u32) -> vec4f {
 
 // Adds bias, applies the optional ReLU and writes one accumulator (channels o.., positions q..).
 fn store(acc: mat4x4f, o: u32, q: u32) {
-  let ohw = p.outHeight * p.outWidth;
+  let ohw = p.out_height * p.out_width;
   for (var col = 0u; col < 4u; col++) {
     if (q + col >= p.n * ohw) {
       return;
@@ -99,12 +100,12 @@ fn store(acc: mat4x4f, o: u32, q: u32) {
     let n = (q + col) / ohw;
     let r = (q + col) % ohw;
     for (var row = 0u; row < 4u; row++) {
-      if (o + row < p.outChannels) {
+      if (o + row < p.out_channels) {
         var v = acc[col][row] + bias[o + row];
         if (fuseRelu) {
           v = max(v, 0.0);
         }
-        y[(n * p.outChannels + o + row) * ohw + r] = v;
+        y[(n * p.out_channels + o + row) * ohw + r] = v;
       }
     }
   }
@@ -125,16 +126,16 @@ fn storeRow(r: Row, o: u32, q: u32) {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
-  let channelBlocks = (p.outChannels + CHANNELS_PER_WORKGROUP - 1u) / CHANNELS_PER_WORKGROUP;
+  let channelBlocks = (p.out_channels + CHANNELS_PER_WORKGROUP - 1u) / CHANNELS_PER_WORKGROUP;
   let o0 = (wg % channelBlocks) * CHANNELS_PER_WORKGROUP + lid * 16u;
   let q0 = (wg / channelBlocks) * POSITIONS_PER_WORKGROUP;
   let kk = p.kernel * p.kernel;
   // Weight row offsets of this lane's channels (clamped: lanes past the last channel compute unused values).
-  let lastRow = vec4u(p.outChannels - 1u);
-  let rows0 = min(vec4u(o0) + QUAD, lastRow) * p.inChannels * kk;
-  let rows1 = min(vec4u(o0 + 4u) + QUAD, lastRow) * p.inChannels * kk;
-  let rows2 = min(vec4u(o0 + 8u) + QUAD, lastRow) * p.inChannels * kk;
-  let rows3 = min(vec4u(o0 + 12u) + QUAD, lastRow) * p.inChannels * kk;
+  let lastRow = vec4u(p.out_channels - 1u);
+  let rows0 = min(vec4u(o0) + QUAD, lastRow) * p.in_channels * kk;
+  let rows1 = min(vec4u(o0 + 4u) + QUAD, lastRow) * p.in_channels * kk;
+  let rows2 = min(vec4u(o0 + 8u) + QUAD, lastRow) * p.in_channels * kk;
+  let rows3 = min(vec4u(o0 + 12u) + QUAD, lastRow) * p.in_channels * kk;
   let g0 = quad(q0);
   let g1 = quad(q0 + 4u);
   let g2 = quad(q0 + 8u);
@@ -156,14 +157,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                   tap(g5, 0u, 0u), tap(g6, 0u, 0u), tap(g7, 0u, 0u));
   var c = 0u;
   var k = 0u;
-  for (var step = 0u; step < p.inChannels * kk; step++) {
+  for (var step = 0u; step < p.in_channels * kk; step++) {
     let xs = inputs(taps);
     acc0 = accumulate(acc0, weights(rows0, k), xs);
     acc1 = accumulate(acc1, weights(rows1, k), xs);
     acc2 = accumulate(acc2, weights(rows2, k), xs);
     acc3 = accumulate(acc3, weights(rows3, k), xs);
     c += 1u;
-    if (c < p.inChannels) {
+    if (c < p.in_channels) {
       taps = nextChannel(taps);
       k += kk;
     } else {

@@ -9,7 +9,7 @@
 struct Params {
   samples: u32,
   classes: u32,
-  grad_scale: u32, // f32 bits
+  grad_scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -24,7 +24,7 @@ var<workgroup> correct_part: array<u32, THREADS>;
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(local_invocation_index) t: u32) {
-  let grad_scale = bitcast<f32>(p.grad_scale);
+  let grad_scale = p.grad_scale;
   var loss = 0.0;
   var correct = 0u;
   for (var s = t; s < p.samples; s += THREADS) {

@@ -14,6 +14,7 @@ struct Params {
   padding: u32,
 }
 
+//!include element_index.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> indices: array<u32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
@@ -28,10 +29,10 @@ fn first_window(i: u32) -> u32 {
   return (u32(reach) + p.stride - 1u) / p.stride;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = element_index(wid, nwg, lid);
   let in_plane = p.height * p.width;
   if (i >= p.planes * in_plane) {
     return;

@@ -16,15 +16,16 @@ struct Params {
   save_indices: u32, // 0 in eval mode: `indices` is then a placeholder that is never written
 }
 
+//!include element_index.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = element_index(wid, nwg, lid);
   let out_plane = p.out_height * p.out_width;
   if (i >= p.planes * out_plane) {
     return;

@@ -9,10 +9,11 @@ struct Params {
   height: u32,
   width: u32,
   size: u32,
-  scale_y: u32, // f32 bits of height / size
-  scale_x: u32, // f32 bits of width / size
+  scale_y: f32, // height / size
+  scale_x: f32, // width / size
 }
 
+//!include element_index.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pixels: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -34,16 +35,16 @@ fn taps(dst: u32, scale: f32, in_size: u32) -> Taps {
   return Taps(lo, min(lo + 1u, in_size - 1u), src - f32(lo));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = element_index(wid, nwg, lid);
   let out_plane = p.size * p.size;
   if (i >= p.images * out_plane) {
     return;
   }
-  let ty = taps((i / p.size) % p.size, bitcast<f32>(p.scale_y), p.height);
-  let tx = taps(i % p.size, bitcast<f32>(p.scale_x), p.width);
+  let ty = taps((i / p.size) % p.size, p.scale_y, p.height);
+  let tx = taps(i % p.size, p.scale_x, p.width);
   let base = (i / out_plane) * p.height * p.width;
   let row_lo = base + ty.lo * p.width;
   let row_hi = base + ty.hi * p.width;

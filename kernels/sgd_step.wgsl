@@ -6,28 +6,29 @@
 // Thread mapping: one invocation per parameter element.
 struct Params {
   count: u32,
-  lr: u32, // f32 bits
-  momentum: u32, // f32 bits; 0 means no momentum buffer (`buf` is then a placeholder)
-  dampening: u32, // f32 bits
-  weight_decay: u32, // f32 bits
+  lr: f32,
+  momentum: f32, // 0 means no momentum buffer (`buf` is then a placeholder)
+  dampening: f32,
+  weight_decay: f32,
   nesterov: u32,
   first_step: u32, // 1 when buf holds nothing yet
 }
 
+//!include element_index.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> buf: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = element_index(wid, nwg, lid);
   if (i >= p.count) {
     return;
   }
-  let weight_decay = bitcast<f32>(p.weight_decay);
-  let momentum = bitcast<f32>(p.momentum);
+  let weight_decay = p.weight_decay;
+  let momentum = p.momentum;
   var g = grad[i];
   if (weight_decay != 0.0) {
     g += weight_decay * w[i];
@@ -35,10 +36,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (momentum != 0.0) {
     var b = g;
     if (p.first_step == 0u) {
-      b = momentum * buf[i] + (1.0 - bitcast<f32>(p.dampening)) * g;
+      b = momentum * buf[i] + (1.0 - p.dampening) * g;
     }
     buf[i] = b;
     g = select(b, g + momentum * b, p.nesterov != 0u);
   }
-  w[i] -= bitcast<f32>(p.lr) * g;
+  w[i] -= p.lr * g;
 }

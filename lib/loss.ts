@@ -3,12 +3,12 @@
  *
  * @module
  */
-import { f32Bits, type Kernel } from "./gpu.ts";
+import { kernel } from "./gpu/kernel.ts";
 import { Tensor } from "./tensor.ts";
 import { formatShape, NinError } from "./errors.ts";
 import crossEntropyCode from "../kernels/cross_entropy.wgsl" with { type: "text" };
 
-const CROSS_ENTROPY: Kernel = { name: "cross_entropy", code: crossEntropyCode };
+const CROSS_ENTROPY = kernel("cross_entropy", crossEntropyCode);
 
 /** FLOPs the cross-entropy kernel counts per logit: max, exp (with subtraction), sum, softmax, gradient. */
 const FLOPS_PER_LOGIT = 7;
@@ -55,7 +55,7 @@ export function validateLabels(
  *
  * @example
  * ```ts
- * import { requestGpu, softmaxCrossEntropy, Tensor } from "../mod.ts";
+ * import { requestGpu, softmaxCrossEntropy, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const logits = Tensor.fromArray(gpu, [2, 0, 0, 0, 3, 0], [2, 3]);
  * const labels = gpu.allocate(8, "labels");
@@ -91,8 +91,8 @@ export function softmaxCrossEntropy(
   const grad = Tensor.empty(logits.gpu, logits.shape, "logits gradient");
   logits.gpu.dispatch(
     CROSS_ENTROPY,
-    [logits.buffer, labels, grad.buffer, stats],
-    [n, classes, f32Bits(gradScale)],
+    { logits: logits.buffer, labels, grad: grad.buffer, stats },
+    { samples: n, classes, grad_scale: gradScale },
     1,
     FLOPS_PER_LOGIT * n * classes,
   );
@@ -105,7 +105,7 @@ export function softmaxCrossEntropy(
  *
  * @example
  * ```ts
- * import { crossEntropyLoss, requestGpu, Tensor } from "../mod.ts";
+ * import { crossEntropyLoss, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const logits = Tensor.fromArray(gpu, [0, 0], [1, 2]);
  * console.log(await crossEntropyLoss(logits, [1])); // 0.6931... (ln 2)
@@ -120,7 +120,7 @@ export async function crossEntropyLoss(logits: Tensor, labels: ArrayLike<number>
   const checked = validateLabels(labels, n, classes);
   const gpu = logits.gpu;
   const labelBuffer = gpu.allocate(n * 4, "labels");
-  const stats = gpu.allocate(16, "loss statistics");
+  const stats = gpu.allocate(16, "labels and statistics");
   try {
     gpu.write(labelBuffer, checked as Int32Array<ArrayBuffer>);
     gpu.clear(stats);

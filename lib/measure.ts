@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Gpu } from "./gpu.ts";
+import type { Gpu } from "./gpu/device.ts";
 import { microBatchSize } from "./microbatch.ts";
 import { nin } from "./nin.ts";
 import { SGD } from "./optim.ts";
@@ -51,7 +51,7 @@ export interface Measurement {
  *
  * @example
  * ```ts
- * import { requestGpu } from "./gpu.ts";
+ * import { requestGpu } from "./gpu/device.ts";
  * import { measureResources } from "./measure.ts";
  * const gpu = await requestGpu();
  * const m = await measureResources(gpu, { batchSize: 2, resize: 96 });

@@ -4,9 +4,8 @@
  * @module
  */
 import { formatShape, NinError } from "./errors.ts";
-import { mib } from "./gpu.ts";
-import type { Module } from "./module.ts";
-import { layerShapes } from "./nin.ts";
+import { mib } from "./gpu/device.ts";
+import type { LayerShape } from "./nin.ts";
 import { shapeSize } from "./tensor.ts";
 
 /** The largest activation of one sample, and where it occurs. */
@@ -17,42 +16,50 @@ export interface LargestActivation {
   bytesPerSample: number;
 }
 
-/** The layer whose output (or the input) is the largest per sample: the binding that limits the batch. */
-export function largestActivation(net: Module, sampleShape: readonly number[]): LargestActivation {
-  let best: LargestActivation = { layer: "input", bytesPerSample: shapeSize(sampleShape) * 4 };
-  for (const row of layerShapes(net, [1, ...sampleShape], true)) {
-    const bytes = shapeSize(row.shape) * 4;
+/**
+ * The layer whose output (or the input) is the largest per sample: the binding that limits the batch.
+ * `shapes` are the leaf layers' output shapes for the batch (`layerShapes(net, inputShape, true)`).
+ */
+export function largestActivation(
+  shapes: readonly LayerShape[],
+  inputShape: readonly number[],
+): LargestActivation {
+  const perSample = (shape: readonly number[]) => (shapeSize(shape) / shape[0]) * 4;
+  let best: LargestActivation = { layer: "input", bytesPerSample: perSample(inputShape) };
+  for (const row of shapes) {
+    const bytes = perSample(row.shape);
     if (bytes > best.bytesPerSample) best = { layer: row.name, bytesPerSample: bytes };
   }
   return best;
 }
 
 /**
- * The micro-batch size to use for `batch` samples of `sampleShape` (C, H, W): the whole batch when every
- * tensor fits `maxBindingBytes`, else the largest size that fits, or `requested` if given and smaller.
- * Throws a {@link NinError} with the estimate when not even one sample fits.
+ * The micro-batch size for a batch of `inputShape` (N, C, H, W) whose leaf layers have output `shapes`: the
+ * whole batch when every tensor fits `maxBindingBytes`, else the largest size that fits, or `requested` if
+ * given and smaller. Throws a {@link NinError} with the estimate when not even one sample fits.
  *
  * @example
  * ```ts
- * import { microBatchSize, nin, requestGpu } from "../mod.ts";
+ * import { layerShapes, microBatchSize, nin, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
- * console.log(microBatchSize(nin(gpu), [1, 224, 224], 128, gpu.limits.maxStorageBufferBindingSize));
+ * const input = [128, 1, 224, 224];
+ * console.log(microBatchSize(layerShapes(nin(gpu), input, true), input, gpu.limits.maxStorageBufferBindingSize));
  * gpu.destroy();
  * ```
  */
 export function microBatchSize(
-  net: Module,
-  sampleShape: readonly number[],
-  batch: number,
+  shapes: readonly LayerShape[],
+  inputShape: readonly number[],
   maxBindingBytes: number,
   requested?: number,
 ): number {
-  const largest = largestActivation(net, sampleShape);
+  const largest = largestActivation(shapes, inputShape);
+  const batch = inputShape[0];
   const fits = Math.floor(maxBindingBytes / largest.bytesPerSample);
   if (fits < 1) {
     throw new NinError(
       `one sample of shape ${
-        formatShape(sampleShape)
+        formatShape(inputShape.slice(1))
       } is too large for this device: layer ${largest.layer} ` +
         `needs ${mib(largest.bytesPerSample)} per sample but a binding holds at most ${
           mib(maxBindingBytes)

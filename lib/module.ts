@@ -5,6 +5,7 @@
  * @module
  */
 import { formatShape, NinError } from "./errors.ts";
+import type { Kernel } from "./gpu/kernel.ts";
 import { Tensor } from "./tensor.ts";
 
 /**
@@ -13,7 +14,7 @@ import { Tensor } from "./tensor.ts";
  *
  * @example
  * ```ts
- * import { Parameter, requestGpu, Tensor } from "../mod.ts";
+ * import { Parameter, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const p = new Parameter(Tensor.zeros(gpu, [4]));
  * console.log(p.value.shape, p.grad); // [4] null
@@ -34,7 +35,7 @@ export class Parameter {
 
   /** The gradient tensor, created as zeros when missing (for kernels that accumulate into it). */
   gradOrZeros(): Tensor {
-    this.grad ??= Tensor.zeros(this.value.gpu, this.value.shape, "gradient");
+    this.grad ??= Tensor.zeros(this.value.gpu, this.value.shape, "parameter gradients");
     return this.grad;
   }
 
@@ -44,6 +45,19 @@ export class Parameter {
     this.grad?.dispose();
     this.grad = null;
   }
+}
+
+/**
+ * What a forward call needs to know beyond its input, passed explicitly from the caller (`trainStep` makes
+ * one per micro-batch) down through containers to every layer.
+ */
+export interface ForwardContext {
+  /** Training mode: dropout active, state saved for backward. */
+  readonly training: boolean;
+  /** Optimizer step of this forward (dropout masks hash it, so each step draws new masks). */
+  readonly step: number;
+  /** Index within the whole batch of this (micro-)batch's first sample (dropout masks hash it too). */
+  readonly sampleOffset: number;
 }
 
 /**
@@ -57,7 +71,7 @@ export class Parameter {
  *
  * @example
  * ```ts
- * import { ReLU, requestGpu, Tensor } from "../mod.ts";
+ * import { ReLU, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const relu = new ReLU(gpu);
  * const y = relu.forward(Tensor.fromArray(gpu, [-1, 2], [2]));
@@ -66,11 +80,19 @@ export class Parameter {
  * ```
  */
 export abstract class Module {
-  /** True in training mode (dropout active, state saved for backward). */
+  /** The mode of a `forward` called without a context (set by {@link Module.train} and {@link Module.eval}). */
   training = true;
 
-  /** Runs the layer on `x`. */
-  abstract forward(x: Tensor): Tensor;
+  /** The context of a `forward` called without one: this module's mode, step 0, sample offset 0. */
+  context(): ForwardContext {
+    return { training: this.training, step: 0, sampleOffset: 0 };
+  }
+
+  /**
+   * Runs the layer on `x`. `ctx` says whether this is a training-mode call (save state for backward, apply
+   * dropout) and where it sits in training (step, first sample); containers pass it to their children.
+   */
+  abstract forward(x: Tensor, ctx?: ForwardContext): Tensor;
 
   /**
    * Backpropagates `gradOutput` through the last training-mode forward call. Returns the gradient with
@@ -179,7 +201,7 @@ export function expectRank(
   }
 }
 
-/** Workgroups needed to cover `count` items with `perWorkgroup` each. */
-export function workgroupsFor(count: number, perWorkgroup: number): number {
-  return Math.ceil(count / perWorkgroup);
+/** Workgroups needed to cover `count` items, `perWorkgroup` each (default: one per invocation of `k`). */
+export function workgroupsFor(count: number, perWorkgroup: number | Kernel): number {
+  return Math.ceil(count / (typeof perWorkgroup === "number" ? perWorkgroup : perWorkgroup.workgroupSize));
 }

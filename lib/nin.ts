@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Gpu } from "./gpu.ts";
+import type { Gpu } from "./gpu/device.ts";
 import { formatShape, NinError } from "./errors.ts";
 import type { Module } from "./module.ts";
 import { Random } from "./random.ts";

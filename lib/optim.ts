@@ -4,13 +4,14 @@
  *
  * @module
  */
-import { f32Bits, type Gpu, type Kernel } from "./gpu.ts";
+import type { Gpu } from "./gpu/device.ts";
+import { kernel } from "./gpu/kernel.ts";
 import { type Parameter, workgroupsFor } from "./module.ts";
 import { Tensor } from "./tensor.ts";
 import { formatShape, NinError } from "./errors.ts";
 import sgdCode from "../kernels/sgd_step.wgsl" with { type: "text" };
 
-const SGD_STEP: Kernel = { name: "sgd_step", code: sgdCode };
+const SGD_STEP = kernel("sgd_step", sgdCode);
 
 /** Hyperparameters of {@link SGD}, with PyTorch's names and defaults. */
 export interface SGDOptions {
@@ -40,7 +41,7 @@ export interface SGDOptions {
  *
  * @example
  * ```ts
- * import { Parameter, requestGpu, SGD, Tensor } from "../mod.ts";
+ * import { Parameter, requestGpu, SGD, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const p = new Parameter(Tensor.fromArray(gpu, [1, 2], [2]));
  * p.grad = Tensor.fromArray(gpu, [0.5, -0.5], [2]);
@@ -97,7 +98,7 @@ export class SGD {
     }
     this.#buffers = this.momentum === 0
       ? []
-      : this.params.map((p) => Tensor.zeros(this.#gpu, p.value.shape, "momentum buffer"));
+      : this.params.map((p) => Tensor.zeros(this.#gpu, p.value.shape, "momentum buffers"));
     this.#started = this.params.map(() => false);
   }
 
@@ -116,7 +117,7 @@ export class SGD {
     const gpu = this.#gpu;
     const useMomentum = this.momentum !== 0;
     // Without momentum the kernel's buffer binding is never touched; bind a 16-byte placeholder.
-    const placeholder = useMomentum ? null : gpu.allocate(16, "sgd placeholder");
+    const placeholder = useMomentum ? null : gpu.allocate(16, "workspace");
     try {
       this.params.forEach((param, i) => {
         if (!param.grad) return;
@@ -124,17 +125,17 @@ export class SGD {
         const count = param.value.size;
         gpu.dispatch(
           SGD_STEP,
-          [param.value.buffer, param.grad.buffer, placeholder ?? this.#buffers[i].buffer],
-          [
+          { w: param.value.buffer, grad: param.grad.buffer, buf: placeholder ?? this.#buffers[i].buffer },
+          {
             count,
-            f32Bits(this.#lr),
-            f32Bits(this.momentum),
-            f32Bits(this.dampening),
-            f32Bits(this.weightDecay),
-            this.nesterov ? 1 : 0,
-            first ? 1 : 0,
-          ],
-          workgroupsFor(count, 64),
+            lr: this.#lr,
+            momentum: this.momentum,
+            dampening: this.dampening,
+            weight_decay: this.weightDecay,
+            nesterov: this.nesterov ? 1 : 0,
+            first_step: first ? 1 : 0,
+          },
+          workgroupsFor(count, SGD_STEP),
           count * this.#flopsPerElement(first),
         );
         if (useMomentum) this.#started[i] = true;

@@ -5,6 +5,7 @@
  */
 import type { Module } from "./module.ts";
 import { microBatchSize } from "./microbatch.ts";
+import { layerShapes } from "./nin.ts";
 import { Tensor } from "./tensor.ts";
 
 /**
@@ -12,7 +13,7 @@ import { Tensor } from "./tensor.ts";
  *
  * @example
  * ```ts
- * import { nin, predictClasses, requestGpu, Tensor } from "../mod.ts";
+ * import { nin, predictClasses, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * console.log(await predictClasses(nin(gpu), Tensor.zeros(gpu, [2, 1, 96, 96]))); // Int32Array(2)
  * gpu.destroy();
@@ -20,18 +21,18 @@ import { Tensor } from "./tensor.ts";
  */
 export async function predictClasses(net: Module, images: Tensor): Promise<Int32Array> {
   const [n, ...sample] = images.shape;
-  net.eval();
-  const micro = microBatchSize(net, sample, n, images.gpu.limits.maxStorageBufferBindingSize);
+  const shapes = layerShapes(net, images.shape, true);
+  const micro = microBatchSize(shapes, images.shape, images.gpu.limits.maxStorageBufferBindingSize);
   const perSample = images.size / n;
   const out = new Int32Array(n);
   for (let start = 0; start < n; start += micro) {
     const count = Math.min(micro, n - start);
     let chunk = images;
     if (count !== n) {
-      chunk = Tensor.empty(images.gpu, [count, ...sample], "micro-batch");
+      chunk = Tensor.empty(images.gpu, [count, ...sample], "micro-batch copies");
       images.gpu.copy(images.buffer, chunk.buffer, count * perSample * 4, start * perSample * 4);
     }
-    const logits = net.forward(chunk);
+    const logits = net.forward(chunk, { training: false, step: 0, sampleOffset: 0 });
     const values = await logits.toArray();
     logits.dispose();
     if (chunk !== images) chunk.dispose();

@@ -4,13 +4,14 @@
  *
  * @module
  */
-import { f32Bits, type Gpu, type Kernel } from "./gpu.ts";
+import type { Gpu } from "./gpu/device.ts";
+import { kernel } from "./gpu/kernel.ts";
 import { workgroupsFor } from "./module.ts";
 import { Tensor } from "./tensor.ts";
 import { NinError } from "./errors.ts";
 import resizeCode from "../kernels/resize_bilinear.wgsl" with { type: "text" };
 
-const RESIZE_BILINEAR: Kernel = { name: "resize_bilinear", code: resizeCode };
+const RESIZE_BILINEAR = kernel("resize_bilinear", resizeCode);
 
 /**
  * Uploads `n` uint8 grayscale images of `height` x `width` (row-major, one after another) and returns them
@@ -22,7 +23,7 @@ const RESIZE_BILINEAR: Kernel = { name: "resize_bilinear", code: resizeCode };
  *
  * @example
  * ```ts
- * import { requestGpu, resizeImages } from "../mod.ts";
+ * import { requestGpu, resizeImages } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const images = resizeImages(gpu, new Uint8Array(2 * 28 * 28).fill(255), 2, 28, 28, 96);
  * console.log(images.shape); // [2, 1, 96, 96], all ones
@@ -52,15 +53,15 @@ export function resizeImages(
   }
   const packed = new Uint8Array(Math.ceil(pixels.length / 4) * 4);
   packed.set(pixels);
-  const upload = gpu.allocate(packed.length, "uint8 images");
+  const upload = gpu.allocate(packed.length, "workspace");
   try {
     gpu.write(upload, packed);
-    const out = Tensor.empty(gpu, [n, 1, size, size], "resized images");
+    const out = Tensor.empty(gpu, [n, 1, size, size], "input batch");
     gpu.dispatch(
       RESIZE_BILINEAR,
-      [upload, out.buffer],
-      [n, height, width, size, f32Bits(height / size), f32Bits(width / size)],
-      workgroupsFor(out.size, 64),
+      { pixels: upload, out: out.buffer },
+      { images: n, height, width, size, scale_y: height / size, scale_x: width / size },
+      workgroupsFor(out.size, RESIZE_BILINEAR),
       0,
     );
     return out;

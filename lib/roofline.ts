@@ -4,12 +4,14 @@
  *
  * @module
  */
-import type { Gpu, Kernel } from "./gpu.ts";
+import type { Gpu } from "./gpu/device.ts";
+import { kernel } from "./gpu/kernel.ts";
 import { NinError } from "./errors.ts";
+import { workgroupsFor } from "./module.ts";
 import { Random } from "./random.ts";
 import code from "../kernels/matmul_roofline.wgsl" with { type: "text" };
 
-const MATMUL_ROOFLINE: Kernel = { name: "matmul_roofline", code };
+const MATMUL_ROOFLINE = kernel("matmul_roofline", code);
 
 /** Result of {@link measureRoofline}. */
 export interface Roofline {
@@ -49,7 +51,13 @@ export async function measureRoofline(gpu: Gpu, size = 1024, repeats = 3): Promi
   const blocks = (size / 32) ** 2;
   const flops = 2 * size ** 3;
   const run = () =>
-    gpu.dispatch(MATMUL_ROOFLINE, [bufA, bufB, bufC], [size, size, size], Math.ceil(blocks / 8), flops);
+    gpu.dispatch(
+      MATMUL_ROOFLINE,
+      { a: bufA, b: bufB, c: bufC },
+      { m: size, n: size, k: size },
+      workgroupsFor(blocks, MATMUL_ROOFLINE),
+      flops,
+    );
   const times: number[] = [];
   try {
     for (let i = 0; i <= repeats; i++) {

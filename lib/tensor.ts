@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Gpu } from "./gpu.ts";
+import type { Gpu } from "./gpu/device.ts";
 import { formatShape, NinError } from "./errors.ts";
 
 /** Reference-counted GPU storage so that reshaped views share one buffer. */
@@ -17,7 +17,7 @@ class Storage {
  *
  * @example
  * ```ts
- * import { requestGpu, Tensor } from "../mod.ts";
+ * import { requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const t = Tensor.fromArray(gpu, [1, 2, 3, 4, 5, 6], [2, 3]);
  * console.log(t.shape, t.strides, await t.toArray()); // [2, 3] [3, 1] Float32Array(6)
@@ -42,10 +42,13 @@ export class Tensor {
     this.#storage = storage;
   }
 
-  /** A tensor with undefined contents (for kernels that overwrite every element). */
+  /**
+   * A tensor with undefined contents (for kernels that overwrite every element); `what` is the category its
+   * memory is accounted under (e.g. `activations`).
+   */
   static empty(gpu: Gpu, shape: readonly number[], what = "tensor"): Tensor {
     const size = checkShape(shape);
-    const buffer = gpu.allocate(size * 4, `${what} ${formatShape(shape)}`);
+    const buffer = gpu.allocate(size * 4, what);
     return new Tensor(gpu, shape, new Storage(gpu, buffer));
   }
 
@@ -57,14 +60,14 @@ export class Tensor {
   }
 
   /** Uploads host data (any numbers, converted to float32) as a tensor of the given shape. */
-  static fromArray(gpu: Gpu, data: ArrayLike<number>, shape: readonly number[]): Tensor {
+  static fromArray(gpu: Gpu, data: ArrayLike<number>, shape: readonly number[], what = "tensor"): Tensor {
     const size = checkShape(shape);
     if (data.length !== size) {
       throw new NinError(
         `Tensor.fromArray: ${data.length} values do not fill shape ${formatShape(shape)} (${size})`,
       );
     }
-    const t = Tensor.empty(gpu, shape);
+    const t = Tensor.empty(gpu, shape, what);
     const floats = data instanceof Float32Array ? data : Float32Array.from(data);
     gpu.write(t.buffer, floats as Float32Array<ArrayBuffer>);
     return t;

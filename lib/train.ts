@@ -5,8 +5,7 @@
  * @module
  */
 import { formatShape, NinError } from "./errors.ts";
-import type { Module } from "./module.ts";
-import { Dropout } from "./layers/dropout.ts";
+import type { ForwardContext, Module } from "./module.ts";
 import { softmaxCrossEntropy, validateLabels } from "./loss.ts";
 import { microBatchSize } from "./microbatch.ts";
 import { layerShapes } from "./nin.ts";
@@ -39,7 +38,7 @@ export interface StepOptions {
  *
  * @example
  * ```ts
- * import { nin, requestGpu, SGD, Tensor, trainStep } from "../mod.ts";
+ * import { nin, requestGpu, SGD, Tensor, trainStep } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = nin(gpu, { seed: 0 }).train();
  * const opt = new SGD(net.parameters(), { lr: 0.1 });
@@ -57,19 +56,8 @@ export async function trainStep(
   options: StepOptions = {},
 ): Promise<StepResult> {
   const gpu = images.gpu;
-  const step = optimizer.stepCount;
   return await gpu.guard(async () => {
-    const result = runBatches(net, images, labels, options, true, (chunk, start) => {
-      // Only once the batch passed validation, so a rejected step leaves the gradients alone.
-      if (start === 0) optimizer.zeroGrad();
-      for (const [, m] of net.modules()) {
-        if (m instanceof Dropout) {
-          m.step = step;
-          m.sampleOffset = start;
-        }
-      }
-      return net.forward(chunk);
-    });
+    const result = runBatches(net, images, labels, options, optimizer);
     optimizer.step();
     const stats = await result.read();
     gpu.checkHealthy();
@@ -83,7 +71,7 @@ export async function trainStep(
  *
  * @example
  * ```ts
- * import { evalStep, nin, requestGpu, Tensor } from "../mod.ts";
+ * import { evalStep, nin, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = nin(gpu).eval();
  * console.log(await evalStep(net, Tensor.zeros(gpu, [1, 1, 96, 96]), [0]));
@@ -96,51 +84,63 @@ export async function evalStep(
   labels: ArrayLike<number>,
   options: StepOptions = {},
 ): Promise<StepResult> {
-  return await images.gpu.guard(() =>
-    runBatches(net, images, labels, options, false, (chunk) => net.forward(chunk)).read()
-  );
+  return await images.gpu.guard(() => runBatches(net, images, labels, options, null).read());
 }
 
-/** Records forward (+ backward when `train`) over the micro-batches; the stats are read once at the end. */
+/**
+ * Records forward (+ backward and zeroed gradients first, when training with `optimizer`) over the
+ * micro-batches; the stats are read once at the end.
+ */
 function runBatches(
   net: Module,
   images: Tensor,
   labels: ArrayLike<number>,
   options: StepOptions,
-  train: boolean,
-  forward: (chunk: Tensor, start: number) => Tensor,
+  optimizer: SGD | null,
 ): { read: () => Promise<StepResult> } {
   const gpu = images.gpu;
   if (images.shape.length !== 4) {
     throw new NinError(`expected images of shape [N, C, H, W], got ${formatShape(images.shape)}`);
   }
   const [n, ...sample] = images.shape;
-  layerShapes(net, images.shape, true); // a mismatch names the layer (by its PyTorch index) before any work
-  const outShape = net.outputShape(images.shape);
+  // The one shape walk of the step: a mismatch names the layer (by its PyTorch index) before any work.
+  const shapes = layerShapes(net, images.shape, true);
+  const outShape = shapes.at(-1)!.shape;
   if (outShape.length !== 2) {
     throw new NinError(`the model's output ${formatShape(outShape)} is not [N, classes]`);
   }
   const labelArray = validateLabels(labels, n, outShape[1]);
-  if (net.training !== train) net.train(train);
-  const micro = microBatchSize(net, sample, n, gpu.limits.maxStorageBufferBindingSize, options.microBatch);
+  const micro = microBatchSize(
+    shapes,
+    images.shape,
+    gpu.limits.maxStorageBufferBindingSize,
+    options.microBatch,
+  );
   const perSample = images.size / n;
+  // Only once the batch passed validation, so a rejected step leaves the gradients alone.
+  optimizer?.zeroGrad();
   // The upload first: a write submits what is pending, so everything after it goes out in one submit.
-  const labelBuffer = gpu.allocate(n * 4, "labels");
+  const labelBuffer = gpu.allocate(n * 4, "labels and statistics");
   gpu.write(labelBuffer, labelArray as Int32Array<ArrayBuffer>);
-  const stats = gpu.allocate(16, "step statistics");
+  const stats = gpu.allocate(16, "labels and statistics");
   gpu.clear(stats);
   try {
     for (let start = 0; start < n; start += micro) {
       const count = Math.min(micro, n - start);
-      const chunk = count === n ? images : Tensor.empty(gpu, [count, ...sample], "micro-batch");
+      const chunk = count === n ? images : Tensor.empty(gpu, [count, ...sample], "micro-batch copies");
       if (chunk !== images) {
         gpu.copy(images.buffer, chunk.buffer, count * perSample * 4, start * perSample * 4);
       }
-      const chunkLabels = start === 0 ? labelBuffer : gpu.allocate(count * 4, "labels");
+      const chunkLabels = start === 0 ? labelBuffer : gpu.allocate(count * 4, "labels and statistics");
       if (start > 0) gpu.copy(labelBuffer, chunkLabels, count * 4, start * 4);
-      const logits = forward(chunk, start);
-      const grad = softmaxCrossEntropy(logits, chunkLabels, train ? 1 / n : 0, stats);
-      if (train) net.backward(grad, false);
+      const ctx: ForwardContext = {
+        training: optimizer !== null,
+        step: optimizer?.stepCount ?? 0,
+        sampleOffset: start,
+      };
+      const logits = net.forward(chunk, ctx);
+      const grad = softmaxCrossEntropy(logits, chunkLabels, ctx.training ? 1 / n : 0, stats);
+      if (ctx.training) net.backward(grad, false);
       grad.dispose();
       logits.dispose();
       if (chunk !== images) chunk.dispose();

@@ -5,7 +5,7 @@
  * @module
  */
 import { GPU_FLAG, parseFlags, runTask } from "./cli.ts";
-import { type DispatchRecord, requestGpu } from "../lib/gpu.ts";
+import { type DispatchRecord, requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
@@ -114,13 +114,9 @@ if (import.meta.main) {
       `infer: ${(batch / inferSeconds).toFixed(1)} examples/s (${(inferSeconds * 1000).toFixed(0)} ms/batch)`,
     );
 
-    gpu.profile = true;
-    await train();
-    const trainKernels = summarize(await gpu.collectProfile(), "train", roofline.gflops);
-    await infer();
-    const inferKernels = summarize(await gpu.collectProfile(), "infer", roofline.gflops);
-    gpu.profile = false;
-    const timing = gpu.hasTimestamps ? "GPU timestamps" : "one submission per dispatch";
+    const trainKernels = summarize(await gpu.trace(train, { timed: true }), "train", roofline.gflops);
+    const inferKernels = summarize(await gpu.trace(infer, { timed: true }), "infer", roofline.gflops);
+    const timing = gpu.profiler.method;
     for (
       const [phase, kernels] of [["training step", trainKernels], ["inference pass", inferKernels]] as const
     ) {

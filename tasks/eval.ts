@@ -6,7 +6,7 @@
 import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
-import { requestGpu } from "../lib/gpu.ts";
+import { requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { confusionMatrix, predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
-import type { Engine, Gpu } from "../lib/gpu.ts";
+import type { Engine, Gpu } from "../lib/gpu/device.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 import {
   analyzeResources,

@@ -5,7 +5,7 @@
  * @module
  */
 import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
-import { requestGpu } from "../lib/gpu.ts";
+import { requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";

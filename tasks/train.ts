@@ -8,7 +8,7 @@ import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
 import { type Checkpoint, loadCheckpoint, restoreCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, fit } from "../lib/fit.ts";
-import { requestGpu } from "../lib/gpu.ts";
+import { requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { lineChartSvg } from "../lib/svg_plot.ts";

@@ -1,5 +1,5 @@
 import { assertClose, download, gpuTest, Tensor } from "./util.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { ReLU } from "../lib/layers/relu.ts";
 import { NinError } from "../lib/errors.ts";
@@ -117,11 +117,10 @@ gpuTest("Conv2d with fuseRelu equals Conv2d followed by ReLU", async (gpu) => {
   for (const g of [geometry([2, 3, 7, 6], 70, 3, 1, 1), geometry([3, 66, 4, 5], 5, 1, 1, 0)]) {
     const what = `fused ${JSON.stringify(g)}`;
     const fused = makeConv(gpu, g, 1);
-    fused.fuseRelu = true;
     const plain = makeConv(gpu, g, 1);
     const relu = new ReLU(gpu);
     const x = Tensor.fromArray(gpu, rng.uniformArray(g.n * g.inChannels * g.height * g.width), inputShape(g));
-    const yFused = fused.forward(x);
+    const yFused = fused.forwardRelu(x);
     const z = plain.forward(x);
     const yPlain = relu.forward(z);
     const yData = await yFused.toArray();
@@ -233,11 +232,10 @@ gpuTest("Conv2d rejects bad shapes and arguments with NinError", (gpu) => {
 gpuTest("Conv2d forward and backward leak no buffers", async (gpu) => {
   for (const fuseRelu of [false, true]) {
     const conv = new Conv2d(gpu, 3, 4, 3, 1, 1);
-    conv.fuseRelu = fuseRelu;
     const x = Tensor.zeros(gpu, [2, 3, 5, 5]);
     const dy = Tensor.zeros(gpu, [2, 4, 5, 5]);
     const pass = () => {
-      const y = conv.forward(x);
+      const y = fuseRelu ? conv.forwardRelu(x) : conv.forward(x);
       conv.backward(dy)!.dispose();
       y.dispose();
     };

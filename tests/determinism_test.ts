@@ -1,7 +1,7 @@
 // Determinism: the same seed gives the same losses, accuracies and weights, bit for bit, on the same engine
 // and adapter; another seed gives other numbers (so the comparison can fail).
 import { assertJsonEqual as assertEquals, gpuTest } from "./util.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { fit } from "../lib/fit.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";

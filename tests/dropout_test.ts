@@ -23,12 +23,10 @@ gpuTest("Dropout forward and backward use the seeded mask of the reference hash"
   ) {
     const size = shape.reduce((a: number, b: number) => a * b, 1);
     const dropout = new Dropout(gpu, p, { seed });
-    dropout.step = 5;
     const xs = rng.uniformArray(size);
     const x = Tensor.fromArray(gpu, xs, shape);
     const flopsBefore = gpu.flopsDispatched;
-    const y = dropout.forward(x);
-    assertEquals(dropout.step, 6, "step advances after a training forward");
+    const y = dropout.forward(x, { training: true, step: 5, sampleOffset: 0 });
     const mask = dropoutMaskRef(seed, 5, p, 0, size);
     assertClose(await download(y), dropoutApplyRef(xs, mask, p), { atol: 0, rtol: 1e-6 }, `forward p=${p}`);
     const dys = rng.uniformArray(size);
@@ -50,23 +48,20 @@ gpuTest("Dropout: a batch split into micro-batches gets the whole batch's mask",
   const perSample = 60;
   const xs = new Random(42).uniformArray(7 * perSample, 0.5, 1.5);
   const whole = new Dropout(gpu, 0.5, { seed: 9 });
-  whole.step = 3;
   const x = Tensor.fromArray(gpu, xs, shape);
-  const expected = await download(whole.forward(x));
+  const expected = await download(whole.forward(x, { training: true, step: 3, sampleOffset: 0 }));
   const gradExpected = await download(whole.backward(x)!);
   const split = new Dropout(gpu, 0.5, { seed: 9 });
   const parts: number[] = [];
   const gradParts: number[] = [];
   for (const [start, count] of [[0, 3], [3, 1], [4, 3]]) {
-    split.step = 3;
-    split.sampleOffset = start;
     const chunk = Tensor.fromArray(gpu, xs.subarray(start * perSample, (start + count) * perSample), [
       count,
       3,
       4,
       5,
     ]);
-    parts.push(...await download(split.forward(chunk)));
+    parts.push(...await download(split.forward(chunk, { training: true, step: 3, sampleOffset: start })));
     gradParts.push(...await download(split.backward(chunk)!));
     chunk.dispose();
   }
@@ -80,8 +75,8 @@ gpuTest("Dropout keeps about 1 - p of the elements, and a new step draws a new m
   const x = Tensor.fromArray(gpu, new Float32Array(size).fill(1), [64, size / 64]);
   for (const p of [0.1, 0.5, 0.9]) {
     const dropout = new Dropout(gpu, p, { seed: 1 });
-    const first = await download(dropout.forward(x));
-    const second = await download(dropout.forward(x));
+    const first = await download(dropout.forward(x, { training: true, step: 0, sampleOffset: 0 }));
+    const second = await download(dropout.forward(x, { training: true, step: 1, sampleOffset: 0 }));
     let kept = 0;
     let agree = 0;
     for (let i = 0; i < size; i++) {
@@ -147,7 +142,6 @@ gpuTest("Dropout: eval mode and p = 0 are identity views; errors and ownership",
   const dropout = new Dropout(gpu, 0.5).eval();
   const y = dropout.forward(x);
   assertEquals(gpu.memory.liveBuffers, before, "eval forward is a view, no new buffer");
-  assertEquals(dropout.step, 0, "eval forward does not advance the step");
   assertClose(await download(y), xs, { atol: 0, rtol: 0 }, "eval identity");
   assertThrows(() => dropout.backward(x), NinError, "without a training-mode forward");
 

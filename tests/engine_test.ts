@@ -2,7 +2,7 @@
 // start. Each test opens and destroys its own GPU (the shared test GPU is one device per process); the exit
 // and permission checks run a child Deno so they see a fresh process.
 import { assertClose, assertJsonEqual, Tensor } from "./util.ts";
-import { type Engine, type Gpu, requestGpu } from "../lib/gpu.ts";
+import { type Engine, type Gpu, requestGpu } from "../lib/gpu/device.ts";
 import { NinError } from "../lib/errors.ts";
 import { ReLU } from "../lib/layers/relu.ts";
 import { reluForwardRef } from "./reference/relu.ts";

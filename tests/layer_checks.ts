@@ -1,7 +1,7 @@
 // Shared layer checks: one run of a layer's forward and backward compared against its float64 CPU reference,
 // used by the per-layer tests (fixed geometries) and the fuzz tests (random ones).
 import { assertClose, assertJsonEqual as assertEquals, download, Tensor } from "./util.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import type { Module } from "../lib/module.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
@@ -42,10 +42,9 @@ export async function checkConv2dAgainstReference(
   const conv = new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, {
     rng: new Random(options.seed),
   });
-  conv.fuseRelu = fuseRelu;
   const xs = rng.uniformArray(g.n * g.inChannels * g.height * g.width);
   const x = Tensor.fromArray(gpu, xs, [g.n, g.inChannels, g.height, g.width]);
-  const y = conv.forward(x);
+  const y = fuseRelu ? conv.forwardRelu(x) : conv.forward(x);
   assertEquals(y.shape, [g.n, g.outChannels, ...convOutputSize(g)], `${what} shape`);
   const ws = await conv.weight.value.toArray();
   const bs = await conv.bias.value.toArray();

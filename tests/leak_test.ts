@@ -1,7 +1,7 @@
 // No leaks: 200 training steps and 200 inference passes leave exactly the GPU memory the first one left,
 // and the buffer pool stops growing once the first steps have sized it.
 import { assertJsonEqual as assertEquals, gpuTest } from "./util.ts";
-import type { Gpu, MemoryStats } from "../lib/gpu.ts";
+import type { Gpu, MemoryStats } from "../lib/gpu/device.ts";
 import { ninBlock } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { resizeImages } from "../lib/resize.ts";

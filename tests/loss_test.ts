@@ -7,7 +7,7 @@ import {
   Tensor,
 } from "./util.ts";
 import { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "../lib/loss.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
 import { crossEntropyGradRef, crossEntropyRef } from "./reference/cross_entropy.ts";

@@ -8,7 +8,7 @@ import {
 } from "./util.ts";
 import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
 import { NinError } from "../lib/errors.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { Random } from "../lib/random.ts";
 import { maxPool2dBackwardRef, maxPool2dForwardRef, type PoolGeometry } from "./reference/maxpool2d.ts";
 import { finiteDifferenceGrad } from "./reference/finite_diff.ts";

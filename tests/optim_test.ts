@@ -7,7 +7,7 @@ import {
 } from "./util.ts";
 import { SGD, type SGDOptions } from "../lib/optim.ts";
 import { Parameter } from "../lib/module.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
 import { sgdStepRef } from "./reference/sgd.ts";

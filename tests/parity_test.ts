@@ -9,7 +9,7 @@ import { SGD } from "../lib/optim.ts";
 import { trainStep } from "../lib/train.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { type HostTensor, readSafetensors } from "../lib/safetensors.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import type { Module } from "../lib/module.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);

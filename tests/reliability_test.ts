@@ -9,9 +9,9 @@ import {
   testEngine,
 } from "./util.ts";
 import { NinError } from "../lib/errors.ts";
-import { type Gpu, requestGpu } from "../lib/gpu.ts";
+import { type Gpu, requestGpu } from "../lib/gpu/device.ts";
 import type { Module } from "../lib/module.ts";
-import { nin, ninBlock } from "../lib/nin.ts";
+import { layerShapes, nin, ninBlock } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { evalStep, trainStep } from "../lib/train.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
@@ -212,13 +212,18 @@ gpuTest(
     const net = nin(gpu, { seed: 0 });
     // One sample at 224x224: layer 0.0's output, 96 x 54 x 54 floats = 1.07 MiB, is the largest tensor.
     const oneMiB = 2 ** 20;
+    const input = [128, 1, 224, 224];
     await assertRejects(
-      () => microBatchSize(net, [1, 224, 224], 128, oneMiB),
+      () => microBatchSize(layerShapes(net, input, true), input, oneMiB),
       "one sample of shape [1, 224, 224] is too large for this device",
       "layer 0.0 needs 1.1 MiB per sample but a binding holds at most 1.0 MiB",
       "use a smaller --resize",
     );
-    assertEquals(microBatchSize(net, [1, 224, 224], 128, 3 * 96 * 54 * 54 * 4), 3, "three samples fit");
+    assertEquals(
+      microBatchSize(layerShapes(net, input, true), input, 3 * 96 * 54 * 54 * 4),
+      3,
+      "three samples fit",
+    );
 
     // The same through trainStep, on a device that binds at most 1 MiB per buffer.
     const limits = gpu.limits;

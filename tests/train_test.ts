@@ -13,7 +13,7 @@ import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
 import { Dropout } from "../lib/layers/dropout.ts";
 import { AdaptiveAvgPool2d } from "../lib/layers/adaptive_avgpool2d.ts";
 import { Flatten } from "../lib/layers/flatten.ts";
-import type { Gpu } from "../lib/gpu.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import type { Module } from "../lib/module.ts";
 
 const fixture =

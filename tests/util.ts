@@ -1,5 +1,5 @@
 // Shared test helpers: one GPU per test process, tolerance checks, and a Deno.test wrapper for GPU tests.
-import { type Engine, type Gpu, requestGpu } from "../lib/gpu.ts";
+import { type Engine, type Gpu, requestGpu } from "../lib/gpu/device.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { NinError } from "../lib/errors.ts";
 

@@ -3,22 +3,16 @@
  *
  * @module
  */
-import type { Gpu, Kernel } from "../gpu.ts";
-import { expectRank, Module, workgroupsFor } from "../module.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { kernel } from "../gpu/kernel.ts";
+import { expectRank, type ForwardContext, Module, workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
-import windowCode from "../../kernels/adaptive_pool_window.wgsl" with { type: "text" };
 import forwardCode from "../../kernels/adaptive_avgpool2d_forward.wgsl" with { type: "text" };
 import backwardCode from "../../kernels/adaptive_avgpool2d_backward.wgsl" with { type: "text" };
 
-const ADAPTIVE_AVGPOOL2D_FORWARD: Kernel = {
-  name: "adaptive_avgpool2d_forward",
-  code: windowCode + forwardCode,
-};
-const ADAPTIVE_AVGPOOL2D_BACKWARD: Kernel = {
-  name: "adaptive_avgpool2d_backward",
-  code: windowCode + backwardCode,
-};
+const ADAPTIVE_AVGPOOL2D_FORWARD = kernel("adaptive_avgpool2d_forward", forwardCode);
+const ADAPTIVE_AVGPOOL2D_BACKWARD = kernel("adaptive_avgpool2d_backward", backwardCode);
 
 /**
  * Adaptive average pooling over NCHW input, as `torch.nn.AdaptiveAvgPool2d(outputSize)`: output cell
@@ -31,7 +25,7 @@ const ADAPTIVE_AVGPOOL2D_BACKWARD: Kernel = {
  *
  * @example
  * ```ts
- * import { AdaptiveAvgPool2d, requestGpu, Tensor } from "../../mod.ts";
+ * import { AdaptiveAvgPool2d, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const pool = new AdaptiveAvgPool2d(gpu, 1).eval();
  * const y = pool.forward(Tensor.fromArray(gpu, [1, 2, 3, 6], [1, 1, 2, 2]));
@@ -74,18 +68,18 @@ export class AdaptiveAvgPool2d extends Module {
   }
 
   /** Window averages; in training mode the input shape is remembered for backward. */
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
     const shape = this.outputShape(x.shape);
-    const y = Tensor.empty(this.gpu, shape, "adaptive_avgpool2d output");
+    const y = Tensor.empty(this.gpu, shape, "activations");
     const planes = shape[0] * shape[1];
     this.gpu.dispatch(
       ADAPTIVE_AVGPOOL2D_FORWARD,
-      [x.buffer, y.buffer],
+      { x: x.buffer, y: y.buffer },
       this.#params(x.shape),
-      workgroupsFor(y.size, 64),
+      workgroupsFor(y.size, ADAPTIVE_AVGPOOL2D_FORWARD),
       planes * (this.#windowArea(x.shape) + shape[2] * shape[3]),
     );
-    this.#inputShape = this.training ? x.shape : null;
+    this.#inputShape = ctx.training ? x.shape : null;
     return y;
   }
 
@@ -103,12 +97,12 @@ export class AdaptiveAvgPool2d extends Module {
       );
     }
     if (!needInputGrad) return null;
-    const dx = Tensor.empty(this.gpu, inputShape, "adaptive_avgpool2d input gradient");
+    const dx = Tensor.empty(this.gpu, inputShape, "activation gradients");
     this.gpu.dispatch(
       ADAPTIVE_AVGPOOL2D_BACKWARD,
-      [gradOutput.buffer, dx.buffer],
+      { dy: gradOutput.buffer, dx: dx.buffer },
       this.#params(inputShape),
-      workgroupsFor(dx.size, 64),
+      workgroupsFor(dx.size, ADAPTIVE_AVGPOOL2D_BACKWARD),
       2 * inputShape[0] * inputShape[1] * this.#windowArea(inputShape),
     );
     return dx;
@@ -129,8 +123,9 @@ export class AdaptiveAvgPool2d extends Module {
     return lengths(inputShape[2], this.outputSize[0]) * lengths(inputShape[3], this.outputSize[1]);
   }
 
-  #params(inputShape: readonly number[]): number[] {
-    const [n, c, h, w] = inputShape;
-    return [n * c, h, w, ...this.outputSize];
+  #params(inputShape: readonly number[]) {
+    const [n, c, height, width] = inputShape;
+    const [out_height, out_width] = this.outputSize;
+    return { planes: n * c, height, width, out_height, out_width };
   }
 }

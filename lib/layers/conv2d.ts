@@ -4,45 +4,21 @@
  *
  * @module
  */
-import type { Gpu, Kernel } from "../gpu.ts";
-import { expectRank, Module, Parameter, workgroupsFor } from "../module.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { convPasses } from "../kernels.ts";
+import { expectRank, type ForwardContext, Module, Parameter } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
 import { Random } from "../random.ts";
-import forwardCode from "../../kernels/conv2d_forward.wgsl" with { type: "text" };
-import backwardInputCode from "../../kernels/conv2d_backward_input.wgsl" with { type: "text" };
-import backwardWeightCode from "../../kernels/conv2d_backward_weight.wgsl" with { type: "text" };
-import backwardBiasCode from "../../kernels/conv2d_backward_bias.wgsl" with { type: "text" };
-import commonCode from "../../kernels/conv2d_common.wgsl" with { type: "text" };
+import { type ConvGeometry, convMacs } from "./conv2d_passes.ts";
 
-const FORWARD: Kernel = { name: "conv2d_forward", code: commonCode + forwardCode };
-const FORWARD_RELU: Kernel = {
-  name: "conv2d_forward_relu",
-  code: commonCode + forwardCode,
-  constants: { fuseRelu: 1 },
-};
-const BACKWARD_INPUT: Kernel = { name: "conv2d_backward_input", code: commonCode + backwardInputCode };
-/** The input gradient with 96 instead of 128 channels per workgroup, for layers where that wastes fewer lanes. */
-const BACKWARD_INPUT_96: Kernel = {
-  name: "conv2d_backward_input_96ch",
-  code: commonCode + backwardInputCode,
-  constants: { channelQuads: 3 },
-};
-const BACKWARD_WEIGHT: Kernel = { name: "conv2d_backward_weight", code: commonCode + backwardWeightCode };
-const BACKWARD_BIAS: Kernel = { name: "conv2d_backward_bias", code: backwardBiasCode };
-/** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
-const BACKWARD_BIAS_RELU: Kernel = {
-  name: "conv2d_backward_bias_relu",
-  code: backwardBiasCode,
-  entryPoint: "masked",
-};
-
-// Output block of one workgroup, as fixed by the kernels' constants.
-const FORWARD_BLOCK = { channels: 128, positions: 32 };
-const BACKWARD_INPUT_BLOCK = { pixels: 32 };
-const BACKWARD_WEIGHT_BLOCK = { columns: 128, channels: 32 };
-/** Output channels per workgroup of the bias gradient (one per invocation). */
-const BACKWARD_BIAS_BLOCK = 8;
+/** What a training-mode forward leaves for backward. */
+interface Saved {
+  /** The input (not owned). */
+  x: Tensor;
+  /** The output when the ReLU was fused (its mask), else null. */
+  fusedOutput: Tensor | null;
+}
 
 /** Options for {@link Conv2d}. */
 export interface Conv2dOptions {
@@ -61,7 +37,7 @@ export interface Conv2dOptions {
  *
  * @example
  * ```ts
- * import { Conv2d, requestGpu, Tensor } from "../../mod.ts";
+ * import { Conv2d, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const conv = new Conv2d(gpu, 1, 4, 3, 1, 1);
  * const y = conv.forward(Tensor.zeros(gpu, [2, 1, 5, 5]));
@@ -74,15 +50,7 @@ export class Conv2d extends Module {
   readonly weight: Parameter;
   /** One bias per output channel, shape [outChannels]. */
   readonly bias: Parameter;
-  /**
-   * When true, `forward` returns `relu(conv(x))` (the ReLU in the kernel's epilogue, no pre-activation tensor)
-   * and `backward` takes the gradient with respect to that ReLU output: the bias-gradient kernel masks it by
-   * (output > 0) once and hands it to the weight and input gradient kernels, so the ReLU needs no pass of
-   * its own. Set by `Sequential` for a Conv2d followed by a ReLU.
-   */
-  fuseRelu = false;
-  #input: Tensor | null = null;
-  #output: Tensor | null = null;
+  #saved: Saved | null = null;
 
   /** Makes a convolution with fresh parameters on `gpu`. */
   constructor(
@@ -115,10 +83,9 @@ export class Conv2d extends Module {
     const weights = rng.uniformArray(outChannels * fanIn, -weightBound, weightBound);
     const biasBound = 1 / Math.sqrt(fanIn);
     const biases = rng.uniformArray(outChannels, -biasBound, biasBound);
-    this.weight = new Parameter(
-      Tensor.fromArray(gpu, weights, [outChannels, inChannels, kernelSize, kernelSize]),
-    );
-    this.bias = new Parameter(Tensor.fromArray(gpu, biases, [outChannels]));
+    const shape = [outChannels, inChannels, kernelSize, kernelSize];
+    this.weight = new Parameter(Tensor.fromArray(gpu, weights, shape, "parameters"));
+    this.bias = new Parameter(Tensor.fromArray(gpu, biases, [outChannels], "parameters"));
   }
 
   /** The parameters with PyTorch's names. */
@@ -151,37 +118,44 @@ export class Conv2d extends Module {
     return [n, this.outChannels, outHeight, outWidth];
   }
 
-  /** `conv2d(x) + bias` (then ReLU when {@link Conv2d.fuseRelu}); in training mode remembers x (and y). */
-  forward(x: Tensor): Tensor {
-    const shape = this.outputShape(x.shape);
-    const y = Tensor.empty(this.gpu, shape, "conv2d output");
-    const [n, , outHeight, outWidth] = shape;
-    this.gpu.dispatch(
-      this.fuseRelu ? FORWARD_RELU : FORWARD,
-      [x.buffer, this.weight.value.buffer, this.bias.value.buffer, y.buffer],
-      this.#params(x.shape, shape),
-      workgroupsFor(this.outChannels, FORWARD_BLOCK.channels) *
-        workgroupsFor(n * outHeight * outWidth, FORWARD_BLOCK.positions),
-      this.#macFlops(shape),
-    );
-    this.#input = this.training ? x : null;
-    this.#output = this.training && this.fuseRelu ? y : null;
+  /** `conv2d(x) + bias`; in training mode remembers x for backward. */
+  forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
+    return this.#forward(x, ctx, false);
+  }
+
+  /**
+   * `relu(conv2d(x) + bias)` in one pass (the ReLU in the kernel's epilogue, no pre-activation tensor);
+   * the following `backward` then takes the gradient with respect to that ReLU output. `Sequential` runs a
+   * Conv2d followed by a ReLU this way.
+   */
+  forwardRelu(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
+    return this.#forward(x, ctx, true);
+  }
+
+  #forward(x: Tensor, ctx: ForwardContext, relu: boolean): Tensor {
+    const geometry = this.#geometry(x.shape);
+    const y = convPasses(this.gpu).forward({
+      gpu: this.gpu,
+      geometry,
+      x,
+      weight: this.weight.value,
+      bias: this.bias.value,
+      relu,
+    });
+    this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null } : null;
     return y;
   }
 
   /**
    * Adds the weight and bias gradients into `weight.grad` / `bias.grad` and returns the input gradient
-   * (null when `needInputGrad` is false). With {@link Conv2d.fuseRelu}, `gradOutput` is the gradient with
-   * respect to the ReLU's output.
+   * (null when `needInputGrad` is false). After {@link Conv2d.forwardRelu}, `gradOutput` is the gradient
+   * with respect to the ReLU's output.
    */
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
-    const x = this.#input;
-    // The ReLU-fused path is taken when the forward was fused (it saved its output).
-    const y = this.#output;
-    if (!x) {
-      throw new NinError(`${this.#name()}.backward called without a training-mode forward`);
-    }
-    const shape = this.outputShape(x.shape);
+    const saved = this.#saved;
+    if (!saved) throw new NinError(`${this.#name()}.backward called without a training-mode forward`);
+    const geometry = this.#geometry(saved.x.shape);
+    const shape = [geometry.n, geometry.outChannels, geometry.outHeight, geometry.outWidth];
     if (formatShape(gradOutput.shape) !== formatShape(shape)) {
       throw new NinError(
         `${this.#name()}.backward expects a gradient of shape ${formatShape(shape)}, got ${
@@ -190,56 +164,27 @@ export class Conv2d extends Module {
       );
     }
     this.clearSaved();
-    const params = this.#params(x.shape, shape);
-    const [n, , outHeight, outWidth] = shape;
-    // With the fused ReLU, the bias kernel masks dy by (output > 0) once, into a temporary the GEMMs read.
-    const masked = y ? Tensor.empty(this.gpu, shape, "conv2d masked output gradient") : null;
-    this.gpu.dispatch(
-      y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS,
-      y
-        ? [gradOutput.buffer, this.bias.gradOrZeros().buffer, y.buffer, masked!.buffer]
-        : [gradOutput.buffer, this.bias.gradOrZeros().buffer],
-      [n, this.outChannels, outHeight * outWidth],
-      workgroupsFor(this.outChannels, BACKWARD_BIAS_BLOCK),
-      gradOutput.size,
-    );
-    const g = masked ?? gradOutput;
-    const columns = this.inChannels * this.kernelSize * this.kernelSize;
-    this.gpu.dispatch(
-      BACKWARD_WEIGHT,
-      [x.buffer, g.buffer, this.weight.gradOrZeros().buffer],
-      params,
-      workgroupsFor(columns, BACKWARD_WEIGHT_BLOCK.columns) *
-        workgroupsFor(this.outChannels, BACKWARD_WEIGHT_BLOCK.channels),
-      this.#macFlops(shape),
-    );
-    let dx: Tensor | null = null;
-    if (needInputGrad) {
-      dx = Tensor.empty(this.gpu, x.shape, "conv2d input gradient");
-      const [, , height, width] = x.shape;
-      // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
-      const s = this.stride;
-      const pixels = s * s * n * Math.ceil(height / s) * Math.ceil(width / s);
-      // Blocks of 128 or 96 input channels, whichever leaves fewer idle (e.g. 96 for 96 channels).
-      const idle = (block: number) => workgroupsFor(this.inChannels, block) * block - this.inChannels;
-      const channels = idle(96) < idle(128) ? 96 : 128;
-      this.gpu.dispatch(
-        channels === 96 ? BACKWARD_INPUT_96 : BACKWARD_INPUT,
-        [g.buffer, this.weight.value.buffer, dx.buffer],
-        params,
-        workgroupsFor(this.inChannels, channels) * workgroupsFor(pixels, BACKWARD_INPUT_BLOCK.pixels),
-        this.#macFlops(shape),
-      );
-    }
-    // Safe to release now: later users of the pooled buffer are recorded after these dispatches.
-    masked?.dispose();
-    return dx;
+    return convPasses(this.gpu).backward({
+      gpu: this.gpu,
+      geometry,
+      x: saved.x,
+      dy: gradOutput,
+      y: saved.fusedOutput,
+      weight: this.weight.value,
+      dw: this.weight.gradOrZeros(),
+      db: this.bias.gradOrZeros(),
+      needInputGrad,
+    });
   }
 
   /** Forgets the remembered input and output (they are not owned by the layer). */
   override clearSaved(): void {
-    this.#input = null;
-    this.#output = null;
+    this.#saved = null;
+  }
+
+  /** Multiply-adds of one forward on `inputShape` (the input and weight gradients cost the same each). */
+  macs(inputShape: readonly number[]): number {
+    return convMacs(this.#geometry(inputShape));
   }
 
   /** `Conv2d(in, out, k=.., s=.., p=..)` for error messages. */
@@ -247,27 +192,10 @@ export class Conv2d extends Module {
     return `Conv2d(${this.inChannels}, ${this.outChannels}, k=${this.kernelSize}, s=${this.stride}, p=${this.padding})`;
   }
 
-  /** The kernels' uniform: input and output geometry. */
-  #params(inputShape: readonly number[], outputShape: readonly number[]): number[] {
-    const [n, inChannels, height, width] = inputShape;
-    const [, outChannels, outHeight, outWidth] = outputShape;
-    return [
-      n,
-      inChannels,
-      height,
-      width,
-      outChannels,
-      outHeight,
-      outWidth,
-      this.kernelSize,
-      this.stride,
-      this.padding,
-    ];
-  }
-
-  /** 2 * multiply-adds of one pass: 2*N*OC*OH*OW*IC*k*k (bias adds and ReLU not counted). */
-  #macFlops(outputShape: readonly number[]): number {
-    const [n, outChannels, outHeight, outWidth] = outputShape;
-    return 2 * n * outChannels * outHeight * outWidth * this.inChannels * this.kernelSize * this.kernelSize;
+  #geometry(inputShape: readonly number[]): ConvGeometry {
+    const [n, , outHeight, outWidth] = this.outputShape(inputShape);
+    const [, inChannels, height, width] = inputShape;
+    const { outChannels, kernelSize: kernel, stride, padding } = this;
+    return { n, inChannels, height, width, outChannels, outHeight, outWidth, kernel, stride, padding };
   }
 }

@@ -4,16 +4,15 @@
  *
  * @module
  */
-import { f32Bits, type Gpu, type Kernel } from "../gpu.ts";
-import { Module, workgroupsFor } from "../module.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { kernel } from "../gpu/kernel.ts";
+import { type ForwardContext, Module, workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
-import forwardCode from "../../kernels/dropout_forward.wgsl" with { type: "text" };
-import backwardCode from "../../kernels/dropout_backward.wgsl" with { type: "text" };
-import maskCode from "../../kernels/dropout_mask.wgsl" with { type: "text" };
+import dropoutCode from "../../kernels/dropout.wgsl" with { type: "text" };
 
-const DROPOUT_FORWARD: Kernel = { name: "dropout_forward", code: maskCode + forwardCode };
-const DROPOUT_BACKWARD: Kernel = { name: "dropout_backward", code: maskCode + backwardCode };
+/** One kernel both ways: the backward applies the forward's mask (recomputed from its hash) to dy. */
+const DROPOUT = kernel("dropout", dropoutCode);
 
 /** Options for {@link Dropout}. */
 export interface DropoutOptions {
@@ -31,13 +30,13 @@ interface Saved {
 /**
  * Inverted dropout, as `torch.nn.Dropout(p)`, with a mask that is a pure function of
  * `(seed, step, global element index)`: a counter-based hash evaluated on the GPU, where the global index is
- * `sampleOffset * (elements per sample) + local index`. A trainer that splits a batch into micro-batches sets
- * `sampleOffset` to each micro-batch's first sample and `step` to the batch's step, and every micro-batch
- * then gets exactly the slice of the mask the whole batch would get.
+ * `sampleOffset * (elements per sample) + local index`, with `step` and `sampleOffset` from the forward's
+ * {@link ForwardContext}. A trainer that splits a batch into micro-batches passes each micro-batch's first
+ * sample and the batch's step, and every micro-batch then gets exactly the slice of the mask the whole batch
+ * would get. (A forward without a context uses step 0: pass `step` to draw new masks.)
  *
  * - Eval mode (and `p = 0`): the identity, returned as a reshape view of the input (a new `Tensor` object
  *   sharing the input's buffer; dispose it as usual), with no GPU work.
- * - Training mode: after each forward, `step` increases by 1 (a trainer may overwrite it before the next).
  * - Backward recomputes the mask from the saved `(step, sampleOffset, shape)`, so it saves 0 bytes on the
  *   GPU.
  *
@@ -46,10 +45,10 @@ interface Saved {
  *
  * @example
  * ```ts
- * import { Dropout, requestGpu, Tensor } from "../../mod.ts";
+ * import { Dropout, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const dropout = new Dropout(gpu, 0.5, { seed: 1 });
- * const y = dropout.forward(Tensor.fromArray(gpu, [1, 2, 3, 4], [1, 4]));
+ * const y = dropout.forward(Tensor.fromArray(gpu, [1, 2, 3, 4], [1, 4]), { training: true, step: 7, sampleOffset: 0 });
  * console.log(await y.toArray()); // each element dropped or doubled: Float32Array [2, 4, 6, 0]
  * gpu.destroy();
  * ```
@@ -59,10 +58,6 @@ export class Dropout extends Module {
   readonly p: number;
   /** Seed of the mask hash (a u32). */
   readonly seed: number;
-  /** Step counter hashed into the mask; increases by 1 after each training-mode forward. */
-  step = 0;
-  /** Index within the full batch of this forward's first sample (for micro-batches; 0 otherwise). */
-  sampleOffset = 0;
   #saved: Saved | null = null;
 
   /** A dropout layer dropping with probability `p`. */
@@ -89,24 +84,14 @@ export class Dropout extends Module {
   }
 
   /** Masks and scales `x` in training mode; a view of `x` in eval mode. */
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
     this.outputShape(x.shape);
     this.#saved = null;
-    if (!this.training) return x.reshape(x.shape);
-    const saved: Saved = { shape: x.shape, step: this.step, sampleOffset: this.sampleOffset };
+    if (!ctx.training) return x.reshape(x.shape);
+    const saved: Saved = { shape: x.shape, step: ctx.step, sampleOffset: ctx.sampleOffset };
     this.#checkCounters(saved);
     this.#saved = saved;
-    this.step += 1;
-    if (this.p === 0) return x.reshape(x.shape);
-    const y = Tensor.empty(this.gpu, x.shape, "dropout output");
-    this.gpu.dispatch(
-      DROPOUT_FORWARD,
-      [x.buffer, y.buffer],
-      this.#params(saved),
-      workgroupsFor(x.size, 64),
-      x.size,
-    );
-    return y;
+    return this.#apply(x, saved, "activations");
   }
 
   /** `gradOutput` times the forward's mask and scale, from the recomputed mask. */
@@ -122,16 +107,21 @@ export class Dropout extends Module {
       );
     }
     if (!needInputGrad) return null;
-    if (this.p === 0) return gradOutput.reshape(gradOutput.shape);
-    const dx = Tensor.empty(this.gpu, saved.shape, "dropout input gradient");
+    return this.#apply(gradOutput, saved, "activation gradients");
+  }
+
+  /** `input * mask / (1 - p)` with the mask of `saved` (a view of `input` when p = 0). */
+  #apply(input: Tensor, saved: Saved, what: string): Tensor {
+    if (this.p === 0) return input.reshape(input.shape);
+    const output = Tensor.empty(this.gpu, input.shape, what);
     this.gpu.dispatch(
-      DROPOUT_BACKWARD,
-      [gradOutput.buffer, dx.buffer],
+      DROPOUT,
+      { input: input.buffer, output: output.buffer },
       this.#params(saved),
-      workgroupsFor(dx.size, 64),
-      dx.size,
+      workgroupsFor(input.size, DROPOUT),
+      input.size,
     );
-    return dx;
+    return output;
   }
 
   /** Forgets the last forward's mask coordinates. */
@@ -152,18 +142,16 @@ export class Dropout extends Module {
     }
   }
 
-  #params(saved: Saved): number[] {
+  #params(saved: Saved): Record<string, number> {
     const count = saved.shape.reduce((a, b) => a * b, 1);
-    const perSample = count / saved.shape[0];
-    const threshold = Math.min(Math.round(this.p * 2 ** 32), 0xffffffff);
-    return [
+    return {
       count,
-      saved.sampleOffset,
-      perSample,
-      this.seed,
-      saved.step,
-      threshold,
-      f32Bits(1 / (1 - this.p)),
-    ];
+      sample_offset: saved.sampleOffset,
+      per_sample: count / saved.shape[0],
+      seed: this.seed,
+      step: saved.step,
+      threshold: Math.min(Math.round(this.p * 2 ** 32), 0xffffffff),
+      scale: 1 / (1 - this.p),
+    };
   }
 }

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { Gpu } from "../gpu.ts";
-import { Module } from "../module.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type ForwardContext, Module } from "../module.ts";
 import type { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
 
@@ -15,7 +15,7 @@ import { formatShape, NinError } from "../errors.ts";
  *
  * @example
  * ```ts
- * import { Flatten, requestGpu, Tensor } from "../../mod.ts";
+ * import { Flatten, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const y = new Flatten(gpu).forward(Tensor.zeros(gpu, [2, 10, 1, 1]));
  * console.log(y.shape); // [2, 10]
@@ -46,9 +46,9 @@ export class Flatten extends Module {
   }
 
   /** A flattened view of `x`. */
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
     const view = x.reshape(this.outputShape(x.shape));
-    this.#inputShape = this.training ? x.shape : null;
+    this.#inputShape = ctx.training ? x.shape : null;
     return view;
   }
 

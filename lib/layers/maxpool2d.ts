@@ -4,15 +4,16 @@
  *
  * @module
  */
-import type { Gpu, Kernel } from "../gpu.ts";
-import { expectRank, Module, workgroupsFor } from "../module.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { kernel } from "../gpu/kernel.ts";
+import { expectRank, type ForwardContext, Module, workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
 import forwardCode from "../../kernels/maxpool2d_forward.wgsl" with { type: "text" };
 import backwardCode from "../../kernels/maxpool2d_backward.wgsl" with { type: "text" };
 
-const MAXPOOL2D_FORWARD: Kernel = { name: "maxpool2d_forward", code: forwardCode };
-const MAXPOOL2D_BACKWARD: Kernel = { name: "maxpool2d_backward", code: backwardCode };
+const MAXPOOL2D_FORWARD = kernel("maxpool2d_forward", forwardCode);
+const MAXPOOL2D_BACKWARD = kernel("maxpool2d_backward", backwardCode);
 
 /** What a training-mode forward leaves for backward: the argmax of every window and the input's shape. */
 interface Saved {
@@ -32,7 +33,7 @@ interface Saved {
  *
  * @example
  * ```ts
- * import { MaxPool2d, requestGpu, Tensor } from "../../mod.ts";
+ * import { MaxPool2d, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const pool = new MaxPool2d(gpu, 3, 2);
  * const y = pool.eval().forward(Tensor.zeros(gpu, [1, 96, 54, 54]));
@@ -97,20 +98,20 @@ export class MaxPool2d extends Module {
   }
 
   /** Window maxima; in training mode the argmax indices are saved for backward. */
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
     const shape = this.outputShape(x.shape);
     this.clearSaved();
-    const y = Tensor.empty(this.gpu, shape, "maxpool2d output");
-    const indices = this.gpu.allocate(this.training ? y.size * 4 : 16, "maxpool2d argmax indices");
+    const y = Tensor.empty(this.gpu, shape, "activations");
+    const indices = this.gpu.allocate(ctx.training ? y.size * 4 : 16, "maxpool indices");
     this.gpu.dispatch(
       MAXPOOL2D_FORWARD,
-      [x.buffer, y.buffer, indices],
-      [...this.#params(x.shape, shape), this.training ? 1 : 0],
-      workgroupsFor(y.size, 64),
+      { x: x.buffer, y: y.buffer, indices },
+      { ...this.#params(x.shape, shape), save_indices: ctx.training ? 1 : 0 },
+      workgroupsFor(y.size, MAXPOOL2D_FORWARD),
       y.size * this.kernelSize * this.kernelSize,
     );
     // In eval mode `indices` is a placeholder the kernel never writes; release it right away.
-    if (this.training) this.#saved = { indices, inputShape: x.shape };
+    if (ctx.training) this.#saved = { indices, inputShape: x.shape };
     else this.gpu.release(indices);
     return y;
   }
@@ -129,12 +130,12 @@ export class MaxPool2d extends Module {
     }
     let dx: Tensor | null = null;
     if (needInputGrad) {
-      dx = Tensor.empty(this.gpu, saved.inputShape, "maxpool2d input gradient");
+      dx = Tensor.empty(this.gpu, saved.inputShape, "activation gradients");
       this.gpu.dispatch(
         MAXPOOL2D_BACKWARD,
-        [saved.indices, gradOutput.buffer, dx.buffer],
+        { indices: saved.indices, dy: gradOutput.buffer, dx: dx.buffer },
         this.#params(saved.inputShape, outShape),
-        workgroupsFor(dx.size, 64),
+        workgroupsFor(dx.size, MAXPOOL2D_BACKWARD),
         gradOutput.size,
       );
     }
@@ -148,8 +149,10 @@ export class MaxPool2d extends Module {
     this.#saved = null;
   }
 
-  #params(inputShape: readonly number[], outShape: readonly number[]): number[] {
-    const [n, c, h, w] = inputShape;
-    return [n * c, h, w, outShape[2], outShape[3], this.kernelSize, this.stride, this.padding];
+  #params(inputShape: readonly number[], outShape: readonly number[]) {
+    const [n, c, height, width] = inputShape;
+    const [, , out_height, out_width] = outShape;
+    const { kernelSize: kernel, stride, padding } = this;
+    return { planes: n * c, height, width, out_height, out_width, kernel, stride, padding };
   }
 }

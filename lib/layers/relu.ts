@@ -3,22 +3,23 @@
  *
  * @module
  */
-import type { Gpu, Kernel } from "../gpu.ts";
-import { Module, workgroupsFor } from "../module.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { kernel } from "../gpu/kernel.ts";
+import { type ForwardContext, Module, workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import { NinError } from "../errors.ts";
 import forwardCode from "../../kernels/relu_forward.wgsl" with { type: "text" };
 import backwardCode from "../../kernels/relu_backward.wgsl" with { type: "text" };
 
-const RELU_FORWARD: Kernel = { name: "relu_forward", code: forwardCode };
-const RELU_BACKWARD: Kernel = { name: "relu_backward", code: backwardCode };
+const RELU_FORWARD = kernel("relu_forward", forwardCode);
+const RELU_BACKWARD = kernel("relu_backward", backwardCode);
 
 /**
  * Elementwise rectifier, as `torch.nn.ReLU`.
  *
  * @example
  * ```ts
- * import { ReLU, requestGpu, Tensor } from "../../mod.ts";
+ * import { ReLU, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const y = new ReLU(gpu).forward(Tensor.fromArray(gpu, [-1, 0.5], [2]));
  * console.log(await y.toArray()); // Float32Array [0, 0.5]
@@ -34,10 +35,15 @@ export class ReLU extends Module {
   }
 
   /** `max(x, 0)`; in training mode the output is remembered (not owned) for backward. */
-  forward(x: Tensor): Tensor {
-    const y = Tensor.empty(this.gpu, x.shape, "relu output");
-    this.gpu.dispatch(RELU_FORWARD, [x.buffer, y.buffer], [x.size], workgroupsFor(x.size, 64));
-    this.#output = this.training ? y : null;
+  forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
+    const y = Tensor.empty(this.gpu, x.shape, "activations");
+    this.gpu.dispatch(
+      RELU_FORWARD,
+      { x: x.buffer, y: y.buffer },
+      { count: x.size },
+      workgroupsFor(x.size, RELU_FORWARD),
+    );
+    this.#output = ctx.training ? y : null;
     return y;
   }
 
@@ -63,7 +69,12 @@ export class ReLU extends Module {
 
 /** `dx = dy * (y > 0)` as a new tensor, given ReLU's output `y`. */
 export function reluBackward(y: Tensor, dy: Tensor): Tensor {
-  const dx = Tensor.empty(y.gpu, y.shape, "relu input gradient");
-  y.gpu.dispatch(RELU_BACKWARD, [y.buffer, dy.buffer, dx.buffer], [y.size], workgroupsFor(y.size, 64));
+  const dx = Tensor.empty(y.gpu, y.shape, "activation gradients");
+  y.gpu.dispatch(
+    RELU_BACKWARD,
+    { y: y.buffer, dy: dy.buffer, dx: dx.buffer },
+    { count: y.size },
+    workgroupsFor(y.size, RELU_BACKWARD),
+  );
   return dx;
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { Module } from "../module.ts";
+import { type ForwardContext, Module } from "../module.ts";
 import type { Tensor } from "../tensor.ts";
 import { NinError } from "../errors.ts";
 import { Conv2d } from "./conv2d.ts";
@@ -19,7 +19,7 @@ import { ReLU } from "./relu.ts";
  *
  * @example
  * ```ts
- * import { Conv2d, Flatten, ReLU, requestGpu, Sequential, Tensor } from "../../mod.ts";
+ * import { Conv2d, Flatten, ReLU, requestGpu, Sequential, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = new Sequential(new Conv2d(gpu, 1, 4, 3), new ReLU(gpu), new Flatten(gpu)).eval();
  * const y = net.forward(Tensor.zeros(gpu, [2, 1, 5, 5]));
@@ -30,8 +30,10 @@ import { ReLU } from "./relu.ts";
 export class Sequential extends Module {
   /** The layers, in order. */
   readonly layers: Module[];
-  /** Layers run by the last training-mode forward, in order (a fused ReLU is skipped). */
-  #ran: Module[] = [];
+  /** What runs, decided once here: each step is a layer, or a Conv2d with the ReLU after it fused in. */
+  readonly #steps: { index: number; layer: Module; fusedRelu: boolean }[] = [];
+  /** Steps run by the last training-mode forward, in order. */
+  #ran: { index: number; layer: Module }[] = [];
   /** Intermediate activations of the last training-mode forward (owned here until backward). */
   #saved: Tensor[] = [];
 
@@ -39,6 +41,11 @@ export class Sequential extends Module {
   constructor(...layers: Module[]) {
     super();
     this.layers = layers;
+    for (let i = 0; i < layers.length; i++) {
+      const fusedRelu = layers[i] instanceof Conv2d && layers[i + 1] instanceof ReLU;
+      this.#steps.push({ index: i, layer: layers[i], fusedRelu });
+      if (fusedRelu) i += 1;
+    }
   }
 
   /** Children named by position, as PyTorch does. */
@@ -46,23 +53,23 @@ export class Sequential extends Module {
     return this.layers.map((layer, i) => [String(i), layer]);
   }
 
-  /** Runs every layer in order. */
-  forward(x: Tensor): Tensor {
+  /** Runs every layer in order; allocations and dispatches are attributed to each layer's dotted name. */
+  forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
     this.clearSaved();
+    const gpu = x.gpu;
     let current = x;
     try {
-      for (let i = 0; i < this.layers.length; i++) {
-        const layer = this.layers[i];
-        const fuse = layer instanceof Conv2d && this.layers[i + 1] instanceof ReLU;
-        if (layer instanceof Conv2d) layer.fuseRelu = fuse;
-        const next = layer.forward(current);
-        if (fuse) i += 1;
-        if (current !== x) {
-          if (this.training) this.#saved.push(current);
-          else current.dispose();
+      for (const { index, layer, fusedRelu } of this.#steps) {
+        const input = current;
+        current = gpu.inScope(
+          String(index),
+          () => fusedRelu ? (layer as Conv2d).forwardRelu(input, ctx) : layer.forward(input, ctx),
+        );
+        if (input !== x) {
+          if (ctx.training) this.#saved.push(input);
+          else input.dispose();
         }
-        if (this.training) this.#ran.push(layer);
-        current = next;
+        if (ctx.training) this.#ran.push({ index, layer });
       }
     } catch (e) {
       // A layer that rejects its input (or a failed allocation) must not strand what ran before it.
@@ -78,11 +85,13 @@ export class Sequential extends Module {
     if (this.#ran.length === 0) {
       throw new NinError("Sequential.backward called without a training-mode forward");
     }
+    const gpu = gradOutput.gpu;
     let grad: Tensor | null = gradOutput;
     for (let i = this.#ran.length - 1; i >= 0; i--) {
-      const next: Tensor | null = this.#ran[i].backward(grad!, i > 0 || needInputGrad);
-      if (grad !== gradOutput) grad!.dispose();
-      grad = next;
+      const { index, layer } = this.#ran[i];
+      const input: Tensor = grad!;
+      grad = gpu.inScope(String(index), () => layer.backward(input, i > 0 || needInputGrad));
+      if (input !== gradOutput) input.dispose();
     }
     this.clearSaved();
     return grad;

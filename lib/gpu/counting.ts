@@ -1,0 +1,103 @@
+/**
+ * The counting device: the part of `GPUDevice` the runtime uses, executing nothing. Buffers exist only as
+ * sizes, dispatches only as records, reads return zeros. Running the real model code on it (`nin()`,
+ * `predictClasses`, `trainStep`) gives the exact peak memory and FLOPs of a configuration in milliseconds,
+ * with no adapter: that is how `deno task resources` and `deno task bench --plan` get their figures.
+ *
+ * @module
+ */
+import { Gpu, type KernelChoice } from "./device.ts";
+
+/** Options of {@link countingGpu}. */
+export interface CountingOptions {
+  /** Largest storage binding in bytes (default 128 MiB, WebGPU's default limit). */
+  maxStorageBufferBindingSize?: number;
+  /** Whether to pose as a software adapter (default false). */
+  software?: boolean;
+  /** Kernel family (default `auto`: follows `software`). */
+  kernels?: KernelChoice;
+}
+
+/** WebGPU's default limits where the toolkit asks for more; the rest generous. */
+const LIMITS = {
+  maxStorageBufferBindingSize: 134217728,
+  maxBufferSize: 268435456,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupSizeY: 256,
+  maxStorageBuffersPerShaderStage: 8,
+};
+
+/**
+ * A {@link Gpu} on a device that counts instead of computing.
+ *
+ * @example
+ * ```ts
+ * import { countingGpu, nin, Tensor } from "@nin/webgpu";
+ * const gpu = countingGpu();
+ * const net = nin(gpu).eval();
+ * const records = await gpu.trace(async () => net.forward(Tensor.zeros(gpu, [1, 1, 224, 224])).dispose());
+ * console.log(records.length, gpu.memory.peakBytes);
+ * ```
+ */
+export function countingGpu(options: CountingOptions = {}): Gpu {
+  const limits = {
+    ...LIMITS,
+    maxStorageBufferBindingSize: options.maxStorageBufferBindingSize ?? LIMITS.maxStorageBufferBindingSize,
+  };
+  const software = options.software ?? false;
+  return new Gpu(countingDevice(limits), {
+    engine: "deno",
+    adapterName: "counting device",
+    isSoftware: software,
+    kernels: options.kernels ?? "auto",
+    key: `counting ${software ? "software" : "gpu"}`,
+  });
+}
+
+function countingBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+  let mapped: ArrayBuffer | null = descriptor.mappedAtCreation ? new ArrayBuffer(descriptor.size) : null;
+  const buffer = {
+    size: descriptor.size,
+    usage: descriptor.usage,
+    label: descriptor.label ?? "",
+    mapState: "unmapped",
+    mapAsync: () => {
+      mapped = new ArrayBuffer(descriptor.size);
+      return Promise.resolve();
+    },
+    getMappedRange: () => mapped ?? new ArrayBuffer(descriptor.size),
+    unmap: () => void (mapped = null),
+    destroy: () => {},
+  };
+  return buffer as unknown as GPUBuffer;
+}
+
+function countingDevice(limits: typeof LIMITS): GPUDevice {
+  const pass = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups() {}, end() {} };
+  const encoder = {
+    beginComputePass: () => pass,
+    clearBuffer() {},
+    copyBufferToBuffer() {},
+    resolveQuerySet() {},
+    finish: () => ({}),
+  };
+  const pipeline = { getBindGroupLayout: () => ({}) };
+  const device = {
+    limits,
+    features: new Set<string>(),
+    lost: new Promise<never>(() => {}),
+    queue: { submit() {}, writeBuffer() {}, onSubmittedWorkDone: () => Promise.resolve() },
+    addEventListener() {},
+    createBuffer: countingBuffer,
+    createShaderModule: () => ({}),
+    createComputePipeline: () => pipeline,
+    createBindGroup: () => ({}),
+    createCommandEncoder: () => encoder,
+    createQuerySet: () => ({ destroy() {} }),
+    destroy() {},
+  };
+  return device as unknown as GPUDevice;
+}

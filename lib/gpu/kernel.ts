@@ -1,0 +1,141 @@
+/**
+ * Kernels: a WGSL source, its one include step, and the layout the runtime reads from the WGSL itself
+ * (the `Params` struct's fields, the bindings' names, the workgroup size), so that TypeScript passes
+ * parameters and buffers by name and no fact of the contract is written in both languages.
+ *
+ * The include step: a line `//!include name.wgsl` is replaced by that file of `kernels/` (the snippets in
+ * {@link SNIPPETS}). A kernel file is valid WGSL once its includes are in; `tests/kernel_test.ts` compiles
+ * every file of `kernels/` that way.
+ *
+ * @module
+ */
+import conv2dCommon from "../../kernels/conv2d_common.wgsl" with { type: "text" };
+import elementIndex from "../../kernels/element_index.wgsl" with { type: "text" };
+import adaptivePoolWindow from "../../kernels/adaptive_pool_window.wgsl" with { type: "text" };
+
+/** The shared WGSL snippets a kernel may include, by file name. */
+export const SNIPPETS: Readonly<Record<string, string>> = {
+  "conv2d_common.wgsl": conv2dCommon,
+  "element_index.wgsl": elementIndex,
+  "adaptive_pool_window.wgsl": adaptivePoolWindow,
+};
+
+/** A scalar field of a kernel's `Params` uniform. */
+export interface ParamField {
+  /** Field name, as in the WGSL struct. */
+  name: string;
+  /** WGSL scalar type. */
+  type: "u32" | "i32" | "f32";
+}
+
+/** A compute kernel: WGSL source plus what the runtime reads from it. Make one with {@link kernel}. */
+export interface Kernel {
+  /** Stable, unique name (a variant with other constants or entry point has its own), e.g. `conv2d_forward`. */
+  readonly name: string;
+  /** WGSL source with its includes resolved. */
+  readonly code: string;
+  /** Entry point (default `main`). */
+  readonly entryPoint: string;
+  /** Values for the shader's `override` constants. */
+  readonly constants: Readonly<Record<string, number>>;
+  /** Fields of `struct Params` (bound at binding 0 as a uniform), in WGSL order; empty without one. */
+  readonly params: readonly ParamField[];
+  /** Binding index of every storage buffer, by its WGSL variable name. */
+  readonly bindings: ReadonlyMap<string, number>;
+  /** Invocations per workgroup (the product of the entry point's `@workgroup_size`). */
+  readonly workgroupSize: number;
+}
+
+/** Options of {@link kernel}. */
+export interface KernelOptions {
+  /** Entry point (default `main`). */
+  entryPoint?: string;
+  /** Values for `override` constants (they also resolve a workgroup size given by an override). */
+  constants?: Record<string, number>;
+}
+
+/**
+ * Makes a kernel from WGSL source: resolves `//!include` lines and reads the params, bindings and
+ * workgroup size. Throws for a source the runtime cannot read (a programming error, not user input).
+ */
+export function kernel(name: string, source: string, options: KernelOptions = {}): Kernel {
+  const code = resolveIncludes(source, name);
+  const entryPoint = options.entryPoint ?? "main";
+  const constants = options.constants ?? {};
+  return {
+    name,
+    code,
+    entryPoint,
+    constants,
+    params: paramsOf(code, name),
+    bindings: bindingsOf(code),
+    workgroupSize: workgroupSizeOf(code, entryPoint, constants, name),
+  };
+}
+
+/** Replaces every `//!include file.wgsl` line by that snippet (snippets include nothing themselves). */
+export function resolveIncludes(source: string, name = "kernel"): string {
+  return source.replace(/^\/\/!include\s+(\S+)\s*$/gm, (_, file: string) => {
+    const snippet = SNIPPETS[file];
+    if (snippet === undefined) throw new Error(`${name}: unknown include ${file}`);
+    return snippet;
+  });
+}
+
+/**
+ * The uniform words of `values` in the order of the kernel's `Params` fields: u32 and i32 as integers, f32
+ * as their bit patterns. Every field must be given and nothing else.
+ */
+export function packParams(k: Kernel, values: Readonly<Record<string, number>>): Uint32Array {
+  const words = new Uint32Array(Math.max(4, Math.ceil(k.params.length / 4) * 4));
+  const view = new DataView(words.buffer);
+  k.params.forEach((field, i) => {
+    const value = values[field.name];
+    if (value === undefined) throw new Error(`${k.name}: missing param ${field.name}`);
+    if (field.type === "f32") view.setFloat32(i * 4, value, true);
+    else if (!Number.isInteger(value)) {
+      throw new Error(`${k.name}: param ${field.name} = ${value} is not integral`);
+    } else if (field.type === "i32") view.setInt32(i * 4, value, true);
+    else view.setUint32(i * 4, value, true);
+  });
+  for (const name of Object.keys(values)) {
+    if (!k.params.some((f) => f.name === name)) throw new Error(`${k.name}: unknown param ${name}`);
+  }
+  return words;
+}
+
+function paramsOf(code: string, name: string): ParamField[] {
+  const body = /struct\s+Params\s*\{([^}]*)\}/.exec(code)?.[1];
+  if (body === undefined) return [];
+  return body.split(",").map((f) => f.replace(/\/\/.*$/gm, "").trim()).filter((f) => f).map((field) => {
+    const match = /^(\w+)\s*:\s*(u32|i32|f32)$/.exec(field);
+    if (!match) throw new Error(`${name}: Params field "${field}" is not a u32, i32 or f32 scalar`);
+    return { name: match[1], type: match[2] as ParamField["type"] };
+  });
+}
+
+function bindingsOf(code: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of code.matchAll(/@binding\((\d+)\)\s*var<storage[^>]*>\s*(\w+)/g)) {
+    out.set(m[2], Number(m[1]));
+  }
+  return out;
+}
+
+function workgroupSizeOf(
+  code: string,
+  entryPoint: string,
+  constants: Record<string, number>,
+  name: string,
+): number {
+  const match = new RegExp(`@workgroup_size\\(([^)]*)\\)\\s*fn\\s+${entryPoint}\\b`).exec(code);
+  if (!match) throw new Error(`${name}: no @workgroup_size on entry point ${entryPoint}`);
+  return match[1].split(",").map((term) => term.trim()).filter((t) => t).reduce((product, term) => {
+    const literal = /^(\d+)u?$/.exec(term);
+    if (literal) return product * Number(literal[1]);
+    if (term in constants) return product * constants[term];
+    const declared = new RegExp(`(?:const|override)\\s+${term}\\s*(?::\\s*u32)?\\s*=\\s*(\\d+)u?`).exec(code);
+    if (!declared) throw new Error(`${name}: cannot resolve workgroup size term ${term}`);
+    return product * Number(declared[1]);
+  }, 1);
+}

@@ -1,0 +1,106 @@
+/**
+ * The buffer pool: storage buffers reused by size, with the live-byte accounting that `deno task resources`
+ * reports (live, peak, and what was live at the peak, by category and by the layer that allocated it).
+ *
+ * @module
+ */
+
+/** Live GPU memory as the tensor layer sees it. */
+export interface MemoryStats {
+  /** Buffers handed out and not yet released. */
+  liveBuffers: number;
+  /** Bytes of those buffers. */
+  liveBytes: number;
+  /** Highest `liveBytes` since the last {@link BufferPool.resetPeak}. */
+  peakBytes: number;
+  /** Bytes held by the pool for reuse (allocated on the device, not live). */
+  pooledBytes: number;
+}
+
+/** One live buffer, as accounted: its size, what it holds and which layer allocated it. */
+export interface LiveBuffer {
+  /** Bytes (the request rounded up to 16). */
+  size: number;
+  /** What it holds, e.g. `activations` or `gradient` (the label given to `allocate`). */
+  category: string;
+  /** Dotted name of the layer running when it was allocated (`""` outside any layer). */
+  scope: string;
+}
+
+/** Bytes of a buffer for a request: at least 16, a multiple of 16. */
+export function bufferSize(bytes: number): number {
+  return Math.max(16, Math.ceil(bytes / 16) * 16);
+}
+
+/**
+ * Storage buffers by size class. `allocate` takes a free one of the same size or creates one; `release`
+ * returns it. Nothing is destroyed until {@link BufferPool.trim}.
+ */
+export class BufferPool {
+  #free = new Map<number, GPUBuffer[]>();
+  #live = new Map<GPUBuffer, LiveBuffer>();
+  #stats: MemoryStats = { liveBuffers: 0, liveBytes: 0, peakBytes: 0, pooledBytes: 0 };
+  #atPeak: LiveBuffer[] = [];
+
+  /** A pool creating its buffers with `create`. */
+  constructor(readonly create: (size: number, label: string) => GPUBuffer) {}
+
+  /** A buffer of {@link bufferSize}(bytes) bytes, accounted as live under `category` and `scope`. */
+  allocate(bytes: number, category: string, scope = ""): GPUBuffer {
+    const size = bufferSize(bytes);
+    const free = this.#free.get(size);
+    let buffer = free?.pop();
+    if (buffer) {
+      this.#stats.pooledBytes -= size;
+      buffer.label = category;
+    } else {
+      buffer = this.create(size, category);
+    }
+    this.#live.set(buffer, { size, category, scope });
+    this.#stats.liveBuffers += 1;
+    this.#stats.liveBytes += size;
+    if (this.#stats.liveBytes > this.#stats.peakBytes) {
+      this.#stats.peakBytes = this.#stats.liveBytes;
+      this.#atPeak = [...this.#live.values()];
+    }
+    return buffer;
+  }
+
+  /** Returns a buffer from {@link BufferPool.allocate} for reuse. */
+  release(buffer: GPUBuffer): void {
+    const live = this.#live.get(buffer);
+    if (!live) throw new Error(`release of a buffer that is not live (${buffer.label})`);
+    this.#live.delete(buffer);
+    this.#stats.liveBuffers -= 1;
+    this.#stats.liveBytes -= live.size;
+    this.#stats.pooledBytes += live.size;
+    buffer.label = "pooled";
+    const list = this.#free.get(live.size);
+    if (list) list.push(buffer);
+    else this.#free.set(live.size, [buffer]);
+  }
+
+  /** Empties the pool; returns the free buffers for the caller to destroy once pending work is done. */
+  trim(): GPUBuffer[] {
+    const out = [...this.#free.values()].flat();
+    this.#free.clear();
+    this.#stats.pooledBytes = 0;
+    return out;
+  }
+
+  /** A copy of the current figures. */
+  get memory(): MemoryStats {
+    return { ...this.#stats };
+  }
+
+  /** The buffers that were live when the peak was reached. */
+  get atPeak(): readonly LiveBuffer[] {
+    return this.#atPeak;
+  }
+
+  /** Starts peak tracking afresh from the current live bytes. */
+  resetPeak(): void {
+    this.#stats.peakBytes = this.#stats.liveBytes;
+    this.#atPeak = [...this.#live.values()];
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Command recording: one command encoder collects dispatches, clears, copies and uploads until someone
+ * needs a result, so a whole training step goes to the queue as one submit with no `await` between layers.
+ *
+ * @module
+ */
+import { NinError } from "../errors.ts";
+
+const MAX_UNIFORM_CACHE = 4096;
+
+/** Records commands on one device; `flush` submits them, `read` submits and maps a result. */
+export class CommandRecorder {
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #retired: GPUBuffer[] = [];
+  #uniforms = new Map<string, GPUBuffer>();
+
+  /** A recorder for `device`; `onReadFailure` turns a failed map into the device's own error. */
+  constructor(readonly device: GPUDevice, readonly onReadFailure: (e: Error) => Promise<never>) {}
+
+  /** The open compute pass, or a new one (with `timestampWrites`, always a new one). */
+  pass(timestampWrites?: GPUComputePassTimestampWrites): GPUComputePassEncoder {
+    if (timestampWrites) this.endPass();
+    this.#pass ??= this.encoder().beginComputePass(timestampWrites ? { timestampWrites } : undefined);
+    return this.#pass;
+  }
+
+  /** Ends the open compute pass, if any (copies and clears must sit outside passes). */
+  endPass(): void {
+    this.#pass?.end();
+    this.#pass = null;
+  }
+
+  /** The open command encoder, or a new one. */
+  encoder(): GPUCommandEncoder {
+    this.#encoder ??= this.device.createCommandEncoder();
+    return this.#encoder;
+  }
+
+  /** A uniform buffer holding `words`, cached by content (a training step reuses the same few hundred). */
+  uniform(words: Uint32Array): GPUBuffer {
+    const key = words.join(",");
+    let buffer = this.#uniforms.get(key);
+    if (!buffer) {
+      if (this.#uniforms.size >= MAX_UNIFORM_CACHE) {
+        this.#retired.push(...this.#uniforms.values());
+        this.#uniforms.clear();
+      }
+      buffer = this.device.createBuffer({
+        size: words.byteLength,
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+      });
+      new Uint32Array(buffer.getMappedRange()).set(words);
+      buffer.unmap();
+      this.#uniforms.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /** Records zero-filling of a buffer (all of it, or its first `bytes`, rounded up to 4). */
+  clear(buffer: GPUBuffer, bytes?: number): void {
+    this.endPass();
+    this.encoder().clearBuffer(buffer, 0, bytes === undefined ? undefined : Math.ceil(bytes / 4) * 4);
+  }
+
+  /** Records a buffer-to-buffer copy (offsets in bytes, multiples of 4). */
+  copy(source: GPUBuffer, target: GPUBuffer, bytes: number, sourceOffset = 0, targetOffset = 0): void {
+    this.endPass();
+    this.encoder().copyBufferToBuffer(source, sourceOffset, target, targetOffset, Math.ceil(bytes / 4) * 4);
+  }
+
+  /**
+   * Records a write of host data: the bytes go into a mapped staging buffer whose copy is part of the same
+   * command stream (a queue write would land before everything already recorded).
+   */
+  write(buffer: GPUBuffer, data: ArrayBufferView): void {
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    this.copy(staging, buffer, size);
+    this.retire(staging);
+  }
+
+  /** Destroys `buffer` after the next submit (it may still be used by recorded commands). */
+  retire(buffer: GPUBuffer): void {
+    this.#retired.push(buffer);
+  }
+
+  /** Submits everything recorded so far (does not wait for it). */
+  flush(): void {
+    this.endPass();
+    if (this.#encoder) {
+      this.device.queue.submit([this.#encoder.finish()]);
+      this.#encoder = null;
+    }
+    for (const buffer of this.#retired) buffer.destroy();
+    this.#retired = [];
+  }
+
+  /** Copies `bytes` bytes of a buffer back to the host after all recorded work. */
+  async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.copy(buffer, staging, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      staging.destroy();
+      return await this.onReadFailure(e as Error);
+    }
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Drops the open encoder without submitting it. */
+  abandon(): void {
+    this.endPass();
+    this.#encoder = null;
+  }
+}
+
+/** A NinError for a failed read, when the device itself reported nothing. */
+export function readFailure(e: Error): NinError {
+  return new NinError(`reading a GPU buffer failed: ${e.message.split("\n")[0]}`);
+}

@@ -1,0 +1,14 @@
+/**
+ * The kernel plan: which implementation of a layer's passes a device uses. Layers ask here and never branch
+ * on the adapter themselves; the family is chosen once per device (`Gpu.kernels`).
+ *
+ * @module
+ */
+import type { Gpu } from "./gpu/device.ts";
+import type { ConvPasses } from "./layers/conv2d_passes.ts";
+import { SOFTWARE_CONV } from "./layers/conv2d_software.ts";
+
+/** The Conv2d passes of the device's kernel family. */
+export function convPasses(gpu: Gpu): ConvPasses {
+  return gpu.kernels === "software" ? SOFTWARE_CONV : SOFTWARE_CONV;
+}
