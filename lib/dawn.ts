@@ -99,7 +99,9 @@ export async function requestDawnAdapter(powerPreference: GPUPowerPreference): P
 async function loadDawn(): Promise<DawnModule> {
   let dawn: DawnModule;
   try {
-    dawn = await import("webgpu") as unknown as DawnModule;
+    // A full specifier, not the import map's "webgpu": a project that imports this toolkit has no such entry.
+    // deno-lint-ignore no-import-prefix
+    dawn = await import("npm:webgpu@^0.6.2") as unknown as DawnModule;
   } catch (e) {
     const message = (e as Error).message.split("\n")[0];
     if (e instanceof Deno.errors.NotCapable || /--allow-ffi/.test(message)) {

@@ -19,7 +19,7 @@ const FLOPS_PER_LOGIT = 7;
  *
  * @example
  * ```ts
- * import { validateLabels } from "./loss.ts";
+ * import { validateLabels } from "@nin/webgpu";
  * console.log(validateLabels([3, 0, 9], 3, 10)); // Int32Array [3, 0, 9]
  * ```
  */
@@ -55,7 +55,7 @@ export function validateLabels(
  *
  * @example
  * ```ts
- * import { requestGpu, softmaxCrossEntropy, Tensor } from "../mod.ts";
+ * import { requestGpu, softmaxCrossEntropy, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const logits = Tensor.fromArray(gpu, [2, 0, 0, 0, 3, 0], [2, 3]);
  * const labels = gpu.allocate(8, "labels");
@@ -105,7 +105,7 @@ export function softmaxCrossEntropy(
  *
  * @example
  * ```ts
- * import { crossEntropyLoss, requestGpu, Tensor } from "../mod.ts";
+ * import { crossEntropyLoss, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const logits = Tensor.fromArray(gpu, [0, 0], [1, 2]);
  * console.log(await crossEntropyLoss(logits, [1])); // 0.6931... (ln 2)

@@ -40,7 +40,7 @@ export interface SGDOptions {
  *
  * @example
  * ```ts
- * import { Parameter, requestGpu, SGD, Tensor } from "../mod.ts";
+ * import { Parameter, requestGpu, SGD, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const p = new Parameter(Tensor.fromArray(gpu, [1, 2], [2]));
  * p.grad = Tensor.fromArray(gpu, [0.5, -0.5], [2]);

@@ -12,7 +12,7 @@ import { Tensor } from "./tensor.ts";
  *
  * @example
  * ```ts
- * import { nin, predictClasses, requestGpu, Tensor } from "../mod.ts";
+ * import { nin, predictClasses, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * console.log(await predictClasses(nin(gpu), Tensor.zeros(gpu, [2, 1, 96, 96]))); // Int32Array(2)
  * gpu.destroy();
@@ -50,7 +50,7 @@ export async function predictClasses(net: Module, images: Tensor): Promise<Int32
  *
  * @example
  * ```ts
- * import { confusionMatrix } from "./predict.ts";
+ * import { confusionMatrix } from "@nin/webgpu";
  * console.log(confusionMatrix([0, 1, 1], [0, 1, 0], 2)); // [[1, 0], [1, 1]]
  * ```
  */

@@ -22,7 +22,7 @@ const RESIZE_BILINEAR: Kernel = { name: "resize_bilinear", code: resizeCode };
  *
  * @example
  * ```ts
- * import { requestGpu, resizeImages } from "../mod.ts";
+ * import { requestGpu, resizeImages } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const images = resizeImages(gpu, new Uint8Array(2 * 28 * 28).fill(255), 2, 28, 28, 96);
  * console.log(images.shape); // [2, 1, 96, 96], all ones

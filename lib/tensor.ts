@@ -17,7 +17,7 @@ class Storage {
  *
  * @example
  * ```ts
- * import { requestGpu, Tensor } from "../mod.ts";
+ * import { requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const t = Tensor.fromArray(gpu, [1, 2, 3, 4, 5, 6], [2, 3]);
  * console.log(t.shape, t.strides, await t.toArray()); // [2, 3] [3, 1] Float32Array(6)

@@ -322,7 +322,8 @@ taskTest(
       const mismatched = await runTask("eval", [...evalArgs, "--one-by-one-convs=2"]);
       assertTaskError(
         mismatched,
-        1,
+        2,
+        `${checkpoint} does not fit NiN with --one-by-one-convs 2: `,
         "state dict does not fit the model: missing 0.4.weight; missing 0.4.bias",
       );
       const evaluated = await runTask("eval", evalArgs);
