@@ -62,20 +62,23 @@ export {
 } from "./lib/safetensors.ts";
 export {
   type Checkpoint,
+  type CurvePoint,
   loadCheckpoint,
-  MOMENTUM_PREFIX,
   restoreCheckpoint,
   type RunState,
   saveCheckpoint,
+  type SaveCheckpointOptions,
 } from "./lib/checkpoint.ts";
-export { lineChartSvg, type Series } from "./lib/svg_plot.ts";
+export { lineChartSvg, niceTicks, type Series } from "./lib/svg_plot.ts";
 export {
   type EpochMetrics,
   evaluate,
+  type EvaluateOptions,
   type Evaluation,
   fit,
   type FitOptions,
   type StepProgress,
+  type TestProgress,
 } from "./lib/fit.ts";
 export { confusionMatrix, predictClasses } from "./lib/predict.ts";
 export { measureRoofline, type Roofline } from "./lib/roofline.ts";
@@ -95,7 +98,6 @@ export {
   epochOrder,
   type Examples,
 } from "./lib/data/batches.ts";
-export { checkWritable, writeFileAtomic } from "./lib/data/atomic_write.ts";
 export {
   analyzeResources,
   DEFAULT_MAX_BINDING_BYTES,

@@ -11,7 +11,7 @@ import { type HostTensor, readSafetensors, saveSafetensors } from "./safetensors
 import type { Tensor } from "./tensor.ts";
 
 /** Prefix of the optimizer's momentum buffers in a checkpoint (PyTorch keeps them apart from the model). */
-export const MOMENTUM_PREFIX = "optimizer.momentum_buffer.";
+const MOMENTUM_PREFIX = "optimizer.momentum_buffer.";
 const FORMAT = "nin-webgpu-checkpoint/1";
 
 /** Everything besides tensors that a run needs to continue exactly where it stopped. */
@@ -26,32 +26,65 @@ export interface RunState {
   config: Record<string, unknown>;
   /** Per-epoch metrics so far. */
   history: Record<string, number>[];
+  /**
+   * Points of the training curves so far, several per epoch (x in epochs, running means of loss and
+   * accuracy), so a resumed run's plot continues the same curves.
+   */
+  curve?: CurvePoint[];
+}
+
+/** One point of the training curves: x in epochs (e.g. 1.2 is a fifth into the second epoch). */
+export interface CurvePoint {
+  /** Epochs done, fractional. */
+  x: number;
+  /** Running mean of the training loss over the epoch so far. */
+  loss: number;
+  /** Running training accuracy over the epoch so far. */
+  trainAcc: number;
+}
+
+/** Options of {@link saveCheckpoint}: what a trainer saves besides the model, to resume exactly. */
+export interface SaveCheckpointOptions {
+  /** The optimizer whose momentum buffers and step count are saved. */
+  optimizer?: SGD;
+  /** The run's state (defaults: epoch 0, step = the optimizer's step count, seed 0, no config or history). */
+  state?: Partial<RunState>;
 }
 
 /**
- * Writes the model, the optimizer state and `state` to `path` atomically (a crash leaves the previous
- * file intact). A parameter or momentum buffer holding NaN or infinity is refused with a {@link NinError}
- * before anything is written, so a diverged run never replaces the last good checkpoint.
+ * Writes `net`'s parameters (under PyTorch's names) to `path` atomically (a crash leaves the previous file
+ * intact); with `optimizer` and `state`, also what a trainer needs to resume. A parameter or momentum buffer
+ * holding NaN or infinity is refused with a {@link NinError} before anything is written, so a diverged run
+ * never replaces the last good checkpoint.
  *
  * @example
  * ```ts
- * import { nin, requestGpu, saveCheckpoint, SGD } from "../mod.ts";
+ * import { nin, requestGpu, saveCheckpoint, SGD } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = nin(gpu);
- * const opt = new SGD(net.parameters(), { lr: 0.1 });
- * await saveCheckpoint("/tmp/nin.safetensors", net, opt, { epoch: 0, step: 0, seed: 0, config: {}, history: [] });
+ * await saveCheckpoint(net, "/tmp/nin.safetensors"); // the model only
+ * const optimizer = new SGD(net.parameters(), { lr: 0.1 });
+ * await saveCheckpoint(net, "/tmp/run.safetensors", { optimizer, state: { epoch: 1, seed: 0 } });
  * gpu.destroy();
  * ```
  */
 export async function saveCheckpoint(
-  path: string,
   net: Module,
-  optimizer: SGD,
-  state: RunState,
+  path: string,
+  options?: SaveCheckpointOptions,
 ): Promise<void> {
+  const optimizer = options?.optimizer;
+  const state: RunState = {
+    epoch: 0,
+    step: optimizer?.stepCount ?? 0,
+    seed: 0,
+    config: {},
+    history: [],
+    ...options?.state,
+  };
   const tensors = new Map<string, Tensor | HostTensor>(net.stateDict());
   const names = net.namedParameters().map(([name]) => name);
-  optimizer.state().forEach((buffer, i) => tensors.set(MOMENTUM_PREFIX + names[i], buffer));
+  optimizer?.state().forEach((buffer, i) => tensors.set(MOMENTUM_PREFIX + names[i], buffer));
   for (const [name, t] of tensors) {
     const data = "data" in t ? t.data : await t.toArray();
     if (!data.every(Number.isFinite)) {
@@ -64,7 +97,7 @@ export async function saveCheckpoint(
   }
   await saveSafetensors(path, tensors, {
     format: FORMAT,
-    state: JSON.stringify({ ...state, optimizerSteps: optimizer.stepCount }),
+    state: JSON.stringify({ ...state, optimizerSteps: optimizer?.stepCount ?? state.step }),
   });
 }
 
@@ -84,7 +117,7 @@ export interface Checkpoint {
  *
  * @example
  * ```ts
- * import { loadCheckpoint } from "../mod.ts";
+ * import { loadCheckpoint } from "@nin/webgpu";
  * const ckpt = await loadCheckpoint("/tmp/nin.safetensors");
  * console.log(ckpt.state.epoch, ckpt.model.size);
  * ```
@@ -108,7 +141,18 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   return { model, momentum, state };
 }
 
-/** Loads a checkpoint's parameters into `net` and, when given, its momentum buffers into `optimizer`. */
+/**
+ * Loads a checkpoint's parameters into `net` and, when given, its momentum buffers into `optimizer`.
+ *
+ * @example
+ * ```ts
+ * import { loadCheckpoint, nin, requestGpu, restoreCheckpoint } from "@nin/webgpu";
+ * const gpu = await requestGpu();
+ * const net = nin(gpu);
+ * restoreCheckpoint(await loadCheckpoint("/tmp/nin.safetensors"), net);
+ * gpu.destroy();
+ * ```
+ */
 export function restoreCheckpoint(checkpoint: Checkpoint, net: Module, optimizer?: SGD): void {
   net.loadStateDict(checkpoint.model);
   if (!optimizer) return;

@@ -71,10 +71,11 @@ export async function requestDawnAdapter(powerPreference: GPUPowerPreference): P
   }
   for (const backend of attempts) {
     let instance: GPU | null = dawn.create([`backend=${backend}`]);
-    const adapter = await instance.requestAdapter({
+    const options = {
       powerPreference,
       ...(COMPATIBILITY_BACKENDS.has(backend) ? { featureLevel: "compatibility" } : {}),
-    } as GPURequestAdapterOptions).catch(() => null);
+    } as GPURequestAdapterOptions;
+    const adapter = await withoutNativeWarnings(() => instance!.requestAdapter(options).catch(() => null));
     if (adapter) {
       return {
         adapter,
@@ -99,7 +100,9 @@ export async function requestDawnAdapter(powerPreference: GPUPowerPreference): P
 async function loadDawn(): Promise<DawnModule> {
   let dawn: DawnModule;
   try {
-    dawn = await import("webgpu") as unknown as DawnModule;
+    // A full specifier, not the import map's "webgpu": a project that imports this toolkit has no such entry.
+    // deno-lint-ignore no-import-prefix
+    dawn = await import("npm:webgpu@^0.6.2") as unknown as DawnModule;
   } catch (e) {
     const message = (e as Error).message.split("\n")[0];
     if (e instanceof Deno.errors.NotCapable || /--allow-ffi/.test(message)) {
@@ -115,6 +118,40 @@ async function loadDawn(): Promise<DawnModule> {
     if (!(name in globalThis)) (globalThis as Record<string, unknown>)[name] = value;
   }
   return dawn;
+}
+
+/**
+ * Runs `fn` with the process's stderr (fd 2) pointed at /dev/null, on Linux. Dawn's OpenGL backend prints two
+ * warnings from native code while it builds an adapter ("maxDynamicUniformBuffersPerPipelineLayout
+ * artificially reduced from 90 to 16 ...", the same for storage buffers): it caps limits for dynamic
+ * offsets, which this toolkit never uses, so they are harmless. Anything else is reported by the caller.
+ * Without libc (other platforms, or no --allow-ffi) `fn` simply runs.
+ */
+async function withoutNativeWarnings<T>(fn: () => Promise<T>): Promise<T> {
+  if (Deno.build.os !== "linux") return await fn();
+  let libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", {
+      dup: { parameters: ["i32"], result: "i32" },
+      dup2: { parameters: ["i32", "i32"], result: "i32" },
+      open: { parameters: ["buffer", "i32"], result: "i32" },
+      close: { parameters: ["i32"], result: "i32" },
+    });
+  } catch {
+    return await fn();
+  }
+  const { dup, dup2, open, close } = libc.symbols;
+  const saved = dup(2);
+  const devNull = open(new TextEncoder().encode("/dev/null\0"), 1 /* O_WRONLY */);
+  const muted = saved >= 0 && devNull >= 0 && dup2(devNull, 2) >= 0;
+  try {
+    return await fn();
+  } finally {
+    if (muted) dup2(saved, 2);
+    if (saved >= 0) close(saved);
+    if (devNull >= 0) close(devNull);
+    libc.close();
+  }
 }
 
 /** Whether Vulkan's loader library is present; without it Dawn's Vulkan backend only prints a warning. */

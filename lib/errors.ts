@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { NinError } from "./errors.ts";
+ * import { NinError } from "@nin/webgpu";
  * try {
  *   throw new NinError("--lr must be a positive number, got -1");
  * } catch (e) {

@@ -40,6 +40,10 @@ export interface StepProgress {
   batches: number;
   /** This step's mean loss. */
   loss: number;
+  /** Mean loss over the epoch's examples so far (d2l's Animator plots this running mean). */
+  epochLoss: number;
+  /** Training accuracy over the epoch's examples so far. */
+  epochAcc: number;
   /** Seconds this step took, wall clock. */
   seconds: number;
   /** Micro-batch size the step ran with. */
@@ -68,8 +72,23 @@ export interface FitOptions {
   onStep?: (progress: StepProgress) => void;
   /** Called after every epoch (write checkpoints here); awaited. */
   onEpoch?: (metrics: EpochMetrics) => Promise<void> | void;
-  /** Polled between steps; returning true ends the run early without finishing the epoch. */
+  /** Called after every batch of the test evaluation at the end of an epoch. */
+  onTestBatch?: (progress: TestProgress) => void;
+  /**
+   * Polled between steps and between test batches; returning true ends the run early without finishing
+   * the epoch (nothing is reported for it).
+   */
   shouldStop?: () => boolean;
+}
+
+/** Progress of an evaluation: batches done out of all, and the seconds the last one took. */
+export interface TestProgress {
+  /** Batches evaluated, from 1. */
+  batch: number;
+  /** Batches in all. */
+  batches: number;
+  /** Seconds this batch took, wall clock. */
+  seconds: number;
 }
 
 /**
@@ -78,7 +97,7 @@ export interface FitOptions {
  *
  * @example
  * ```ts
- * import { fit, loadFashionMnist, nin, requestGpu, SGD } from "../mod.ts";
+ * import { fit, loadFashionMnist, nin, requestGpu, SGD } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const data = await loadFashionMnist();
  * const net = nin(gpu);
@@ -144,12 +163,18 @@ export async function fit(
         batch,
         batches: total,
         loss: result.loss,
+        epochLoss: lossSum / seen,
+        epochAcc: correct / seen,
         seconds: stepSeconds,
         microBatch: result.microBatch,
       });
     }
-    const test = await evaluate(net, data.test, options);
+    const test = await evaluate(net, data.test, {
+      ...options,
+      onBatch: options.onTestBatch,
+    });
     net.train();
+    if (options.shouldStop?.()) return history;
     const metrics: EpochMetrics = {
       epoch,
       loss: lossSum / seen,
@@ -175,12 +200,28 @@ export interface Evaluation {
   count: number;
 }
 
+/** Options of {@link evaluate}. */
+export interface EvaluateOptions {
+  /** Batch size. */
+  batchSize: number;
+  /** Side of the square input images after bilinear resizing. */
+  resize: number;
+  /** Use only the first N examples. */
+  limitTest?: number;
+  /** Largest micro-batch (default: what fits the device). */
+  microBatch?: number;
+  /** Called after every batch. */
+  onBatch?: (progress: TestProgress) => void;
+  /** Polled between batches; returning true ends the evaluation early (over the batches done so far). */
+  shouldStop?: () => boolean;
+}
+
 /**
  * Evaluates `net` on a split (in order, no shuffling) at the given input size.
  *
  * @example
  * ```ts
- * import { evaluate, loadFashionMnist, nin, requestGpu } from "../mod.ts";
+ * import { evaluate, loadFashionMnist, nin, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const { test } = await loadFashionMnist();
  * console.log(await evaluate(nin(gpu), test, { batchSize: 64, resize: 96, limitTest: 128 }));
@@ -190,12 +231,15 @@ export interface Evaluation {
 export async function evaluate(
   net: Module,
   split: Split,
-  options: { batchSize: number; resize: number; limitTest?: number; microBatch?: number },
+  options: EvaluateOptions,
 ): Promise<Evaluation> {
   const gpu = net.parameters()[0].value.gpu;
   net.eval();
-  let lossSum = 0, correct = 0, count = 0;
+  let lossSum = 0, correct = 0, count = 0, batch = 0;
+  const batches = batchesPerEpoch(Math.min(options.limitTest ?? Infinity, split.count), options.batchSize);
   for (const b of epochBatches(split, { batchSize: options.batchSize, limit: options.limitTest })) {
+    if (options.shouldStop?.()) break;
+    const started = performance.now();
     const r = await gpu.guard(async () => {
       const images = resizeImages(gpu, b.images, b.count, split.height, split.width, options.resize);
       try {
@@ -207,6 +251,7 @@ export async function evaluate(
     lossSum += r.loss * r.count;
     correct += r.correct;
     count += r.count;
+    options.onBatch?.({ batch: ++batch, batches, seconds: (performance.now() - started) / 1000 });
   }
   return { accuracy: correct / count, loss: lossSum / count, count };
 }

@@ -19,7 +19,7 @@ const FLOPS_PER_LOGIT = 7;
  *
  * @example
  * ```ts
- * import { validateLabels } from "./loss.ts";
+ * import { validateLabels } from "@nin/webgpu";
  * console.log(validateLabels([3, 0, 9], 3, 10)); // Int32Array [3, 0, 9]
  * ```
  */

@@ -29,7 +29,7 @@ export interface NinBlockOptions {
  *
  * @example
  * ```ts
- * import { ninBlock, requestGpu } from "../mod.ts";
+ * import { ninBlock, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const block = ninBlock(gpu, 1, 96, 11, 4, 0);
  * console.log(block.outputShape([1, 1, 224, 224])); // [1, 96, 54, 54]
@@ -43,14 +43,14 @@ export function ninBlock(
   kernelSize: number,
   strides: number,
   padding: number,
-  options: NinBlockOptions = {},
+  options?: NinBlockOptions,
 ): Sequential {
-  const rng = options.rng ?? new Random(0);
+  const rng = options?.rng ?? new Random(0);
   const layers: Module[] = [
     new Conv2d(gpu, inChannels, outChannels, kernelSize, strides, padding, { rng }),
     new ReLU(gpu),
   ];
-  for (let i = 0; i < (options.oneByOneConvs ?? 2); i++) {
+  for (let i = 0; i < (options?.oneByOneConvs ?? 2); i++) {
     layers.push(new Conv2d(gpu, outChannels, outChannels, 1, 1, 0, { rng }), new ReLU(gpu));
   }
   return new Sequential(...layers);
@@ -71,7 +71,7 @@ export interface NinOptions {
 }
 
 /** The options of {@link nin} with defaults filled in. */
-export function ninConfig(options: NinOptions = {}): Required<NinOptions> {
+export function ninConfig(options?: NinOptions): Required<NinOptions> {
   const config = { numClasses: 10, inChannels: 1, dropout: 0.5, oneByOneConvs: 2, seed: 0, ...options };
   const positiveInt = (name: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) {
@@ -94,7 +94,7 @@ export function ninConfig(options: NinOptions = {}): Required<NinOptions> {
  *
  * @example
  * ```ts
- * import { nin, requestGpu, Tensor } from "../mod.ts";
+ * import { nin, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = nin(gpu, { seed: 0 }).eval();
  * const logits = net.forward(Tensor.zeros(gpu, [1, 1, 96, 96]));
@@ -102,7 +102,7 @@ export function ninConfig(options: NinOptions = {}): Required<NinOptions> {
  * gpu.destroy();
  * ```
  */
-export function nin(gpu: Gpu, options: NinOptions = {}): Sequential {
+export function nin(gpu: Gpu, options?: NinOptions): Sequential {
   const { numClasses, inChannels, dropout, oneByOneConvs, seed } = ninConfig(options);
   const rng = new Random(seed);
   const block = (i: number, o: number, k: number, s: number, p: number) =>
@@ -139,7 +139,7 @@ export interface LayerShape {
  *
  * @example
  * ```ts
- * import { layerShapes, nin, requestGpu } from "../mod.ts";
+ * import { layerShapes, nin, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * for (const row of layerShapes(nin(gpu), [1, 1, 224, 224])) console.log(row.name, row.shape);
  * gpu.destroy();

@@ -51,7 +51,7 @@ export async function predictClasses(net: Module, images: Tensor): Promise<Int32
  *
  * @example
  * ```ts
- * import { confusionMatrix } from "./predict.ts";
+ * import { confusionMatrix } from "@nin/webgpu";
  * console.log(confusionMatrix([0, 1, 1], [0, 1, 0], 2)); // [[1, 0], [1, 1]]
  * ```
  */

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { Random } from "./random.ts";
+ * import { Random } from "@nin/webgpu";
  * const rng = new Random(0);
  * console.log(rng.uniform(-1, 1), rng.int(10));
  * ```

@@ -31,7 +31,7 @@ export interface Roofline {
  *
  * @example
  * ```ts
- * import { measureRoofline, requestGpu } from "../mod.ts";
+ * import { measureRoofline, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * console.log((await measureRoofline(gpu, 256, 2)).gflops);
  * gpu.destroy();

@@ -96,7 +96,7 @@ interface Entry {
  *
  * @example
  * ```ts
- * import { parseSafetensors, serializeSafetensors } from "./safetensors.ts";
+ * import { parseSafetensors, serializeSafetensors } from "@nin/webgpu";
  * const bytes = serializeSafetensors(new Map([["w", { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
  * const { tensors } = parseSafetensors(bytes, "example");
  * console.log(tensors.get("w")?.data); // Float32Array [1, 2]
@@ -190,7 +190,7 @@ export function parseSafetensors(bytes: Uint8Array, what = "safetensors data"): 
  *
  * @example
  * ```ts
- * import { loadSafetensors, saveSafetensors } from "./safetensors.ts";
+ * import { loadSafetensors, saveSafetensors } from "@nin/webgpu";
  * const path = (await Deno.makeTempDir()) + "/w.safetensors";
  * await saveSafetensors(path, new Map([["b", { dtype: "F32", shape: [1], data: new Float32Array([3]) }]]));
  * console.log((await loadSafetensors(path)).get("b")?.shape); // [1]
@@ -205,7 +205,7 @@ export async function loadSafetensors(path: string): Promise<Map<string, HostTen
  *
  * @example
  * ```ts
- * import { readSafetensors, saveSafetensors } from "./safetensors.ts";
+ * import { readSafetensors, saveSafetensors } from "@nin/webgpu";
  * const path = (await Deno.makeTempDir()) + "/w.safetensors";
  * await saveSafetensors(path, new Map(), { epoch: "3" });
  * console.log((await readSafetensors(path)).metadata); // { epoch: "3" }
@@ -229,7 +229,7 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
  *
  * @example
  * ```ts
- * import { serializeSafetensors } from "./safetensors.ts";
+ * import { serializeSafetensors } from "@nin/webgpu";
  * const bytes = serializeSafetensors(new Map([["x", { dtype: "U8", shape: [3], data: new Uint8Array([1, 2, 3]) }]]));
  * console.log(bytes.length % 8); // 3 (8 + padded header + 3 data bytes)
  * ```
@@ -293,7 +293,7 @@ export function serializeSafetensors(
  *
  * @example
  * ```ts
- * import { requestGpu, saveSafetensors, Tensor } from "../mod.ts";
+ * import { requestGpu, saveSafetensors, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const path = (await Deno.makeTempDir()) + "/w.safetensors";
  * await saveSafetensors(path, new Map([["w", Tensor.fromArray(gpu, [1, 2], [2])]]), { note: "demo" });

@@ -1,73 +1,133 @@
 /**
- * A small SVG line chart of per-epoch metrics, like d2l's Animator (loss, train acc, test acc vs epoch).
+ * A small SVG line chart like d2l's Animator: train loss and train accuracy several times per epoch, test
+ * accuracy per epoch, each curve with its own colour, dash pattern and marker, round axis ticks and a legend.
  *
  * @module
  */
 
-/** One named series of y values, one per epoch. */
+/** One named curve. */
 export interface Series {
   /** Legend label. */
   name: string;
-  /** Values, index i for epoch i + 1 (NaN or missing values are skipped). */
+  /** Y values (NaN or non-finite values are skipped). */
   values: number[];
+  /** X values, one per y value (default: 1, 2, 3, ...; e.g. fractional epochs). */
+  x?: number[];
   /** Stroke colour. */
   color: string;
-  /** Dashed line. */
-  dashed?: boolean;
+  /** SVG dash pattern, e.g. `"6,3"` (default: a solid line). */
+  dash?: string;
+  /** Marker at each point (default: circle). */
+  marker?: "circle" | "square" | "triangle" | "none";
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
- * Renders series against epochs 1..n as a standalone SVG document.
+ * Round tick values from 0 to at least `max`: steps of 1, 2 or 5 times a power of ten, about `count` of them.
  *
  * @example
  * ```ts
- * import { lineChartSvg } from "./svg_plot.ts";
- * const svg = lineChartSvg([{ name: "train loss", values: [1.2, 0.8, 0.6], color: "#1f77b4" }]);
+ * import { niceTicks } from "@nin/webgpu";
+ * console.log(niceTicks(2.31)); // [0, 0.5, 1, 1.5, 2, 2.5]
+ * ```
+ */
+export function niceTicks(max: number, count = 5): number[] {
+  if (!(max > 0)) return [0, 1];
+  const rough = max / count;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power;
+  const ticks: number[] = [];
+  for (let k = 0; ticks.length === 0 || ticks[ticks.length - 1] < max - 1e-9 * step; k++) {
+    ticks.push(Number((k * step).toPrecision(12)));
+  }
+  return ticks;
+}
+
+function markerSvg(kind: Series["marker"], cx: number, cy: number, color: string): string {
+  const x = cx.toFixed(1), y = cy.toFixed(1);
+  switch (kind) {
+    case "none":
+      return "";
+    case "square":
+      return `<rect x="${(cx - 3).toFixed(1)}" y="${
+        (cy - 3).toFixed(1)
+      }" width="6" height="6" fill="${color}"/>`;
+    case "triangle":
+      return `<path d="M${x},${(cy - 4).toFixed(1)} L${(cx + 4).toFixed(1)},${(cy + 3).toFixed(1)} ` +
+        `L${(cx - 4).toFixed(1)},${(cy + 3).toFixed(1)} Z" fill="${color}"/>`;
+    default:
+      return `<circle cx="${x}" cy="${y}" r="3" fill="${color}"/>`;
+  }
+}
+
+/**
+ * Renders the series as a standalone SVG document; the x axis runs from 0 to the largest x (at least 1).
+ *
+ * @example
+ * ```ts
+ * import { lineChartSvg } from "@nin/webgpu";
+ * const svg = lineChartSvg([
+ *   { name: "train loss", x: [0.5, 1, 1.5, 2], values: [2.1, 1.2, 0.8, 0.6], color: "#1f77b4" },
+ *   { name: "test acc", values: [0.7, 0.8], color: "#2ca02c", dash: "2,3", marker: "triangle" },
+ * ]);
  * console.log(svg.startsWith("<svg")); // true
  * ```
  */
-export function lineChartSvg(series: Series[], title = "epoch", width = 480, height = 320): string {
+export function lineChartSvg(series: Series[], xLabel = "epoch", width = 480, height = 320): string {
   const left = 48, right = 130, top = 16, bottom = 40;
   const plotW = width - left - right, plotH = height - top - bottom;
-  const epochs = Math.max(1, ...series.map((s) => s.values.length));
-  const finite = series.flatMap((s) => s.values.filter(Number.isFinite));
-  const yMax = Math.max(1, ...finite);
-  const x = (i: number) => left + (epochs === 1 ? plotW / 2 : (i * plotW) / (epochs - 1));
-  const y = (v: number) => top + plotH - (v / yMax) * plotH;
+  const xsOf = (s: Series) => s.x ?? s.values.map((_, i) => i + 1);
+  const xMax = Math.max(1, ...series.flatMap((s) => xsOf(s).filter(Number.isFinite)));
+  const yMax = Math.max(1, ...series.flatMap((s) => s.values.filter(Number.isFinite)));
+  const xTicks = niceTicks(xMax, Math.min(10, Math.max(5, Math.ceil(xMax))));
+  const yTicks = niceTicks(yMax);
+  const xEnd = xTicks[xTicks.length - 1], yEnd = yTicks[yTicks.length - 1];
+  const x = (v: number) => left + (v / xEnd) * plotW;
+  const y = (v: number) => top + plotH - (v / yEnd) * plotH;
+  const label = (v: number) => String(Number(v.toPrecision(6)));
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`,
   ];
-  for (let k = 0; k <= 4; k++) {
-    const v = (yMax * k) / 4;
-    parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text>`);
-    parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
+  // Grid first, inside the frame; the frame is drawn over it.
+  for (const v of yTicks) {
+    if (v > 0 && v < yEnd) {
+      parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
+    }
+    parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${label(v)}</text>`);
   }
-  for (let i = 0; i < epochs; i++) {
-    parts.push(`<text x="${x(i)}" y="${top + plotH + 16}" text-anchor="middle">${i + 1}</text>`);
+  for (const v of xTicks) {
+    if (v > 0 && v < xEnd) {
+      parts.push(`<line x1="${x(v)}" x2="${x(v)}" y1="${top}" y2="${top + plotH}" stroke="#eee"/>`);
+    }
+    parts.push(`<text x="${x(v)}" y="${top + plotH + 16}" text-anchor="middle">${label(v)}</text>`);
   }
-  parts.push(`<text x="${left + plotW / 2}" y="${height - 6}" text-anchor="middle">${escape(title)}</text>`);
+  parts.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`);
+  parts.push(
+    `<text x="${left + plotW / 2}" y="${height - 6}" text-anchor="middle">${escape(xLabel)}</text>`,
+  );
   series.forEach((s, k) => {
-    const points = s.values.map((v, i) => [i, v] as const).filter(([, v]) => Number.isFinite(v));
-    const dash = s.dashed ? ` stroke-dasharray="5,3"` : "";
+    const xs = xsOf(s);
+    const points = s.values.map((v, i) => [xs[i], v] as const)
+      .filter(([px, v]) => Number.isFinite(px) && Number.isFinite(v));
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     if (points.length > 1) {
-      const d = points.map(([i, v], j) => `${j ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+      const d = points.map(([px, v], j) => `${j ? "L" : "M"}${x(px).toFixed(1)},${y(v).toFixed(1)}`).join(
+        " ",
+      );
       parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}/>`);
     }
-    for (const [i, v] of points) {
-      parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    }
+    for (const [px, v] of points) parts.push(markerSvg(s.marker, x(px), y(v), s.color));
     const ly = top + 14 + k * 18;
     parts.push(
-      `<line x1="${left + plotW + 10}" x2="${left + plotW + 30}" y1="${ly - 4}" y2="${ly - 4}" ` +
+      `<line x1="${left + plotW + 10}" x2="${left + plotW + 34}" y1="${ly - 4}" y2="${ly - 4}" ` +
         `stroke="${s.color}" stroke-width="2"${dash}/>`,
-      `<text x="${left + plotW + 34}" y="${ly}">${escape(s.name)}</text>`,
+      markerSvg(s.marker, left + plotW + 22, ly - 4, s.color),
+      `<text x="${left + plotW + 40}" y="${ly}">${escape(s.name)}</text>`,
     );
   });
   parts.push("</svg>");
-  return parts.join("\n") + "\n";
+  return parts.filter((p) => p !== "").join("\n") + "\n";
 }

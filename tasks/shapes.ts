@@ -4,32 +4,27 @@
  *
  * @module
  */
-import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 
-const FLAGS = {
-  "resize": { type: "int", default: 224, min: 1, max: 4096, help: "input height and width" },
-  "batch-size": { type: "int", default: 1, min: 1, max: 4096, help: "batch size of the input" },
-  "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
-  "leaf": { type: "boolean", help: "print every leaf layer with its PyTorch index" },
-  "gpu": GPU_FLAG,
-} as const;
+const FLAGS = pickFlags(["resize", "batch-size", "one-by-one-convs", "leaf", "gpu"], { "batch-size": 1 });
 
 if (import.meta.main) {
   await runTask(async () => {
-    const flags = parseFlags(
+    const parsed = parseFlags(
       "deno task shapes [options]",
       "Prints the output shape of every NiN layer for one random input, computed by the GPU forward pass.",
       FLAGS,
       Deno.args,
     );
-    if (!flags) return;
+    if (!parsed) return;
+    const flags = parsed.values;
     const inputShape = [flags["batch-size"], 1, flags.resize, flags.resize];
-    const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
+    const gpu = await requestGpu({ engine: flags.gpu });
     const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();
     // Checked analytically first so a too-small input fails before any GPU work.
     const rows = checkFlag("--resize", flags.resize, () => layerShapes(net, inputShape, flags.leaf));

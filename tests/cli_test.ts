@@ -6,6 +6,8 @@ import { assertTaskError, runTask, taskTest } from "./subprocess.ts";
 /** Every case fails while parsing, so the task prints nothing but the error line. */
 const BAD_FLAGS: [string[], string[]][] = [
   [["--bogus"], ["unknown flag --bogus", "the flags are --lr, --epochs, --batch-size", "--gpu and --help"]],
+  [["--epohcs", "2"], ["unknown flag --epohcs; did you mean --epochs?"]],
+  [["--limit"], ["unknown flag --limit; did you mean --limit-train?"]],
   [["--lr"], ["--lr needs a value: a number in (0, 100]"]],
   [["--lr", "--epochs", "2"], ["--lr needs a value: a number in (0, 100]"]],
   [["--lr", "-1"], ["--lr must be a number in (0, 100], got -1"]],
@@ -40,7 +42,7 @@ taskTest("shapes and eval: bad flags are usage errors too; eval requires --check
   assertTaskError(
     await runTask("shapes", ["--batch-size"]),
     2,
-    "--batch-size needs a value: an integer in [1, 4096]",
+    "--batch-size needs a value: an integer in [1, 65536]",
   );
   assertTaskError(
     await runTask("eval", ["--limit-test", "-5"]),
@@ -50,12 +52,29 @@ taskTest("shapes and eval: bad flags are usage errors too; eval requires --check
   assertTaskError(await runTask("eval", []), 2, "--checkpoint PATH is required");
 });
 
-taskTest("--help prints the flags with their defaults and exits 0", async () => {
-  const result = await runTask("train", ["--help"]);
-  assertEquals(result.code, 0, "exit code");
-  for (const part of ["Usage: deno task train", "--lr <float>", "(default 0.1)", "--resume <string>"]) {
-    if (!result.stdout.includes(part)) throw new Error(`--help lacks "${part}":\n${result.stdout}`);
+taskTest("--help and -h print the flags with their defaults and exit 0", async () => {
+  for (const flag of ["--help", "-h"]) {
+    const result = await runTask("train", [flag]);
+    assertEquals(result.code, 0, `exit code of ${flag}`);
+    for (const part of ["Usage: deno task train", "--lr <float>", "(default 0.1)", "--resume <string>"]) {
+      if (!result.stdout.includes(part)) throw new Error(`${flag} lacks "${part}":\n${result.stdout}`);
+    }
   }
+});
+
+taskTest("a flag has the same range in every task (one registry)", async () => {
+  for (const task of ["train", "shapes", "bench", "resources"]) {
+    assertTaskError(
+      await runTask(task, ["--resize", "0"]),
+      2,
+      "--resize must be an integer in [1, 4096], got 0",
+    );
+  }
+  assertTaskError(
+    await runTask("bench", ["--roofline-size", "256"]),
+    2,
+    "--roofline-size must be an integer in [512, 8192], got 256",
+  );
 });
 
 // 66 is one short of what NiN's three stride-2 poolings need; the error comes from the analytic shape walk,

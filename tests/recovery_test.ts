@@ -322,7 +322,8 @@ taskTest(
       const mismatched = await runTask("eval", [...evalArgs, "--one-by-one-convs=2"]);
       assertTaskError(
         mismatched,
-        1,
+        2,
+        `${checkpoint} does not fit NiN with --one-by-one-convs 2: `,
         "state dict does not fit the model: missing 0.4.weight; missing 0.4.bias",
       );
       const evaluated = await runTask("eval", evalArgs);
@@ -338,6 +339,40 @@ taskTest(
       await Deno.writeFile(images, idx.subarray(0, idx.length - 1));
       const damaged = await runTask("eval", evalArgs);
       assertTaskError(damaged, 1, images);
+    });
+  },
+);
+
+taskTest(
+  "train --resume: a conflicting flag names both values; nothing left to train exits 2; plot and metrics continue",
+  async () => {
+    await withRunDir(async (dir, dataDir) => {
+      const checkpoint = `${dir}/run.safetensors`;
+      const args = [...trainArgs(dataDir, checkpoint, 1), `--plot=${dir}/run.svg`];
+      const first = await runTask("train", args);
+      if (first.code !== 0) throw new Error(`epoch 1 failed:\n${first.stderr}`);
+      const resume = [`--resume=${checkpoint}`, `--data-dir=${dataDir}`, "--offline"];
+      assertTaskError(
+        await runTask("train", [...resume, "--lr", "0.5"]),
+        2,
+        `--lr 0.5 conflicts with ${checkpoint}, which was trained with --lr 0.05`,
+      );
+      assertTaskError(
+        await runTask("train", resume),
+        2,
+        `nothing left to train: ${checkpoint} is at epoch 1 and the run has --epochs 1; pass --epochs 2`,
+      );
+      const more = await runTask("train", [...resume, "--epochs", "2"]);
+      if (more.code !== 0) throw new Error(`the resumed run failed:\n${more.stderr}`);
+      const metrics = (await Deno.readTextFile(`${checkpoint}.jsonl`)).trim().split("\n");
+      assertEquals(metrics.map((l) => JSON.parse(l).epoch), [1, 2], "metrics continued in the same file");
+      const svg = await Deno.readTextFile(`${dir}/run.svg`);
+      // Test accuracy has one triangle per epoch: the plot holds the checkpoint's epoch and the new one.
+      assertEquals(
+        svg.match(/<path d="M[^"]*Z" fill="#2ca02c"/g)?.length,
+        2 + 1,
+        "test acc markers (+ legend)",
+      );
     });
   },
 );

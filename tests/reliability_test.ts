@@ -181,12 +181,9 @@ gpuTest(
     try {
       const other = nin(gpu, { seed: 1, oneByOneConvs: 1 });
       const otherOptimizer = new SGD(other.parameters(), { lr: 0.1, momentum: 0.9 });
-      await saveCheckpoint(`${dir}/other.safetensors`, other, otherOptimizer, {
-        epoch: 1,
-        step: 3,
-        seed: 1,
-        config: {},
-        history: [],
+      await saveCheckpoint(other, `${dir}/other.safetensors`, {
+        optimizer: otherOptimizer,
+        state: { epoch: 1, step: 3, seed: 1 },
       });
       const checkpoint = await loadCheckpoint(`${dir}/other.safetensors`);
       const optimizer = new SGD(net.parameters(), { lr: 0.1, momentum: 0.9 });
@@ -262,18 +259,18 @@ Deno.test({
       const images = Tensor.zeros(gpu, [2, 1, 16, 16]);
       await trainStep(net, optimizer, images, [1, 2]);
       const state = { epoch: 1, step: 1, seed: 0, config: {}, history: [] };
-      await saveCheckpoint(`${dir}/good.safetensors`, net, optimizer, state);
+      await saveCheckpoint(net, `${dir}/good.safetensors`, { optimizer, state });
       const good = await Deno.readFile(`${dir}/good.safetensors`);
 
       gpu.device.destroy(); // what a driver reset or a removed GPU looks like to WebGPU
       await assertRejects(() => trainStep(net, optimizer, images, [1, 2]), "the GPU device was lost");
       await assertRejects(() => evalStep(net, images, [1, 2]), "the GPU device was lost");
       await assertRejects(
-        () => saveCheckpoint(`${dir}/good.safetensors`, net, optimizer, state),
+        () => saveCheckpoint(net, `${dir}/good.safetensors`, { optimizer, state }),
         "GPU device",
       );
       await assertRejects(
-        () => saveCheckpoint(`${dir}/new.safetensors`, net, optimizer, state),
+        () => saveCheckpoint(net, `${dir}/new.safetensors`, { optimizer, state }),
         "GPU device",
       );
       assertEquals(
@@ -322,13 +319,13 @@ gpuTest(
       const optimizer = new SGD(net.parameters(), { lr: 0.1 });
       const state = { epoch: 1, step: 0, seed: 0, config: {}, history: [] };
       const path = `${dir}/c.safetensors`;
-      await saveCheckpoint(path, net, optimizer, state);
+      await saveCheckpoint(net, path, { optimizer, state });
       const good = await Deno.readFile(path);
       for (const bad of [NaN, Infinity]) {
         const bias = net.namedParameters().find(([name]) => name === "3.2.bias")![1];
         gpu.write(bias.value.buffer, new Float32Array(bias.value.size).fill(bad));
         await assertRejects(
-          () => saveCheckpoint(path, net, optimizer, { ...state, epoch: 2 }),
+          () => saveCheckpoint(net, path, { optimizer, state: { ...state, epoch: 2 } }),
           `not saving ${path}: 3.2.bias holds NaN or infinite values`,
           "the file keeps its previous contents",
         );

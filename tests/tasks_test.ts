@@ -41,7 +41,7 @@ taskTest("bench --json: throughput, roofline and per-kernel figures with the doc
     "--warmup",
     "1",
     "--roofline-size",
-    "64",
+    "512",
   ];
   const result = await runTask("bench", [...args, "--json"]);
   if (result.code !== 0) throw new Error(result.stderr);

@@ -98,13 +98,7 @@ gpuTest("a checkpoint restores model and momentum so training continues identica
     const losses: number[] = [];
     for (let step = 0; step < 3; step++) {
       if (restore && step === 2) {
-        await saveCheckpoint(path, net, opt, {
-          epoch: 1,
-          step: opt.stepCount,
-          seed: 5,
-          config: {},
-          history: [],
-        });
+        await saveCheckpoint(net, path, { optimizer: opt, state: { epoch: 1, seed: 5 } });
         opt.dispose();
         net.dispose();
         return { losses, resumed: await resume(losses) };

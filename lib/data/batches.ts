@@ -56,7 +56,7 @@ export interface EpochOptions {
  *
  * @example
  * ```ts
- * import { epochOrder } from "./batches.ts";
+ * import { epochOrder } from "@nin/webgpu";
  * console.log(epochOrder(5, 42, 0), epochOrder(5, 42, 1)); // two different permutations of 0..4
  * ```
  */
@@ -71,7 +71,7 @@ export function epochOrder(count: number, seed: number, epoch: number): Int32Arr
  *
  * @example
  * ```ts
- * import { batchesPerEpoch } from "./batches.ts";
+ * import { batchesPerEpoch } from "@nin/webgpu";
  * console.log(batchesPerEpoch(1000, 128)); // 8
  * ```
  */
@@ -84,7 +84,7 @@ export function batchesPerEpoch(count: number, batchSize: number): number {
  *
  * @example
  * ```ts
- * import { epochBatches } from "./batches.ts";
+ * import { epochBatches } from "@nin/webgpu";
  * const examples = { images: new Uint8Array(5 * 4), labels: new Uint8Array([0, 1, 2, 3, 4]), count: 5, height: 2, width: 2 };
  * for (const batch of epochBatches(examples, { batchSize: 2, seed: 1, epoch: 0 })) {
  *   console.log(batch.index, batch.count, batch.labels); // batches of 2, 2, 1

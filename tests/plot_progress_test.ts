@@ -1,0 +1,51 @@
+// The plot's round ticks and curve styles, and the progress ETA's h/m/s format.
+import { assertJsonEqual as assertEquals } from "./util.ts";
+import { lineChartSvg, niceTicks } from "../lib/svg_plot.ts";
+import { formatDuration, Progress } from "../tasks/progress.ts";
+
+Deno.test("niceTicks: 1-2-5 steps from 0 to at least the maximum", () => {
+  assertEquals(niceTicks(2.31), [0, 0.5, 1, 1.5, 2, 2.5], "loss axis");
+  assertEquals(niceTicks(1), [0, 0.2, 0.4, 0.6, 0.8, 1], "accuracy axis");
+  assertEquals(niceTicks(10, 10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "ten epochs");
+});
+
+Deno.test("lineChartSvg: fractional x, one dash pattern and marker per curve, grid under the frame", () => {
+  const svg = lineChartSvg([
+    { name: "train loss", x: [0.2, 0.4, 1], values: [2.3, 2.2, 2.1], color: "#111" },
+    {
+      name: "train acc",
+      x: [0.2, 0.4, 1],
+      values: [0.1, 0.2, 0.3],
+      color: "#222",
+      dash: "6,3",
+      marker: "square",
+    },
+    { name: "test acc", values: [0.3], color: "#333", dash: "2,3", marker: "triangle" },
+  ]);
+  assertEquals(svg.includes(">2.5</text>") && !svg.includes("0.58"), true, "round y ticks");
+  assertEquals(svg.indexOf('stroke="#eee"') < svg.indexOf('stroke="#888"'), true, "grid before the frame");
+  assertEquals(
+    (svg.match(/<rect x="[^"]*" y="[^"]*" width="6" height="6" fill="#222"/g) ?? []).length,
+    4,
+    "squares",
+  );
+});
+
+Deno.test("progress: durations in h/m/s; the ETA covers the whole plan and skips the compiling first step", () => {
+  assertEquals(
+    [formatDuration(42), formatDuration(185), formatDuration(26713)],
+    ["42s", "3m 05s", "7h 25m"],
+    "fmt",
+  );
+  const progress = new Progress(false, { trainSteps: 4, testBatches: 2 }, Infinity);
+  const log = console.error;
+  console.error = () => {};
+  try {
+    progress.trainStep("epoch 1 1/2", 100); // compiles: not a fair base
+    progress.trainStep("epoch 1 2/2", 2);
+    // 2 steps left at 2 s, 2 test batches at the 0.35 guess of a step.
+    assertEquals(progress.eta, 2 * 2 + 2 * 0.7, "eta");
+  } finally {
+    console.error = log;
+  }
+});
