@@ -21,12 +21,18 @@ export {
   Gpu,
   type GpuOptions,
   type Kernel,
+  type KernelChoice,
+  type KernelFamily,
   type MemoryStats,
   requestGpu,
 } from "./lib/gpu/device.ts";
 export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
-export { Module, Parameter } from "./lib/module.ts";
+export { type ForwardContext, Module, Parameter } from "./lib/module.ts";
+export { type BufferPool, type LiveBuffer } from "./lib/gpu/pool.ts";
+export { type CommandRecorder } from "./lib/gpu/recorder.ts";
+export { type Profiler, type TimingMethod } from "./lib/gpu/profiler.ts";
+export { type ParamField } from "./lib/gpu/kernel.ts";
 export { Random } from "./lib/random.ts";
 export { Conv2d, type Conv2dOptions } from "./lib/layers/conv2d.ts";
 export { ReLU } from "./lib/layers/relu.ts";
@@ -103,18 +109,12 @@ export {
   DEFAULT_MAX_BINDING_BYTES,
   type LayerResources,
   MAC_CONVENTION,
-  type MemoryPrediction,
+  type PassResources,
   type ResourceOptions,
+  type ResourceRun,
   type Resources,
-  type TrainStepFlops,
+  runResources,
+  type StepPart,
 } from "./lib/resources.ts";
-export {
-  type LayerSpec,
-  ninSpec,
-  specLeaves,
-  specMicroBatch,
-  specOutputShape,
-  specParams,
-} from "./lib/model_spec.ts";
-export { type FlopPhase, type MemoryCategory, type OptimizerSpec } from "./lib/buffer_replay.ts";
-export { type Measurement, measureResources, type PassMeasurement } from "./lib/measure.ts";
+export { ModelSummary, summary, type SummaryRow } from "./lib/summary.ts";
+export { countingGpu, type CountingOptions } from "./lib/gpu/counting.ts";

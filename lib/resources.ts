@@ -1,268 +1,343 @@
 /**
- * What NiN costs, worked out without a GPU: parameters, MACs and FLOPs per layer, and the peak GPU memory
- * of a prediction pass and of a training step at a batch size, as the toolkit really schedules its buffers.
- *
- * The memory figures come from replaying the toolkit's own buffer schedule on a model of it: the same
- * allocations and releases, in the same order, as `predictClasses` and `trainStep` run them (micro-batch
- * copies, labels, the statistics buffer, every activation `Sequential` keeps until backward, the u32 argmax
- * indices of max pooling, weight gradients allocated on first use, the gradients in flight during backward,
- * momentum buffers, the 16-byte placeholders, all rounded up to 16 bytes as `Gpu.allocate` does). The FLOP
- * figures are what every dispatch of that replay declares, with each layer's documented convention, so the
- * dispatched total of a real pass equals them exactly. `lib/measure.ts` checks both against a real run.
- * The model description lives in `lib/model_spec.ts`, the replay in `lib/buffer_replay.ts`; this module
- * runs the replay and assembles the per-layer table and the totals.
+ * What NiN costs: parameters, MACs and FLOPs per layer, and the peak GPU memory of a prediction pass and of
+ * a training step. Nothing here models the runtime: {@link runResources} runs the real `nin()`,
+ * `predictClasses` and `trainStep` on a device and reads the runtime's own accounting (the pool's peak and
+ * what was live at it, by category and by layer scope; the FLOPs every dispatch declares, by scope). On
+ * `countingGpu` that takes milliseconds and needs no adapter ({@link analyzeResources}); on a real adapter
+ * the same function gives the measured figures.
  *
  * Convention: 1 MAC (multiply-accumulate) = 1 multiply + 1 add = 2 FLOPs.
  *
  * @module
  */
-import { formatShape, NinError } from "./errors.ts";
-import { ninConfig, type NinOptions } from "./nin.ts";
-import { type LayerSpec, ninSpec, specLeaves, specOutputShape, specParams } from "./model_spec.ts";
-import {
-  type Dispatch,
-  type FlopPhase,
-  type Ledger,
-  type MemoryCategory,
-  type OptimizerSpec,
-  replay,
-} from "./buffer_replay.ts";
+import { countingGpu } from "./gpu/counting.ts";
+import type { DispatchRecord, Gpu, KernelFamily } from "./gpu/device.ts";
+import { NinError } from "./errors.ts";
+import { type ForwardContext, Module } from "./module.ts";
+import { nin, ninConfig, type NinOptions } from "./nin.ts";
+import { SGD } from "./optim.ts";
+import { predictClasses } from "./predict.ts";
+import { summary, type SummaryRow } from "./summary.ts";
+import { Tensor } from "./tensor.ts";
+import { trainStep } from "./train.ts";
 
 /** The convention every figure of this module follows, in words. */
 export const MAC_CONVENTION = "1 MAC = 1 multiply + 1 add = 2 FLOPs";
 
-/** WebGPU's default `maxStorageBufferBindingSize` (128 MiB), assumed when no device is at hand. */
+/** WebGPU's default `maxStorageBufferBindingSize` (128 MiB), what the counting device binds by default. */
 export const DEFAULT_MAX_BINDING_BYTES = 134217728;
 
-/** What {@link analyzeResources} works out, for a model configuration and a batch. */
-export interface ResourceOptions extends NinOptions, OptimizerSpec {
+/** A NiN configuration, a batch and the optimizer of the training step. */
+export interface ResourceOptions extends NinOptions {
   /** Images per batch (B). */
   batchSize: number;
   /** Input height and width. */
   resize: number;
-  /** The device's `maxStorageBufferBindingSize`, which decides the micro-batching (default 128 MiB). */
-  maxBindingBytes?: number;
+  /** SGD momentum (default 0); the step measured is a steady-state one (momentum buffers started). */
+  momentum?: number;
+  /** SGD weight decay (default 0). */
+  weightDecay?: number;
+  /** Nesterov momentum (default false). */
+  nesterov?: boolean;
   /** Largest micro-batch to train with (`StepOptions.microBatch`); default: what fits the binding. */
   microBatch?: number;
 }
 
-/** One row of the per-layer table. */
-export interface LayerResources {
-  /** Dotted PyTorch index, e.g. `0.2`. */
-  index: string;
-  /** PyTorch class name. */
-  type: string;
-  /** Output shape at batch B. */
-  outputShape: number[];
-  /** Parameters owned by the layer. */
-  params: number;
-  /** Multiply-accumulates of the forward pass per image (convolutions only). */
-  macs: number;
-  /** FLOPs of the inference forward pass per image, as the layer's kernels declare them. */
-  flops: number;
-  /** FLOPs of a training step per image: training-mode forward + input gradient + weight gradients. */
-  trainFlops: number;
-  /** Bytes the layer leaves alive for backward in one training micro-batch (output and saved indices). */
-  savedBytes: number;
-  /** For a ReLU run inside the preceding convolution's kernels: that convolution's index. */
-  fusedInto?: string;
-}
-
-/** A predicted peak of live GPU memory. */
-export interface MemoryPrediction {
-  /** Peak live bytes (as `gpu.memory.peakBytes` counts them: every buffer rounded up to 16 bytes). */
+/** One pass as it ran on a device. */
+export interface PassResources {
+  /** Peak live bytes above what was live before the model was built (`gpu.memory.peakBytes`). */
   bytes: number;
-  /** What the live bytes at the peak consist of. */
-  breakdown: Partial<Record<MemoryCategory, number>>;
-  /** Where the peak is reached, e.g. `backward of 0.2 (micro-batch 1 of 2)`. */
+  /** What those bytes were at the peak, by category (the `what` of each allocation), in allocation order. */
+  breakdown: Record<string, number>;
+  /** Where the peak was reached, e.g. `backward of 0.2 (micro-batch 1 of 2)`. */
   peakAt: string;
-  /**
-   * The largest temporary workspace live at once: buffers a pass allocates for its own use and frees again
-   * (today only 16-byte placeholders bound where a kernel needs a binding it does not use; the convolutions
-   * are implicit GEMMs without an im2col buffer).
-   */
-  workspaceBytes: number;
-  /** Micro-batch size used. */
+  /** Largest micro-batch the pass ran. */
   microBatch: number;
   /** Number of micro-batches. */
   microBatches: number;
-  /** FLOPs the pass's dispatches declare in total. */
-  flops: number;
+  /** FLOPs its dispatches declared, in total and by phase. */
+  flops: { total: number; forward: number; loss: number; backward: number; optimizer: number };
+  /** Every dispatch, in order. */
+  dispatches: DispatchRecord[];
+  /** Wall-clock seconds, GPU work included. */
+  seconds: number;
 }
 
-/** FLOPs of one training step, by kind. */
-export interface TrainStepFlops {
-  /** Training-mode forward pass (includes the dropout mask multiply). */
-  forward: number;
-  /** Gradients with respect to the layers' inputs (none for the first convolution). */
-  inputGradients: number;
-  /** Gradients with respect to weights and biases. */
-  weightGradients: number;
-  /** Softmax cross-entropy and its gradient. */
-  loss: number;
-  /** SGD update of every parameter. */
-  optimizer: number;
-  /** All of the above: what a real step's dispatches add up to. */
-  total: number;
+/** What {@link runResources} returns. */
+export interface ResourceRun {
+  /** The options with the model's defaults filled in. */
+  options: ResourceOptions & Required<NinOptions>;
+  /** `[B, C, resize, resize]`. */
+  inputShape: number[];
+  /** Leaf layers at this batch (from `summary`). */
+  layers: readonly SummaryRow[];
+  /** `predictClasses` on the batch. */
+  inference: PassResources;
+  /** One `trainStep` on the batch. */
+  training: PassResources;
+  /** Bytes each leaf layer (by scope) keeps alive for backward in the first training micro-batch. */
+  saved: Map<string, number>;
+}
+
+/** One row of the per-layer table of {@link Resources}. */
+export interface LayerResources extends SummaryRow {
+  /** MACs of the forward pass per image. */
+  macsPerImage: number;
+  /** FLOPs the layer's inference dispatches declare, per image. */
+  flops: number;
+  /** FLOPs of its training dispatches per image: training-mode forward + input and weight gradients. */
+  trainFlops: number;
+  /** Bytes it leaves alive for backward in one training micro-batch (outputs and saved indices). */
+  savedBytes: number;
+  /** For a ReLU that runs inside the preceding convolution's kernels (no dispatch of its own): its name. */
+  fusedInto?: string;
 }
 
 /** Everything {@link analyzeResources} reports. */
 export interface Resources {
-  /** The options, with defaults filled in. */
-  options: Required<Omit<ResourceOptions, "microBatch">> & { microBatch: number | null };
-  /** The input shape `[B, C, resize, resize]`. */
-  inputShape: number[];
-  /** Per-layer table (every leaf, PyTorch order). */
+  /** The run at the full batch. */
+  run: ResourceRun;
+  /** The run at batch 1 (per-image figures). */
+  single: ResourceRun;
+  /** The counting device's binding limit and kernel family. */
+  device: { maxBindingBytes: number; kernels: KernelFamily };
+  /** Per-layer table, every leaf in PyTorch order. */
   layers: LayerResources[];
   /** Parameter count and float32 bytes. */
   params: { count: number; bytes: number };
   /** Inference forward pass: MACs and FLOPs per image and per batch. */
   forward: { macsPerImage: number; flopsPerImage: number; macs: number; flops: number };
-  /** FLOPs of one training step on the whole batch. */
-  trainStep: TrainStepFlops;
-  /** Peak GPU memory of a prediction pass (`predictClasses`) and of a training step (`trainStep`). */
-  memory: { inference: MemoryPrediction; training: MemoryPrediction };
+  /** FLOPs of one training step, by kind. */
+  trainStep: Record<StepPart, number>;
 }
 
-function fits(spec: LayerSpec, inputShape: number[]): boolean {
-  try {
-    specOutputShape(spec, inputShape);
-    return true;
-  } catch {
-    return false;
+/** The parts of a training step's FLOPs. */
+export type StepPart = "forward" | "inputGradients" | "weightGradients" | "loss" | "optimizer" | "total";
+
+const SAVED_CATEGORIES = ["activations", "maxpool indices"];
+/** Kernels computing weight and bias gradients (the rest of a backward pass is input gradients). */
+const WEIGHT_GRADIENT = /_backward_(weight|bias)/;
+
+/** Wraps the model (same names and buffers) to see micro-batches, phases and what forward leaves alive. */
+class Probe extends Module {
+  forwards = 0;
+  microBatch = 0;
+  peakAt = "";
+  saved = new Map<string, number>();
+  flops = { forward: 0, loss: 0, backward: 0, optimizer: 0 };
+  #peak = 0;
+  #flops = 0;
+
+  constructor(readonly net: Module, readonly gpu: Gpu) {
+    super();
+  }
+
+  start(): void {
+    Object.assign(this, { forwards: 0, microBatch: 0, peakAt: "", saved: new Map() });
+    this.flops = { forward: 0, loss: 0, backward: 0, optimizer: 0 };
+    this.#peak = this.gpu.memory.peakBytes;
+    this.#flops = this.gpu.flopsDispatched;
+  }
+
+  /** Attributes the FLOPs and any new peak since the last note to `phase` of the current micro-batch. */
+  note(phase: keyof Probe["flops"], where: string = phase): void {
+    this.flops[phase] += this.gpu.flopsDispatched - this.#flops;
+    this.#flops = this.gpu.flopsDispatched;
+    if (this.gpu.memory.peakBytes > this.#peak) {
+      this.#peak = this.gpu.memory.peakBytes;
+      const scope = this.gpu.pool.atPeak.at(-1)?.scope;
+      this.peakAt = `${where}${scope ? ` of ${scope}` : ""}#${this.forwards}`;
+    }
+  }
+
+  override children(): [string, Module][] {
+    return this.net.children();
+  }
+
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    this.note("optimizer", "input copy");
+    this.forwards += 1;
+    this.microBatch = Math.max(this.microBatch, x.shape[0]);
+    const y = this.net.forward(x, ctx);
+    this.note("forward");
+    const kept = ctx?.training && this.forwards === 1 ? this.gpu.pool.live : [];
+    for (const b of kept.filter((b) => SAVED_CATEGORIES.includes(b.category))) {
+      this.saved.set(b.scope, (this.saved.get(b.scope) ?? 0) + b.size);
+    }
+    return y;
+  }
+
+  backward(gradOutput: Tensor, needInputGrad?: boolean): Tensor | null {
+    this.note("loss");
+    const dx = this.net.backward(gradOutput, needInputGrad);
+    this.note("backward");
+    return dx;
+  }
+
+  outputShape(inputShape: readonly number[]): number[] {
+    return this.net.outputShape(inputShape);
+  }
+
+  override clearSaved(): void {
+    this.net.clearSaved();
   }
 }
 
-function sum(
-  dispatches: Dispatch[],
-  pick: (d: Dispatch) => number,
-  filter: (d: Dispatch) => boolean,
-): number {
-  return dispatches.filter(filter).reduce((total, d) => total + pick(d), 0);
+function bytesBy(buffers: readonly { size: number; category: string }[], sign = 1, into = {}) {
+  const out: Record<string, number> = into;
+  for (const b of buffers) out[b.category] = (out[b.category] ?? 0) + sign * b.size;
+  return out;
+}
+
+async function runPass(probe: Probe, before: number, base: object, work: () => Promise<unknown>) {
+  const gpu = probe.gpu;
+  await gpu.sync();
+  gpu.resetPeak();
+  probe.start();
+  const start = performance.now();
+  const dispatches = await gpu.trace(work);
+  await gpu.sync();
+  const seconds = (performance.now() - start) / 1000;
+  probe.note("optimizer");
+  const breakdown = Object.fromEntries(
+    Object.entries(bytesBy(gpu.pool.atPeak, 1, { ...base })).filter(([, bytes]) => bytes !== 0),
+  );
+  const [phase, micro] = probe.peakAt.split("#");
+  const flops = { ...probe.flops, total: dispatches.reduce((sum, d) => sum + d.flops, 0) };
+  return {
+    bytes: gpu.memory.peakBytes - before,
+    breakdown,
+    peakAt: phase + (probe.forwards > 1 ? ` (micro-batch ${micro} of ${probe.forwards})` : ""),
+    microBatch: probe.microBatch,
+    microBatches: probe.forwards,
+    flops,
+    dispatches,
+    seconds,
+  };
 }
 
 /**
- * Parameters, MACs, FLOPs and peak memory of NiN for a batch, worked out from the configuration alone
- * (no GPU needed). FLOP counts are those the kernels declare to `gpu.dispatch`; memory counts what
- * `gpu.memory` would report at the peak of `predictClasses` and of `trainStep` with a fresh model, the
- * input batch already on the GPU and, for training, an `SGD` optimizer in its steady state.
+ * Builds NiN on `gpu`, puts a batch of zeros on it, runs `predictClasses` and then one `trainStep` with `SGD`
+ * (momentum buffers marked as started, so the step is a steady-state one), and reports what the runtime
+ * accounted for each pass. Everything it creates is freed again. On `countingGpu` this is the exact plan;
+ * on a real adapter, the measurement.
  *
  * @example
  * ```ts
- * import { analyzeResources } from "./resources.ts";
- * const r = analyzeResources({ batchSize: 128, resize: 224 });
- * console.log(r.params.count, r.forward.macsPerImage, r.memory.training.bytes);
+ * import { countingGpu, runResources } from "@nin/webgpu";
+ * const run = await runResources(countingGpu(), { batchSize: 2, resize: 96 });
+ * console.log(run.training.bytes, run.training.flops.total, run.training.peakAt);
  * ```
  */
-export function analyzeResources(options: ResourceOptions): Resources {
-  const { batchSize, resize } = options;
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new NinError(`batch size must be a positive integer, got ${batchSize}`);
+export async function runResources(gpu: Gpu, options: ResourceOptions): Promise<ResourceRun> {
+  const { batchSize, resize, microBatch } = options;
+  for (const [what, value] of [["batch size", batchSize], ["resize", resize], ["micro-batch", microBatch]]) {
+    if (value !== undefined && !(Number.isInteger(value) && (value as number) >= 1)) {
+      throw new NinError(`${what} must be a positive integer, got ${value}`);
+    }
   }
-  if (!Number.isInteger(resize) || resize < 1) {
-    throw new NinError(`resize must be a positive integer, got ${resize}`);
-  }
-  if (
-    options.microBatch !== undefined && !(Number.isInteger(options.microBatch) && options.microBatch >= 1)
-  ) {
-    throw new NinError(`micro-batch must be a positive integer, got ${options.microBatch}`);
-  }
-  // Only the model's own options, without undefined ones (ninConfig would take an explicit undefined as a value).
   const { numClasses, inChannels, dropout, oneByOneConvs, seed } = options;
-  const config = ninConfig(
-    Object.fromEntries(
-      Object.entries({ numClasses, inChannels, dropout, oneByOneConvs, seed }).filter(([, v]) =>
-        v !== undefined
-      ),
-    ),
-  );
-  const maxBindingBytes = options.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES;
-  const spec = ninSpec(config);
+  const given = { numClasses, inChannels, dropout, oneByOneConvs, seed };
+  const config = ninConfig(Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)));
   const inputShape = [batchSize, config.inChannels, resize, resize];
-  const perImage = [1, config.inChannels, resize, resize];
+  await gpu.sync();
+  const before = gpu.memory.liveBytes;
+  const baseline = bytesBy(gpu.pool.live, -1);
+  const net = nin(gpu, config);
+  let images: Tensor | null = null;
+  let optimizer: SGD | null = null;
   try {
-    specOutputShape(spec, inputShape);
-  } catch (e) {
-    if (!(e instanceof NinError)) throw e;
-    let smallest = resize + 1;
-    while (smallest <= 4096 && !fits(spec, [1, config.inChannels, smallest, smallest])) smallest++;
-    if (smallest > 4096) throw e;
-    throw new NinError(
-      `input ${formatShape(inputShape)} is too small: ${e.message}; the smallest input that works is ` +
-        `${smallest}x${smallest}`,
+    const layers = summary(net, inputShape).rows;
+    images = Tensor.zeros(gpu, inputShape, "input batch");
+    const probe = new Probe(net, gpu);
+    const x = images;
+    const inference = await runPass(probe, before, baseline, () => predictClasses(probe, x));
+    const { momentum = 0, weightDecay = 0, nesterov = false } = options;
+    const sgd = optimizer = new SGD(net.parameters(), { lr: 0.01, momentum, weightDecay, nesterov });
+    if (momentum !== 0) sgd.loadState(net.parameters().map((p) => new Float32Array(p.value.size)), 1);
+    const labels = new Int32Array(batchSize);
+    const training = await runPass(
+      probe,
+      before,
+      baseline,
+      () => trainStep(probe, sgd, x, labels, { microBatch }),
     );
-  }
-
-  const full = replay(spec, inputShape, options, maxBindingBytes);
-  const one = replay(spec, perImage, options, maxBindingBytes);
-
-  const leaves = specLeaves(spec);
-  let shape = inputShape;
-  const layers: LayerResources[] = leaves.map((leaf, i) => {
-    shape = specOutputShape(leaf.spec, shape, leaf.name);
-    const previous = leaves[i - 1];
-    const fused = leaf.spec.type === "ReLU" && previous?.spec.type === "Conv2d" &&
-      previous.name.split(".").slice(0, -1).join(".") === leaf.name.split(".").slice(0, -1).join(".");
-    const mine = (d: Dispatch) => d.layer === leaf.name;
-    const trainDispatches = one.training.dispatches;
     return {
-      index: leaf.name,
-      type: leaf.spec.type,
-      outputShape: shape,
-      params: specParams(leaf.spec),
-      macs: sum(one.inference.dispatches, (d) => d.macs, mine),
-      flops: sum(one.inference.dispatches, (d) => d.flops, mine),
-      trainFlops: sum(trainDispatches, (d) => d.flops, (d) => mine(d) && d.phase !== "optimizer"),
-      savedBytes: full.saved.get(leaf.name) ?? 0,
-      ...(fused ? { fusedInto: previous.name } : {}),
+      options: { ...options, ...config },
+      inputShape,
+      layers,
+      inference,
+      training,
+      saved: probe.saved,
+    };
+  } finally {
+    optimizer?.dispose();
+    images?.dispose();
+    net.dispose();
+  }
+}
+
+/**
+ * Parameters, MACs, FLOPs and peak memory of NiN for a batch, from {@link runResources} on a counting device
+ * (no adapter needed) with `maxBindingBytes` bindings (default 128 MiB) and the `kernels` family (default
+ * `software`): at the batch, and at batch 1 for the per-image figures.
+ *
+ * @example
+ * ```ts
+ * import { analyzeResources } from "@nin/webgpu";
+ * const r = await analyzeResources({ batchSize: 128, resize: 224 });
+ * console.log(r.params.count, r.trainStep.total, r.run.training.bytes); // 1992166 577117436364 1164612752
+ * ```
+ */
+export async function analyzeResources(
+  options: ResourceOptions & { maxBindingBytes?: number; kernels?: KernelFamily },
+): Promise<Resources> {
+  const { maxBindingBytes = DEFAULT_MAX_BINDING_BYTES, kernels = "software", ...rest } = options;
+  const device = { maxBindingBytes, kernels };
+  const counting = () => countingGpu({ maxStorageBufferBindingSize: maxBindingBytes, kernels });
+  const run = await runResources(counting(), rest);
+  const single = await runResources(counting(), { ...rest, batchSize: 1 });
+  const byScope = (dispatches: DispatchRecord[], scope: string) =>
+    dispatches.reduce((sum, d) => sum + (d.scope === scope ? d.flops : 0), 0);
+  const layers = run.layers.map((row, i): LayerResources => {
+    const previous = run.layers[i - 1];
+    const dispatched = single.training.dispatches.some((d) => d.scope === row.name);
+    return {
+      ...row,
+      macsPerImage: single.layers[i].macs,
+      flops: byScope(single.inference.dispatches, row.name),
+      trainFlops: byScope(single.training.dispatches, row.name),
+      savedBytes: run.saved.get(row.name) ?? 0,
+      ...(row.type === "ReLU" && !dispatched && previous?.type === "Conv2d"
+        ? { fusedInto: previous.name }
+        : {}),
     };
   });
-
-  const params = specParams(spec);
-  const forwardDispatches = full.inference.dispatches;
-  const trainDispatches = full.training.dispatches;
-  const phase = (p: FlopPhase) => sum(trainDispatches, (d) => d.flops, (d) => d.phase === p);
-  const trainStep: TrainStepFlops = {
-    forward: phase("forward"),
-    inputGradients: phase("input gradient"),
-    weightGradients: phase("weight gradient"),
-    loss: phase("loss"),
-    optimizer: phase("optimizer"),
-    total: sum(trainDispatches, (d) => d.flops, () => true),
-  };
-  const prediction = (ledger: Ledger, micro: number): MemoryPrediction => ({
-    bytes: ledger.peak,
-    breakdown: ledger.peakParts,
-    peakAt: ledger.peakAt,
-    workspaceBytes: ledger.workspacePeak,
-    microBatch: micro,
-    microBatches: Math.ceil(batchSize / micro),
-    flops: sum(ledger.dispatches, (d) => d.flops, () => true),
-  });
+  const params = layers.reduce((sum, l) => sum + l.params, 0);
+  const { flops, dispatches } = run.training;
+  const weightGradients = dispatches.reduce(
+    (sum, d) => sum + (WEIGHT_GRADIENT.test(d.kernel) ? d.flops : 0),
+    0,
+  );
   return {
-    options: {
-      ...config,
-      batchSize,
-      resize,
-      momentum: options.momentum ?? 0,
-      weightDecay: options.weightDecay ?? 0,
-      nesterov: options.nesterov ?? false,
-      maxBindingBytes,
-      microBatch: options.microBatch ?? null,
-    },
-    inputShape,
+    run,
+    single,
+    device,
     layers,
     params: { count: params, bytes: params * 4 },
     forward: {
-      macsPerImage: sum(one.inference.dispatches, (d) => d.macs, () => true),
-      flopsPerImage: sum(one.inference.dispatches, (d) => d.flops, () => true),
-      macs: sum(forwardDispatches, (d) => d.macs, () => true),
-      flops: sum(forwardDispatches, (d) => d.flops, () => true),
+      macsPerImage: single.layers.reduce((sum, l) => sum + l.macs, 0),
+      flopsPerImage: single.inference.flops.total,
+      macs: run.layers.reduce((sum, l) => sum + l.macs, 0),
+      flops: run.inference.flops.total,
     },
-    trainStep,
-    memory: {
-      inference: prediction(full.inference, full.inferenceMicro),
-      training: prediction(full.training, full.trainMicro),
+    trainStep: {
+      forward: flops.forward,
+      inputGradients: flops.backward - weightGradients,
+      weightGradients,
+      loss: flops.loss,
+      optimizer: flops.optimizer,
+      total: flops.total,
     },
   };
 }

@@ -1,21 +1,26 @@
 /**
  * `deno task resources`: answers the chapter's exercise 3 (parameters, computation, memory for training and
- * for prediction) for a NiN configuration, predicted from the configuration and measured on the GPU.
+ * for prediction) for a NiN configuration: the real model, `predictClasses` and `trainStep` run on the
+ * counting device (exact, no adapter) and, unless `--no-measure`, the same run on the GPU next to it.
  *
  * @module
  */
 import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
-import type { Gpu } from "../lib/gpu/device.ts";
+import { countingGpu } from "../lib/gpu/counting.ts";
+import type { Gpu, KernelFamily } from "../lib/gpu/device.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
+import { nin } from "../lib/nin.ts";
 import {
   analyzeResources,
   DEFAULT_MAX_BINDING_BYTES,
   MAC_CONVENTION,
-  type MemoryPrediction,
+  type PassResources,
   type ResourceOptions,
+  type ResourceRun,
   type Resources,
+  runResources,
 } from "../lib/resources.ts";
-import type { Measurement, PassMeasurement } from "../lib/measure.ts";
+import { summary, textTable } from "../lib/summary.ts";
 
 const FLAGS = pickFlags([
   "batch-size",
@@ -46,72 +51,74 @@ const mib = (bytes: number) =>
 const giga = (flops: number) => (flops / 1e9).toFixed(flops >= 1e11 ? 1 : 3);
 const percent = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}%`;
 
-interface Run {
+/** The same configuration run on the counting device and on the GPU. */
+interface Measurement {
+  device: string;
+  maxBindingBytes: number;
+  counted: ResourceRun;
+  measured: ResourceRun;
+}
+
+interface Config {
   resources: Resources;
-  /** Measured at `measurement.resources.options.batchSize`; null with --no-measure. */
   measurement: Measurement | null;
 }
 
-/** The largest batch <= `batch` whose prediction pass and training step stay within `budget` FLOPs. */
-function affordableBatch(options: ResourceOptions, batch: number, budget: number): number {
-  const one = analyzeResources({ ...options, batchSize: 1 });
-  const perImage = one.forward.flops + one.trainStep.total - one.trainStep.optimizer;
-  return Math.max(1, Math.min(batch, Math.floor((budget - one.trainStep.optimizer) / perImage)));
+/** The same kernels, workgroups and FLOPs in the same order. */
+function sameDispatches(a: PassResources, b: PassResources): boolean {
+  const key = (p: PassResources) =>
+    JSON.stringify(p.dispatches.map((d) => [d.kernel, d.workgroups, d.flops]));
+  return key(a) === key(b);
 }
 
-/** `{"input batch": n}` as `{"input_batch": n}`: every `--json` key is snake_case. */
-function snakeKeys(object: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(object).map(([key, value]) => [key.replace(/[ -]/g, "_"), value]));
-}
-
-function memoryJson(prediction: MemoryPrediction, measured: PassMeasurement | null) {
+function passJson(counted: PassResources, measured: PassResources) {
   return {
-    predicted_bytes: prediction.bytes,
-    measured_bytes: measured ? measured.measuredBytes : null,
-    micro_batch: prediction.microBatch,
-    micro_batches: prediction.microBatches,
-    peak_at: prediction.peakAt,
-    workspace_bytes: prediction.workspaceBytes,
-    breakdown: snakeKeys(prediction.breakdown),
+    predicted_bytes: counted.bytes,
+    measured_bytes: measured.bytes,
+    relative_difference: (measured.bytes - counted.bytes) / counted.bytes,
+    predicted_flops: counted.flops.total,
+    dispatched_flops: measured.flops.total,
+    same_dispatches: sameDispatches(counted, measured),
+    micro_batch: measured.microBatch,
+    seconds: measured.seconds,
   };
 }
 
-function passJson(pass: PassMeasurement) {
-  return {
-    predicted_bytes: pass.predictedBytes,
-    measured_bytes: pass.measuredBytes,
-    relative_difference: pass.relativeDifference,
-    predicted_flops: pass.predictedFlops,
-    dispatched_flops: pass.dispatchedFlops,
+/** The `--json` object of one configuration: the same objects the text is made of, in snake_case. */
+function toJson({ resources: r, measurement: m }: Config) {
+  const o = r.run.options;
+  const same = m !== null && m.measured.options.batchSize === o.batchSize &&
+    m.maxBindingBytes === r.device.maxBindingBytes;
+  const memory = (pass: PassResources, measured: PassResources | undefined) => ({
+    predicted_bytes: pass.bytes,
+    measured_bytes: same ? measured!.bytes : null,
     micro_batch: pass.microBatch,
-    seconds: pass.seconds,
-  };
-}
-
-/** The `--json` object of one configuration. */
-function toJson(run: Run, device: string | null) {
-  const r = run.resources;
-  const m = run.measurement;
-  const sameBatch = m !== null && m.resources.options.batchSize === r.options.batchSize &&
-    m.resources.options.maxBindingBytes === r.options.maxBindingBytes;
+    micro_batches: pass.microBatches,
+    peak_at: pass.peakAt,
+    // Categories are words ("input batch"); as JSON keys, snake_case like every other key.
+    breakdown: Object.fromEntries(
+      Object.entries(pass.breakdown).map(([k, v]) => [k.replace(/[ -]/g, "_"), v]),
+    ),
+  });
   return {
     convention: MAC_CONVENTION,
     config: {
-      batch_size: r.options.batchSize,
-      resize: r.options.resize,
-      one_by_one_convs: r.options.oneByOneConvs,
-      momentum: r.options.momentum,
-      micro_batch: r.options.microBatch,
-      max_binding_bytes: r.options.maxBindingBytes,
-      input_shape: r.inputShape,
+      batch_size: o.batchSize,
+      resize: o.resize,
+      one_by_one_convs: o.oneByOneConvs,
+      momentum: o.momentum ?? 0,
+      micro_batch: o.microBatch ?? null,
+      max_binding_bytes: r.device.maxBindingBytes,
+      kernels: r.device.kernels,
+      input_shape: r.run.inputShape,
     },
-    params: { count: r.params.count, bytes: r.params.bytes },
+    params: r.params,
     layers: r.layers.map((l) => ({
-      index: l.index,
+      index: l.name,
       type: l.type,
       output_shape: l.outputShape,
       params: l.params,
-      macs: l.macs,
+      macs: l.macsPerImage,
       flops: l.flops,
       train_flops: l.trainFlops,
       saved_bytes: l.savedBytes,
@@ -132,125 +139,75 @@ function toJson(run: Run, device: string | null) {
       flops: r.trainStep.total,
     },
     memory: {
-      inference: memoryJson(r.memory.inference, sameBatch ? m.inference : null),
-      training: memoryJson(r.memory.training, sameBatch ? m.training : null),
+      inference: memory(r.run.inference, m?.measured.inference),
+      training: memory(r.run.training, m?.measured.training),
     },
     measurement: m && {
-      device,
-      batch_size: m.resources.options.batchSize,
-      resize: m.resources.options.resize,
-      max_binding_bytes: m.resources.options.maxBindingBytes,
-      inference: passJson(m.inference),
-      training: passJson(m.training),
+      device: m.device,
+      batch_size: m.measured.options.batchSize,
+      resize: m.measured.options.resize,
+      max_binding_bytes: m.maxBindingBytes,
+      inference: passJson(m.counted.inference, m.measured.inference),
+      training: passJson(m.counted.training, m.measured.training),
     },
   };
 }
 
-function breakdownText(prediction: MemoryPrediction): string {
-  return Object.entries(prediction.breakdown)
-    .filter(([, bytes]) => bytes > 0)
-    .map(([what, bytes]) => `${what} ${mib(bytes)}`)
-    .join(" + ");
-}
+const breakdownText = (pass: PassResources) =>
+  Object.entries(pass.breakdown).map(([what, bytes]) => `${what} ${mib(bytes)}`).join(" + ");
+const splitText = (pass: PassResources) =>
+  pass.microBatches === 1 ? "one pass" : `${pass.microBatches} micro-batches of up to ${pass.microBatch}`;
 
-function table(rows: string[][], rightAligned: boolean[]): string[] {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  return rows.map((row) =>
-    row.map((cell, c) => rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])).join("  ")
-      .trimEnd()
-  );
-}
-
-function splitText(prediction: MemoryPrediction): string {
-  return prediction.microBatches === 1
-    ? "one pass"
-    : `${prediction.microBatches} micro-batches of up to ${prediction.microBatch}`;
-}
-
-function report(run: Run, device: string | null, single: Resources, fullSeconds: number | null): string[] {
-  const r = run.resources;
-  const o = r.options;
+function report({ resources: r, measurement: m }: Config, gpu: Gpu | null, fullSeconds: number | null) {
+  const o = r.run.options;
   const b = o.batchSize;
-  const lines: string[] = [];
-  lines.push(
-    `NiN resources: batch ${b}, input ${
-      formatShape(r.inputShape.slice(1))
-    }, ${o.oneByOneConvs} 1x1 convs per block, ` +
-      `SGD momentum ${o.momentum}`,
-  );
-  lines.push(
+  const lines = [
+    `NiN resources: batch ${b}, input ${formatShape(r.run.inputShape.slice(1))}, ${o.oneByOneConvs} 1x1 ` +
+    `convs per block, SGD momentum ${o.momentum ?? 0}`,
     `Convention: ${MAC_CONVENTION}. FLOPs are those the kernels declare to gpu.dispatch: convolutions count ` +
-      `2 per MAC (bias adds and the fused ReLU not counted); pooling, dropout, loss and SGD as documented in ` +
-      `their files.`,
-  );
-  lines.push("");
-  const header = [
-    "index",
-    "type",
-    "output shape",
-    "params",
-    "MACs/img",
-    "FLOPs/img",
-    "train FLOPs/img",
-    "kept for backward",
+    `2 per MAC (bias adds and the fused ReLU not counted); pooling, dropout, loss and SGD as documented in ` +
+    `their files.`,
+    "",
   ];
+  const header = ["index", "type", "output shape", "params", "MACs/img", "FLOPs/img", "train FLOPs/img"];
   const rows = r.layers.map((l) => [
-    l.index,
+    l.name,
     l.type,
     formatShape(l.outputShape),
     int(l.params),
-    int(l.macs),
+    int(l.macsPerImage),
     l.fusedInto ? `fused into ${l.fusedInto}` : int(l.flops),
     l.fusedInto ? "" : int(l.trainFlops),
     l.savedBytes ? mib(l.savedBytes) : "-",
   ]);
-  lines.push(...table([header, ...rows], [false, false, false, true, true, true, true, true]));
-  const training = r.memory.training;
+  lines.push(...textTable([[...header, "kept for backward"], ...rows], [3, 4, 5, 6, 7]));
+  const { inference, training } = r.run;
   if (training.microBatches > 1) {
     lines.push(`("kept for backward" is per training micro-batch of ${training.microBatch}.)`);
   }
-  lines.push("");
-  lines.push("Totals");
-  lines.push(`  parameters: ${int(r.params.count)} (${mib(r.params.bytes)} as float32)`);
-  lines.push(
-    `  forward pass: ${giga(r.forward.macsPerImage)} GMACs = ${
-      giga(r.forward.flopsPerImage)
-    } GFLOPs per image; ` +
-      `${giga(r.forward.macs)} GMACs = ${giga(r.forward.flops)} GFLOPs per batch of ${b}`,
-  );
   const t = r.trainStep;
+  const ratio = (t.total / r.forward.flops).toFixed(2);
   lines.push(
-    `  training step (batch ${b}): forward ${giga(t.forward)} + input gradients ${
-      giga(t.inputGradients)
-    } + ` +
-      `weight gradients ${giga(t.weightGradients)} + loss ${giga(t.loss)} + SGD ${giga(t.optimizer)} = ` +
-      `${giga(t.total)} GFLOPs (${(t.total / r.forward.flops).toFixed(2)}x the inference forward pass)`,
-  );
-  lines.push("");
-  lines.push(
-    `Memory at batch ${b} (peak live GPU bytes; bindings of at most ${mib(o.maxBindingBytes)}, ` +
-      `${device ? "this device's limit" : "WebGPU's default limit"})`,
-  );
-  const inference = r.memory.inference;
-  lines.push(
-    `  prediction (predictClasses, ${splitText(inference)}): ${
-      mib(inference.bytes)
-    } at the ${inference.peakAt}`,
-  );
-  lines.push(`    = ${breakdownText(inference)}`);
-  lines.push(
+    "",
+    "Totals",
+    `  parameters: ${int(r.params.count)} (${mib(r.params.bytes)} as float32)`,
+    `  forward pass: ${giga(r.forward.macsPerImage)} GMACs = ${giga(r.forward.flopsPerImage)} GFLOPs per ` +
+      `image; ${giga(r.forward.macs)} GMACs = ${giga(r.forward.flops)} GFLOPs per batch of ${b}`,
+    `  training step (batch ${b}): forward ${giga(t.forward)} + input gradients ` +
+      `${giga(t.inputGradients)} + weight gradients ${giga(t.weightGradients)} + loss ${giga(t.loss)} + ` +
+      `SGD ${giga(t.optimizer)} = ${giga(t.total)} GFLOPs (${ratio}x the inference forward pass)`,
+    "",
+    `Memory at batch ${b} (peak live GPU bytes; bindings of at most ${mib(r.device.maxBindingBytes)}, ` +
+      `${gpu ? "this device's limit" : "WebGPU's default limit"}; ${r.device.kernels} kernels)`,
+    `  prediction (predictClasses, ${splitText(inference)}): ${mib(inference.bytes)} at the ` +
+      inference.peakAt,
+    `    = ${breakdownText(inference)}`,
     `  training (trainStep, ${splitText(training)}): ${mib(training.bytes)} at the ${training.peakAt}`,
+    `    = ${breakdownText(training)}`,
   );
-  lines.push(`    = ${breakdownText(training)}`);
-  lines.push(
-    `  largest temporary workspace: ${mib(Math.max(inference.workspaceBytes, training.workspaceBytes))} ` +
-      `(buffers a pass allocates for itself and frees again)`,
-  );
-  const m = run.measurement;
   if (m) {
-    const mb = m.resources.options.batchSize;
-    lines.push("");
-    lines.push(`Measured on ${device}, batch ${mb}, ${o.resize}x${o.resize}:`);
+    const mb = m.measured.options.batchSize;
+    lines.push("", `Counting device and ${m.device}, batch ${mb}, ${o.resize}x${o.resize}, the same run:`);
     if (mb !== b) {
       lines.push(
         `  (the figures above are for batch ${b}; this software adapter measures batch ${mb} instead so the ` +
@@ -258,86 +215,62 @@ function report(run: Run, device: string | null, single: Resources, fullSeconds:
           (fullSeconds ? `, about ${Math.ceil(fullSeconds / 60)} min here)` : ")"),
       );
     }
-    for (const [what, pass] of [["prediction", m.inference], ["training", m.training]] as const) {
-      const flopsOk = pass.dispatchedFlops === pass.predictedFlops ? "==" : "!=";
+    for (const what of ["inference", "training"] as const) {
+      const j = passJson(m.counted[what], m.measured[what]);
+      const [counted, measured, name] = [
+        j.predicted_bytes,
+        j.measured_bytes,
+        what.replace("inference", "prediction"),
+      ];
+      const flops = `${int(j.predicted_flops)} ${j.predicted_flops === j.dispatched_flops ? "==" : "!="} ` +
+        `dispatched ${int(j.dispatched_flops)}`;
+      const same = j.same_dispatches ? "the same" : "NOT the same";
       lines.push(
-        `  ${what.padEnd(10)} predicted ${mib(pass.predictedBytes)} (${
-          int(pass.predictedBytes)
-        } B), measured ` +
-          `${mib(pass.measuredBytes)} (${int(pass.measuredBytes)} B), difference ${
-            percent(pass.relativeDifference)
-          }; ` +
-          `FLOPs analytic ${int(pass.predictedFlops)} ${flopsOk} dispatched ${int(pass.dispatchedFlops)}; ` +
-          `${pass.seconds.toFixed(2)} s`,
+        `  ${name.padEnd(10)} counted ${mib(counted)} (${int(counted)} B), measured ${mib(measured)} ` +
+          `(${int(measured)} B), difference ${percent(j.relative_difference)}; FLOPs counted ${flops}; ` +
+          `${m.measured[what].dispatches.length} dispatches, ${same} on both; ${j.seconds.toFixed(2)} s`,
       );
     }
   } else {
     lines.push("", "Not measured (--no-measure).");
   }
-  lines.push("");
-  lines.push(`Exercise 3 (batch ${b}, ${o.resize}x${o.resize} inputs):`);
-  lines.push(`  1. Parameters: ${int(r.params.count)}, ${mib(r.params.bytes)} as float32.`);
   lines.push(
-    `  2. Computation: ${giga(r.forward.macsPerImage)} GMACs (${
-      giga(r.forward.flopsPerImage)
-    } GFLOPs) per image ` +
-      `for a prediction; a training step on ${b} images is ${giga(t.total)} GFLOPs.`,
-  );
-  lines.push(
+    "",
+    `Exercise 3 (batch ${b}, ${o.resize}x${o.resize} inputs):`,
+    `  1. Parameters: ${int(r.params.count)}, ${mib(r.params.bytes)} as float32.`,
+    `  2. Computation: ${giga(r.forward.macsPerImage)} GMACs (${giga(r.forward.flopsPerImage)} GFLOPs) per ` +
+      `image for a prediction; a training step on ${b} images is ${giga(t.total)} GFLOPs.`,
     `  3. Memory for training: ${mib(training.bytes)} at batch ${b} (parameters, their gradients` +
-      `${
-        o.momentum ? ", momentum buffers" : ""
-      }, the activations and pooling indices kept for backward and ` +
-      `the gradients in flight).`,
-  );
-  lines.push(
-    `  4. Memory for prediction: ${mib(inference.bytes)} at batch ${b}, ${
-      mib(single.memory.inference.bytes)
-    } for one image (parameters, input and the largest live activations).`,
+      `${o.momentum ? ", momentum buffers" : ""}, the activations and pooling indices kept for backward ` +
+      `and the gradients in flight).`,
+    `  4. Memory for prediction: ${mib(inference.bytes)} at batch ${b}, ${mib(r.single.inference.bytes)} ` +
+      `for one image (parameters, input and the largest live activations).`,
   );
   return lines;
 }
 
-function compareReport(runs: Run[], device: string | null): string[] {
-  const first = runs[0].resources.options;
-  const lines = [
-    `NiN variants (exercise 2) at batch ${first.batchSize}, ${first.resize}x${first.resize}, momentum ${first.momentum}. ` +
-    `${MAC_CONVENTION}.`,
-    "",
-  ];
-  const measured = runs[0].measurement !== null;
-  const header = [
-    "1x1 convs/block",
-    "params",
-    "GMACs/img",
-    "GFLOPs/img",
-    "train step GFLOPs",
-    "prediction memory",
-    "training memory",
-  ];
-  if (measured) header.push("measured batch", "prediction predicted/measured", "training predicted/measured");
-  const rows = runs.map(({ resources: r, measurement: m }) => {
-    const row = [
-      String(r.options.oneByOneConvs),
-      int(r.params.count),
-      giga(r.forward.macsPerImage),
-      giga(r.forward.flopsPerImage),
-      giga(r.trainStep.total),
-      mib(r.memory.inference.bytes),
-      mib(r.memory.training.bytes),
-    ];
-    if (m) {
-      row.push(
-        String(m.resources.options.batchSize),
-        `${mib(m.inference.predictedBytes)} / ${mib(m.inference.measuredBytes)}`,
-        `${mib(m.training.predictedBytes)} / ${mib(m.training.measuredBytes)}`,
-      );
-    }
-    return row;
+function compareReport(configs: Config[], device: string | null): string[] {
+  const first = configs[0].resources.run.options;
+  const measured = configs[0].measurement !== null;
+  const header = ["1x1 convs/block", "params", "GMACs/img", "GFLOPs/img", "train step GFLOPs"];
+  header.push("prediction memory", "training memory");
+  if (measured) header.push("measured batch", "prediction counted/measured", "training counted/measured");
+  const rows = configs.map(({ resources: r, measurement: m }) => {
+    const row = [String(r.run.options.oneByOneConvs), int(r.params.count), giga(r.forward.macsPerImage)];
+    row.push(giga(r.forward.flopsPerImage), giga(r.trainStep.total), mib(r.run.inference.bytes));
+    row.push(mib(r.run.training.bytes));
+    if (!m) return row;
+    const both = (what: "inference" | "training") =>
+      `${mib(m.counted[what].bytes)} / ${mib(m.measured[what].bytes)}`;
+    return [...row, String(m.measured.options.batchSize), both("inference"), both("training")];
   });
-  lines.push(...table([header, ...rows], header.map((_, i) => i > 0)));
-  if (measured) lines.push("", `Measured on ${device}.`);
-  return lines;
+  return [
+    `NiN variants (exercise 2) at batch ${first.batchSize}, ${first.resize}x${first.resize}, momentum ` +
+    `${first.momentum ?? 0}. ${MAC_CONVENTION}.`,
+    "",
+    ...textTable([header, ...rows], header.map((_, i) => i).slice(1)),
+    ...(measured ? ["", `Measured on ${device}.`] : []),
+  ];
 }
 
 if (import.meta.main) {
@@ -345,7 +278,7 @@ if (import.meta.main) {
     const parsed = parseFlags(
       "deno task resources [options]",
       "Parameters, MACs/FLOPs and peak GPU memory of NiN for training and prediction (the chapter's exercise 3),\n" +
-        `predicted from the configuration and measured on the GPU. ${MAC_CONVENTION}.`,
+        `counted by running the real code on a counting device, and measured on the GPU. ${MAC_CONVENTION}.`,
       FLAGS,
       Deno.args,
     );
@@ -363,51 +296,48 @@ if (import.meta.main) {
     }
     const maxBindingBytes = flags["max-binding-bytes"] ?? gpu?.limits.maxStorageBufferBindingSize ??
       DEFAULT_MAX_BINDING_BYTES;
-    const device = gpu ? `${gpu.adapterName}${gpu.isSoftware ? " (software adapter)" : ""}` : null;
-    const variants = flags.compare ? [2, 1, 0] : [flags["one-by-one-convs"]];
-    const runs: Run[] = [];
-    let single: Resources | null = null;
+    const kernels: KernelFamily = gpu?.kernels ?? "software";
+    const device = gpu ? gpu.describe() : null;
+    const configs: Config[] = [];
     let fullSeconds: number | null = null;
-    for (const oneByOneConvs of variants) {
+    for (const oneByOneConvs of flags.compare ? [2, 1, 0] : [flags["one-by-one-convs"]]) {
       const options: ResourceOptions = {
         batchSize: flags["batch-size"],
         resize: flags.resize,
         oneByOneConvs,
         momentum: flags.momentum,
         microBatch: flags["micro-batch"],
-        maxBindingBytes,
       };
-      const resources = checkFlag("--resize", flags.resize, () => analyzeResources(options));
-      single ??= analyzeResources({ ...options, batchSize: 1 });
+      const shape = [1, 1, options.resize, options.resize];
+      checkFlag("--resize", flags.resize, () => summary(nin(countingGpu(), { oneByOneConvs }), shape));
+      const resources = await analyzeResources({ ...options, maxBindingBytes, kernels });
       let measurement: Measurement | null = null;
       if (gpu) {
-        const { measureResources } = await import("../lib/measure.ts");
+        const one = resources.single;
+        const perImage = one.inference.flops.total + one.training.flops.total - one.training.flops.optimizer;
+        const affordable = Math.floor((SOFTWARE_MEASURE_FLOPS - one.training.flops.optimizer) / perImage);
         const batchSize = flags["measure-batch-size"] ??
-          (gpu.isSoftware
-            ? affordableBatch(options, options.batchSize, SOFTWARE_MEASURE_FLOPS)
-            : options.batchSize);
-        measurement = await measureResources(gpu, { ...options, batchSize });
-        const { inference, training } = measurement;
-        const rate = (inference.dispatchedFlops + training.dispatchedFlops) /
-          (inference.seconds + training.seconds);
+          (gpu.isSoftware ? Math.max(1, Math.min(options.batchSize, affordable)) : options.batchSize);
+        const limit = gpu.limits.maxStorageBufferBindingSize;
+        const counting = countingGpu({ maxStorageBufferBindingSize: limit, kernels: gpu.kernels });
+        const counted = await runResources(counting, { ...options, batchSize });
+        const measured = await runResources(gpu, { ...options, batchSize });
+        measurement = { device: device!, maxBindingBytes: limit, counted, measured };
+        const { inference, training } = measured;
+        const rate = (inference.flops.total + training.flops.total) / (inference.seconds + training.seconds);
         fullSeconds ??= (resources.forward.flops + resources.trainStep.total) / rate;
       }
-      runs.push({ resources, measurement });
+      configs.push({ resources, measurement });
     }
     gpu?.destroy();
     if (flags.json) {
-      const objects = runs.map((run) => toJson(run, device));
-      console.log(
-        JSON.stringify(
-          flags.compare ? { convention: MAC_CONVENTION, variants: objects } : objects[0],
-          null,
-          2,
-        ),
-      );
+      const objects = configs.map(toJson);
+      const out = flags.compare ? { convention: MAC_CONVENTION, variants: objects } : objects[0];
+      console.log(JSON.stringify(out, null, 2));
     } else if (flags.compare) {
-      console.log(compareReport(runs, device).join("\n"));
+      console.log(compareReport(configs, device).join("\n"));
     } else {
-      console.log(report(runs[0], device, single!, fullSeconds).join("\n"));
+      console.log(report(configs[0], gpu, fullSeconds).join("\n"));
     }
   });
 }

@@ -93,7 +93,12 @@ export class BufferPool {
     return { ...this.#stats };
   }
 
-  /** The buffers that were live when the peak was reached. */
+  /** The buffers live now, in the order they were allocated. */
+  get live(): LiveBuffer[] {
+    return [...this.#live.values()];
+  }
+
+  /** The buffers that were live when the peak was reached, in allocation order (the last one set it). */
   get atPeak(): readonly LiveBuffer[] {
     return this.#atPeak;
   }
