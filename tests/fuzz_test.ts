@@ -1,7 +1,9 @@
 // Property tests: Conv2d and MaxPool2d with random valid (kernel, stride, padding, sizes, channels, batch)
 // against the float64 CPU references, forward and backward; random invalid ones against the error path
 // (a NinError naming the layer, and nothing allocated). Seeded and bounded so it runs in every test run.
-import { assertJsonEqual as assertEquals, gpuTest, Tensor } from "./util.ts";
+import { strictEqual } from "node:assert/strict";
+import { assertThrowsWith, gpuTest, Tensor } from "./util.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { NinError } from "../lib/errors.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
@@ -17,23 +19,15 @@ function between(rng: Random, lo: number, hi: number): number {
   return lo + rng.int(hi - lo + 1);
 }
 
-/** Expects a NinError whose message contains `part`, and no buffer left allocated. */
-function assertRejected(
-  gpu: { memory: { liveBuffers: number } },
-  fn: () => unknown,
-  part: string,
-  what: string,
-) {
+/** Asserts `fn` throws a NinError containing `part` and leaves no new buffer allocated. */
+function assertRefusedWithoutLeak(gpu: Gpu, fn: () => unknown, part: string, what: string) {
   const live = gpu.memory.liveBuffers;
   try {
-    fn();
+    assertThrowsWith(fn, NinError, part);
   } catch (e) {
-    if (!(e instanceof NinError)) throw new Error(`${what}: expected a NinError, got ${e}`);
-    if (!e.message.includes(part)) throw new Error(`${what}: expected "${part}" in "${e.message}"`);
-    assertEquals(gpu.memory.liveBuffers, live, `${what}: live buffers after the error`);
-    return;
+    throw new Error(`${what}: ${(e as Error).message}`);
   }
-  throw new Error(`${what}: accepted`);
+  strictEqual(gpu.memory.liveBuffers, live, `${what}: live buffers after the error`);
 }
 
 gpuTest(
@@ -107,7 +101,7 @@ gpuTest(
         : badInts[rng.int(badInts.length)];
       args[which] = bad;
       const [ic, oc, k, s, p] = args;
-      assertRejected(
+      assertRefusedWithoutLeak(
         gpu,
         () => new Conv2d(gpu, ic, oc, k, s, p),
         `Conv2d: ${names[which]} must be an integer`,
@@ -129,7 +123,7 @@ gpuTest(
         : poolWhich === 1
         ? "stride must be a positive integer"
         : "padding must be";
-      assertRejected(gpu, () => new MaxPool2d(gpu, ...poolArgs), expected, `pool args ${poolArgs}`);
+      assertRefusedWithoutLeak(gpu, () => new MaxPool2d(gpu, ...poolArgs), expected, `pool args ${poolArgs}`);
     }
     const conv = new Conv2d(gpu, 3, 2, 5, 2, 1);
     const pool = new MaxPool2d(gpu, 4, 2, 1);
@@ -142,12 +136,17 @@ gpuTest(
         const tall = rng.int(2) === 1;
         const shape = [n, 3, tall ? 9 : small, tall ? small : 9];
         const x = Tensor.zeros(gpu, shape);
-        assertRejected(gpu, () => conv.forward(x), "would produce an empty output", `conv ${shape}`);
+        assertRefusedWithoutLeak(
+          gpu,
+          () => conv.forward(x),
+          "would produce an empty output",
+          `conv ${shape}`,
+        );
         x.dispose();
       } else if (kind === 1) {
         const channels = [1, 2, 4, 5][rng.int(4)];
         const shape = [n, channels, 8, 8];
-        assertRejected(
+        assertRefusedWithoutLeak(
           gpu,
           () => conv.outputShape(shape),
           `expects 3 input channels, got ${channels}`,
@@ -155,13 +154,13 @@ gpuTest(
         );
       } else {
         const shape = [n, 3, 8, 8, 1].slice(0, [1, 2, 3, 5][rng.int(4)]);
-        assertRejected(
+        assertRefusedWithoutLeak(
           gpu,
           () => conv.outputShape(shape),
           "expects a 4-d input [N, C, H, W]",
           `conv ${shape}`,
         );
-        assertRejected(
+        assertRefusedWithoutLeak(
           gpu,
           () => pool.outputShape(shape),
           "expects a 4-d input [N, C, H, W]",
@@ -169,7 +168,7 @@ gpuTest(
         );
       }
       const poolShape = [n, 2, 1, between(rng, 1, 6)];
-      assertRejected(
+      assertRefusedWithoutLeak(
         gpu,
         () => pool.outputShape(poolShape),
         "gives an empty output; needs H, W >= 2",

@@ -12,17 +12,12 @@ import {
 import { readIdxSplit } from "../lib/data/fashion_mnist.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
+import { deepStrictEqual } from "node:assert/strict";
 import { assertJsonEqual, assertRejectsWith, assertThrowsWith } from "./util.ts";
 
 function randomImages(count: number, rows: number, cols: number, seed: number): Uint8Array {
   const rng = new Random(seed);
   return Uint8Array.from({ length: count * rows * cols }, () => rng.int(256));
-}
-
-function assertSame(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  if (actual.length !== expected.length || actual.some((v, i) => v !== expected[i])) {
-    throw new Error(`${what}: contents differ`);
-  }
 }
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards. */
@@ -54,8 +49,8 @@ Deno.test("IDX: good files, gzipped or not, parse to the same images and labels"
     for (const ext of ["", ".gz"]) {
       const images = await readIdxImages(`${dir}/images${ext}`);
       assertJsonEqual([images.count, images.rows, images.cols], [3, 28, 28], `shape${ext}`);
-      assertSame(images.data, pixels, `images${ext}`);
-      assertSame(await readIdxLabels(`${dir}/labels${ext}`), labels, `labels${ext}`);
+      deepStrictEqual(images.data, pixels, `images${ext}`);
+      deepStrictEqual(await readIdxLabels(`${dir}/labels${ext}`), labels, `labels${ext}`);
       const split = await readIdxSplit(`${dir}/images${ext}`, `${dir}/labels${ext}`);
       assertJsonEqual([split.count, split.height, split.width], [3, 28, 28], `split${ext}`);
     }
@@ -72,28 +67,41 @@ Deno.test("IDX: truncated files are errors naming the file", async () => {
     await Deno.writeFile(`${dir}/short-body`, imagesIdx.subarray(0, imagesIdx.length - 100));
     await assertRejectsWith(
       () => readIdxImages(`${dir}/short-body`),
+      NinError,
       `${dir}/short-body: truncated: the header says 2 images of 28x28 (1568 bytes) but only 1468 bytes follow`,
     );
     await Deno.writeFile(`${dir}/short-header`, imagesIdx.subarray(0, 10));
     await assertRejectsWith(
       () => readIdxImages(`${dir}/short-header`),
+      NinError,
       `${dir}/short-header: truncated IDX image file: 10 bytes, shorter than its 16-byte header`,
     );
     const labelsIdx = encodeIdxLabels(new Uint8Array([1, 2, 3]));
     await Deno.writeFile(`${dir}/labels`, labelsIdx.subarray(0, labelsIdx.length - 1));
-    await assertRejectsWith(() => readIdxLabels(`${dir}/labels`), `${dir}/labels: truncated`, "3 labels");
+    await assertRejectsWith(
+      () => readIdxLabels(`${dir}/labels`),
+      NinError,
+      `${dir}/labels: truncated`,
+      "3 labels",
+    );
     const gz = gzipSync(imagesIdx);
     await Deno.writeFile(`${dir}/cut.gz`, gz.subarray(0, gz.length - 30));
     await assertRejectsWith(
       () => readIdxImages(`${dir}/cut.gz`),
+      NinError,
       `${dir}/cut.gz: corrupt or truncated gzip data`,
     );
     await Deno.writeFile(`${dir}/long`, new Uint8Array([...labelsIdx, 7, 7]));
     await assertRejectsWith(
       () => readIdxLabels(`${dir}/long`),
+      NinError,
       `${dir}/long: 2 unexpected bytes after the 3 labels`,
     );
-    await assertRejectsWith(() => readIdxLabels(`${dir}/missing.gz`), `cannot read ${dir}/missing.gz`);
+    await assertRejectsWith(
+      () => readIdxLabels(`${dir}/missing.gz`),
+      NinError,
+      `cannot read ${dir}/missing.gz`,
+    );
   });
 });
 
@@ -103,12 +111,14 @@ Deno.test("IDX: wrong magic, not gzip and corrupt gzip are errors naming the fil
     await Deno.writeFile(`${dir}/labels.gz`, gzipSync(labelsIdx));
     await assertRejectsWith(
       () => readIdxImages(`${dir}/labels.gz`),
+      NinError,
       `${dir}/labels.gz: wrong magic number 2049, expected 2051 for an IDX image file`,
       "swapped?",
     );
     await Deno.writeFile(`${dir}/text.gz`, new TextEncoder().encode("<html>not found</html>"));
     await assertRejectsWith(
       () => readIdxLabels(`${dir}/text.gz`),
+      NinError,
       `${dir}/text.gz: wrong magic number`,
       "neither gzip nor an IDX file",
     );
@@ -118,6 +128,7 @@ Deno.test("IDX: wrong magic, not gzip and corrupt gzip are errors naming the fil
     await Deno.writeFile(`${dir}/corrupt.gz`, corrupt);
     await assertRejectsWith(
       () => readIdxImages(`${dir}/corrupt.gz`),
+      NinError,
       `${dir}/corrupt.gz: corrupt or truncated gzip data`,
     );
   });
@@ -129,16 +140,19 @@ Deno.test("IDX split: image/label count mismatch, bad labels and wrong image siz
     await Deno.writeFile(`${dir}/labels`, encodeIdxLabels(new Uint8Array([1, 2])));
     await assertRejectsWith(
       () => readIdxSplit(`${dir}/images`, `${dir}/labels`),
+      NinError,
       `${dir}/images has 3 images but ${dir}/labels has 2 labels; they must match`,
     );
     await Deno.writeFile(`${dir}/bad-labels`, encodeIdxLabels(new Uint8Array([1, 12, 3])));
     await assertRejectsWith(
       () => readIdxSplit(`${dir}/images`, `${dir}/bad-labels`),
+      NinError,
       `${dir}/bad-labels: label 12 at index 1 is not a class 0-9`,
     );
     await Deno.writeFile(`${dir}/small`, encodeIdxImages(randomImages(2, 5, 5, 6), 2, 5, 5));
     await assertRejectsWith(
       () => readIdxSplit(`${dir}/small`, `${dir}/labels`),
+      NinError,
       `${dir}/small: images are 5x5, Fashion-MNIST's are 28x28`,
     );
   });

@@ -92,8 +92,12 @@ gpuTest("SGD: hand-computed momentum steps, skipped parameters, FLOPs, zeroGrad"
   opt.step();
   assertClose(await p.value.toArray(), [-0.6875, -2], { atol: 0, rtol: 0 }, "no gradient, no update");
   assertEquals(opt.stepCount, 3, "stepCount");
+  // A new learning rate applies from the next step: g = 1 + 0.5 * w = [0.65625, 0];
+  // buf = 0.5 * [1.875, 0] + g = [1.59375, 0]; w = [-0.6875 - 0.25 * 1.59375, -2].
   opt.lr = 0.25;
-  assertEquals(opt.lr, 0.25, "lr can change between steps");
+  p.grad = Tensor.fromArray(gpu, [1, 1], [2]);
+  opt.step();
+  assertClose(await p.value.toArray(), [-1.0859375, -2], { atol: 0, rtol: 0 }, "step 4 with lr 0.25");
   assertThrows(() => (opt.lr = 0), NinError, "lr must be a positive finite number");
   opt.dispose();
   assertThrows(() => opt.step(), NinError, "after dispose");

@@ -66,12 +66,6 @@ gpuTest(
     );
     const logits2 = net.forward(resized);
     assertClose(await logits2.toArray(), expected, { atol: 1e-4, rtol: 0 }, "logits from the raw images");
-    // The trained model separates the inputs (a fixture at init would not test much).
-    if (Math.max(...expected) - Math.min(...expected) < 1) {
-      throw new Error(
-        "fixture logits are nearly constant",
-      );
-    }
     for (const t of [x, logits, resized, logits2]) t.dispose();
     net.dispose();
   },

@@ -2,6 +2,7 @@
 // during an epoch, a diverging loss, no WebGPU adapter and a device lost mid-run. Each must end in one
 // error line, keep the last complete checkpoint intact, and (where it makes sense) resume to exactly the
 // numbers of an uninterrupted run. Runs NiN at 67x67 (the smallest size it accepts) on 24 random images.
+import { deepStrictEqual } from "node:assert/strict";
 import { assertJsonEqual as assertEquals } from "./util.ts";
 import { assertTaskError, runTask, startTask, type TaskResult, taskTest, tinyDataDir } from "./subprocess.ts";
 import { readSafetensors, type SafetensorsFile, serializeSafetensors } from "../lib/safetensors.ts";
@@ -73,10 +74,11 @@ function assertSameOutcome(actual: Outcome, expected: Outcome, what: string): vo
     `${what}: tensor names`,
   );
   for (const [name, bytes] of expected.tensors) {
-    const other = actual.tensors.get(name)!;
-    if (other.length !== bytes.length || other.some((b, i) => b !== bytes[i])) {
-      throw new Error(`${what}: tensor ${name} differs from the uninterrupted run's`);
-    }
+    deepStrictEqual(
+      actual.tensors.get(name),
+      bytes,
+      `${what}: tensor ${name} differs from the uninterrupted run's`,
+    );
   }
   assertEquals(actual.state, expected.state, `${what}: run state`);
   assertEquals(actual.metrics, expected.metrics, `${what}: metrics lines`);
@@ -248,11 +250,7 @@ taskTest(
         throw new Error(`the error does not say the loss became non-finite:\n${result.stderr}`);
       }
       const after = await Deno.readFile(checkpoint);
-      assertEquals(
-        after.length === poisoned.length && after.every((b, i) => b === poisoned[i]),
-        true,
-        "the checkpoint of the last complete epoch is untouched",
-      );
+      deepStrictEqual(after, poisoned, "the checkpoint of the last complete epoch is untouched");
       assertEquals(result.stdout, "", "no epoch line for the diverged epoch");
       await assertEpochOneCheckpoint(dir, checkpoint);
     });

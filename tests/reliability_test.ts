@@ -1,8 +1,10 @@
 // API-level reliability: shape and label mismatches, state dicts that do not fit, batches too large for the
 // device, a lost device, no adapter, diverged parameters and hostile safetensors files. Every case must be a
 // NinError saying what is wrong, leave the parameters as they were and leak no GPU buffer.
+import { deepStrictEqual } from "node:assert/strict";
 import {
   assertJsonEqual as assertEquals,
+  assertRejectsWith,
   assertThrowsWith as assertThrows,
   gpuTest,
   Tensor,
@@ -26,32 +28,9 @@ import { ReLU } from "../lib/layers/relu.ts";
 import { Sequential } from "../lib/layers/sequential.ts";
 import { Random } from "../lib/random.ts";
 
-/** Asserts that `fn` rejects (or throws) a NinError containing every string of `parts`. */
-async function assertRejects(fn: () => unknown, ...parts: string[]): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
-    for (const part of parts) {
-      if (!e.message.includes(part)) throw new Error(`expected "${part}" in the message, got "${e.message}"`);
-    }
-    if (e.message.includes("\n")) throw new Error(`the message is not one line: ${e.message}`);
-    return e.message;
-  }
-  throw new Error(
-    `expected a NinError containing ${parts.map((p) => `"${p}"`).join(", ")}, nothing was thrown`,
-  );
-}
-
 /** Every parameter's values, to check a failed call changed nothing. */
 async function snapshot(net: Module): Promise<Float32Array[]> {
   return await Promise.all(net.parameters().map((p) => p.value.toArray()));
-}
-
-function assertSameSnapshot(actual: Float32Array[], expected: Float32Array[], what: string): void {
-  actual.forEach((a, i) => {
-    if (a.some((v, j) => !Object.is(v, expected[i][j]))) throw new Error(`${what}: parameter ${i} changed`);
-  });
 }
 
 /** A NiN-shaped network small enough to train in milliseconds (16x16 inputs, 10 classes). */
@@ -93,24 +72,29 @@ gpuTest("shape mismatches name the layer, the expected and the actual shape; not
     const x = Tensor.zeros(gpu, shape);
     for (const mode of [true, false]) {
       net.train(mode);
-      await assertRejects(() => net.forward(x), ...forwardParts);
+      await assertRejectsWith(() => net.forward(x), NinError, ...forwardParts);
     }
-    await assertRejects(() => trainStep(net, optimizer, x, [1, 2]), ...stepParts);
-    await assertRejects(() => evalStep(net, x, [1, 2]), ...stepParts);
+    await assertRejectsWith(() => trainStep(net, optimizer, x, [1, 2]), NinError, ...stepParts);
+    await assertRejectsWith(() => evalStep(net, x, [1, 2]), NinError, ...stepParts);
     x.dispose();
     assertEquals(gpu.memory.liveBuffers, live, `live buffers after the errors for ${JSON.stringify(shape)}`);
   }
   assertEquals(optimizer.stepCount, 0, "no step was taken");
-  assertSameSnapshot(await snapshot(net), before, "after shape errors");
+  deepStrictEqual(await snapshot(net), before, "after shape errors");
 
   // Mid-network mismatches: a Sequential names the offending layer; the API checks ranks too.
   const chain = new Sequential(new Conv2d(gpu, 1, 4, 3), new ReLU(gpu), new Conv2d(gpu, 8, 2, 3)).train();
   const x = Tensor.zeros(gpu, [1, 1, 8, 8]);
   const liveChain = gpu.memory.liveBuffers;
-  await assertRejects(() => chain.forward(x), "Conv2d(8, 2, k=3, s=1, p=0) expects 8 input channels, got 4");
+  await assertRejectsWith(
+    () => chain.forward(x),
+    NinError,
+    "Conv2d(8, 2, k=3, s=1, p=0) expects 8 input channels, got 4",
+  );
   assertEquals(gpu.memory.liveBuffers, liveChain, "a forward failing mid-way frees what ran before");
-  await assertRejects(
+  await assertRejectsWith(
     () => evalStep(chain, x, [0]),
+    NinError,
     "input [1, 1, 8, 8] does not fit layer 2 (Conv2d)",
     "expects 8 input channels, got 4",
   );
@@ -142,12 +126,16 @@ gpuTest("labels out of range or not one per image are errors; the step changes n
     [new Int32Array(4), "expected 3 labels (one per image), got 4"],
   ];
   for (const [labels, message] of cases) {
-    await assertRejects(() => trainStep(net, optimizer, images, labels, { microBatch: 2 }), message);
-    await assertRejects(() => evalStep(net, images, labels), message);
+    await assertRejectsWith(
+      () => trainStep(net, optimizer, images, labels, { microBatch: 2 }),
+      NinError,
+      message,
+    );
+    await assertRejectsWith(() => evalStep(net, images, labels), NinError, message);
   }
   assertEquals(gpu.memory.liveBuffers, live, "live buffers after label errors");
   assertEquals(optimizer.stepCount, 1, "no step was taken");
-  assertSameSnapshot(await snapshot(net), before, "after label errors");
+  deepStrictEqual(await snapshot(net), before, "after label errors");
   images.dispose();
   net.dispose();
   optimizer.dispose();
@@ -167,14 +155,15 @@ gpuTest(
     dict.delete("2.0.bias");
     dict.set("0.0.weight", { shape: [96, 1, 5, 5], data: new Float32Array(96 * 25) });
     dict.set("head.weight", { shape: [1], data: new Float32Array(1) });
-    await assertRejects(
+    await assertRejectsWith(
       () => net.loadStateDict(dict),
+      NinError,
       "state dict does not fit the model",
       "0.0.weight has shape [96, 1, 5, 5], expected [96, 1, 11, 11]",
       "missing 2.0.bias",
       "unexpected head.weight",
     );
-    assertSameSnapshot(await snapshot(net), before, "after a rejected state dict");
+    deepStrictEqual(await snapshot(net), before, "after a rejected state dict");
 
     // A checkpoint of a different configuration (one 1x1 convolution per block) into the default model.
     const dir = await Deno.makeTempDir({ prefix: "nin_reliability_" });
@@ -187,12 +176,13 @@ gpuTest(
       });
       const checkpoint = await loadCheckpoint(`${dir}/other.safetensors`);
       const optimizer = new SGD(net.parameters(), { lr: 0.1, momentum: 0.9 });
-      await assertRejects(
+      await assertRejectsWith(
         () => restoreCheckpoint(checkpoint, net, optimizer),
+        NinError,
         "state dict does not fit the model: missing 0.4.weight; missing 0.4.bias; missing 2.4.weight",
       );
       assertEquals(optimizer.stepCount, 0, "the optimizer state was not restored either");
-      assertSameSnapshot(await snapshot(net), before, "after a checkpoint of another model");
+      deepStrictEqual(await snapshot(net), before, "after a checkpoint of another model");
       other.dispose();
       otherOptimizer.dispose();
       optimizer.dispose();
@@ -210,8 +200,9 @@ gpuTest(
     // One sample at 224x224: layer 0.0's output, 96 x 54 x 54 floats = 1.07 MiB, is the largest tensor.
     const oneMiB = 2 ** 20;
     const input = [128, 1, 224, 224];
-    await assertRejects(
+    await assertRejectsWith(
       () => microBatchSize(layerShapes(net, input, true), input, oneMiB),
+      NinError,
       "one sample of shape [1, 224, 224] is too large for this device",
       "layer 0.0 needs 1.1 MiB per sample but a binding holds at most 1.0 MiB",
       "use a smaller --resize",
@@ -230,8 +221,9 @@ gpuTest(
     const live = gpu.memory.liveBuffers;
     Object.defineProperty(gpu, "limits", { value: small, configurable: true });
     try {
-      await assertRejects(
+      await assertRejectsWith(
         () => trainStep(net, optimizer, images, [0, 1]),
+        NinError,
         "layer 0.0 needs 1.1 MiB per sample",
       );
     } finally {
@@ -263,14 +255,20 @@ Deno.test({
       const good = await Deno.readFile(`${dir}/good.safetensors`);
 
       gpu.device.destroy(); // what a driver reset or a removed GPU looks like to WebGPU
-      await assertRejects(() => trainStep(net, optimizer, images, [1, 2]), "the GPU device was lost");
-      await assertRejects(() => evalStep(net, images, [1, 2]), "the GPU device was lost");
-      await assertRejects(
+      await assertRejectsWith(
+        () => trainStep(net, optimizer, images, [1, 2]),
+        NinError,
+        "the GPU device was lost",
+      );
+      await assertRejectsWith(() => evalStep(net, images, [1, 2]), NinError, "the GPU device was lost");
+      await assertRejectsWith(
         () => saveCheckpoint(net, `${dir}/good.safetensors`, { optimizer, state }),
+        NinError,
         "GPU device",
       );
-      await assertRejects(
+      await assertRejectsWith(
         () => saveCheckpoint(net, `${dir}/new.safetensors`, { optimizer, state }),
+        NinError,
         "GPU device",
       );
       assertEquals(
@@ -279,11 +277,7 @@ Deno.test({
         "files after the loss",
       );
       const after = await Deno.readFile(`${dir}/good.safetensors`);
-      assertEquals(
-        after.every((b, i) => b === good[i]) && after.length === good.length,
-        true,
-        "checkpoint intact",
-      );
+      deepStrictEqual(after, good, "checkpoint intact");
     } finally {
       gpu.destroy();
       await Deno.remove(dir, { recursive: true });
@@ -298,12 +292,13 @@ Deno.test("no WebGPU adapter, or no WebGPU at all, is a NinError saying so", asy
       value: { requestAdapter: () => Promise.resolve(null) },
       configurable: true,
     });
-    await assertRejects(
+    await assertRejectsWith(
       () => requestGpu(),
+      NinError,
       "no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn",
     );
     Object.defineProperty(navigator, "gpu", { value: undefined, configurable: true });
-    await assertRejects(() => requestGpu(), "this Deno has no WebGPU (navigator.gpu)");
+    await assertRejectsWith(() => requestGpu(), NinError, "this Deno has no WebGPU (navigator.gpu)");
   } finally {
     if (own) Object.defineProperty(navigator, "gpu", own);
     else delete (navigator as { gpu?: unknown }).gpu;
@@ -324,18 +319,15 @@ gpuTest(
       for (const bad of [NaN, Infinity]) {
         const bias = net.namedParameters().find(([name]) => name === "3.2.bias")![1];
         gpu.write(bias.value.buffer, new Float32Array(bias.value.size).fill(bad));
-        await assertRejects(
+        await assertRejectsWith(
           () => saveCheckpoint(net, path, { optimizer, state: { ...state, epoch: 2 } }),
+          NinError,
           `not saving ${path}: 3.2.bias holds NaN or infinite values`,
           "the file keeps its previous contents",
         );
       }
       const after = await Deno.readFile(path);
-      assertEquals(
-        after.length === good.length && after.every((b, i) => b === good[i]),
-        true,
-        "file unchanged",
-      );
+      deepStrictEqual(after, good, "file unchanged");
       assertEquals([...Deno.readDirSync(dir)].length, 1, "no temporary file left");
       net.dispose();
       optimizer.dispose();

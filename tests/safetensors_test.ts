@@ -11,7 +11,8 @@ import {
 import { checkWritable } from "../lib/data/atomic_write.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
-import { assertJsonEqual, assertThrowsWith, gpuTest, Tensor } from "./util.ts";
+import { deepStrictEqual, ok } from "node:assert/strict";
+import { assertJsonEqual, assertRejectsWith, assertThrowsWith, gpuTest, Tensor } from "./util.ts";
 
 const encoder = new TextEncoder();
 
@@ -27,38 +28,6 @@ function handBuilt(header: string, data: number[] | Uint8Array = []): Uint8Array
 
 function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);
-}
-
-function assertBytesEqual(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  const n = Math.max(actual.length, expected.length);
-  for (let i = 0; i < n; i++) {
-    if (actual[i] !== expected[i]) {
-      throw new Error(
-        `${what}: byte ${i} is ${actual[i]}, expected ${
-          expected[i]
-        } (lengths ${actual.length}, ${expected.length})`,
-      );
-    }
-  }
-}
-
-/** Same names, dtypes, shapes and values (NaN equal to NaN, -0 distinct from 0). */
-function assertTensorsEqual(actual: Map<string, HostTensor>, expected: Map<string, HostTensor>): void {
-  assertJsonEqual([...actual.keys()].sort(), [...expected.keys()].sort(), "tensor names");
-  for (const [name, e] of expected) {
-    const a = actual.get(name)!;
-    if (a.dtype !== e.dtype) throw new Error(`${name}: dtype ${a.dtype}, expected ${e.dtype}`);
-    assertJsonEqual(a.shape, e.shape, `${name} shape`);
-    if (a.data.constructor !== e.data.constructor) {
-      throw new Error(`${name}: ${a.data.constructor.name}, expected ${e.data.constructor.name}`);
-    }
-    if (a.data.length !== e.data.length) throw new Error(`${name}: ${a.data.length} values`);
-    for (let i = 0; i < e.data.length; i++) {
-      if (!Object.is(a.data[i], e.data[i])) {
-        throw new Error(`${name}[${i}] = ${a.data[i]}, expected ${e.data[i]}`);
-      }
-    }
-  }
 }
 
 function allDtypes(): Map<string, HostTensor> {
@@ -89,13 +58,13 @@ Deno.test("safetensors round trip: every dtype, scalars, empty tensors, metadata
   };
   const bytes = serializeSafetensors(tensors, metadata);
   const parsed = parseSafetensors(bytes);
-  assertTensorsEqual(parsed.tensors, tensors);
+  deepStrictEqual(parsed.tensors, tensors);
   assertJsonEqual(Object.entries(parsed.metadata).sort(), Object.entries(metadata).sort(), "metadata");
   if (Object.getPrototypeOf(parsed.metadata) !== Object.prototype) {
     throw new Error("metadata prototype changed");
   }
   // Writing what was read gives the same bytes.
-  assertBytesEqual(serializeSafetensors(parsed.tensors, parsed.metadata), bytes, "re-serialized");
+  deepStrictEqual(serializeSafetensors(parsed.tensors, parsed.metadata), bytes, "re-serialized");
   // No metadata at all, and an empty file.
   assertJsonEqual(parseSafetensors(serializeSafetensors(tensors)).metadata, {}, "no metadata");
   assertJsonEqual(parseSafetensors(serializeSafetensors(new Map())).tensors.size, 0, "no tensors");
@@ -105,7 +74,7 @@ Deno.test("safetensors layout is the reference implementation's, byte for byte",
   // One F32 tensor [1, 2, 3]: a 64-byte header needs no padding.
   const header = '{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}';
   const data = f32Bytes([0, 1, 2, 3, 4, 5]);
-  assertBytesEqual(
+  deepStrictEqual(
     serializeSafetensors(
       new Map([["attn.0", { dtype: "F32", shape: [1, 2, 3], data: new Float32Array(data.buffer) }]]),
     ),
@@ -114,7 +83,7 @@ Deno.test("safetensors layout is the reference implementation's, byte for byte",
   );
   // A 65-byte header is padded with 7 spaces so the data starts 8-byte aligned.
   const header4d = '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}';
-  assertBytesEqual(
+  deepStrictEqual(
     serializeSafetensors(
       new Map([["attn0", { dtype: "F32", shape: [1, 1, 2, 3], data: new Float32Array(data.buffer) }]]),
     ),
@@ -122,8 +91,8 @@ Deno.test("safetensors layout is the reference implementation's, byte for byte",
     "padded header",
   );
   // Nothing: "{}" and 6 spaces; metadata only: padded to 40.
-  assertBytesEqual(serializeSafetensors(new Map()), handBuilt("{}      "), "empty");
-  assertBytesEqual(
+  deepStrictEqual(serializeSafetensors(new Map()), handBuilt("{}      "), "empty");
+  deepStrictEqual(
     serializeSafetensors(new Map(), { framework: "pt" }),
     handBuilt('{"__metadata__":{"framework":"pt"}}     '),
     "metadata only",
@@ -155,7 +124,7 @@ Deno.test("safetensors layout is the reference implementation's, byte for byte",
     3,
   ];
   const padding = " ".repeat((8 - mixedHeader.length % 8) % 8);
-  assertBytesEqual(
+  deepStrictEqual(
     serializeSafetensors(mixed, { b: "2", a: "1" }),
     handBuilt(mixedHeader + padding, mixedData),
     "mixed dtypes",
@@ -174,7 +143,7 @@ Deno.test("safetensors reads the PyTorch-side fixtures and writes them back loss
   const images = file.tensors.get("images_u8")!;
   assertJsonEqual([images.dtype, images.shape], ["U8", [4, 28, 28]], "images");
   if (!file.metadata.torch) throw new Error("the fixture's metadata lost its torch version");
-  assertTensorsEqual(
+  deepStrictEqual(
     parseSafetensors(serializeSafetensors(file.tensors, file.metadata)).tensors,
     file.tensors,
   );
@@ -184,22 +153,13 @@ Deno.test("safetensors reads the PyTorch-side fixtures and writes them back loss
   assertJsonEqual(weights.get("7.4.bias")!.shape, [10], "7.4.bias");
 });
 
-/** Asserts parsing `bytes` throws a NinError containing every one of `parts`. */
+/** Asserts parsing `bytes` as bad.safetensors throws a NinError naming the file, with every one of `parts`. */
 function rejects(bytes: Uint8Array, ...parts: string[]): void {
-  try {
-    parseSafetensors(bytes, "bad.safetensors");
-  } catch (e) {
-    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
-    if (!e.message.startsWith("bad.safetensors: not a valid safetensors file: ")) {
-      throw new Error(`message does not name the file: ${e.message}`);
-    }
-    for (const part of parts) {
-      if (!e.message.includes(part)) throw new Error(`expected "${part}" in: ${e.message}`);
-    }
-    if (e.message.includes("\n")) throw new Error(`message is not one line: ${e.message}`);
-    return;
-  }
-  throw new Error(`accepted an invalid file (expected: ${parts.join(", ")})`);
+  const { message } = assertThrowsWith(() => parseSafetensors(bytes, "bad.safetensors"), NinError, ...parts);
+  ok(
+    message.startsWith("bad.safetensors: not a valid safetensors file: "),
+    `does not name the file: ${message}`,
+  );
 }
 
 /** A header with one entry `x` whose fields are given as JSON text, and `dataBytes` zero bytes of data. */
@@ -286,14 +246,13 @@ Deno.test("safetensors rejects broken files, naming the file and listing what is
 Deno.test("safetensors never loads part of a file: every truncation and random corruption is rejected or parsed whole", () => {
   const good = serializeSafetensors(allDtypes(), { epoch: "1" });
   for (let length = 0; length < good.length; length++) {
-    let parsed = false;
-    try {
-      parseSafetensors(good.subarray(0, length));
-      parsed = true;
-    } catch (e) {
-      if (!(e instanceof NinError)) throw new Error(`truncated to ${length}: ${e}`);
-    }
-    if (parsed) throw new Error(`a file truncated to ${length} of ${good.length} bytes was accepted`);
+    // The file name carries the length into the message.
+    const name = `cut to ${length} of ${good.length} bytes`;
+    assertThrowsWith(
+      () => parseSafetensors(good.subarray(0, length), name),
+      NinError,
+      `${name}: not a valid`,
+    );
   }
   // A mixed file where one tensor is fine and another is not: nothing comes back.
   assertThrowsWith(
@@ -367,49 +326,42 @@ function listDir(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 }
 
-async function assertRejectsWith(fn: () => Promise<unknown>, includes: string): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
-    if (!e.message.includes(includes)) throw new Error(`expected "${includes}" in: ${e.message}`);
-    return;
-  }
-  throw new Error(`expected a NinError containing "${includes}", nothing was thrown`);
-}
-
 Deno.test("saveSafetensors writes atomically and a failed save leaves the old file intact", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/model.safetensors`;
     await saveSafetensors(path, allDtypes(), { epoch: "1" });
     const first = await Deno.readFile(path);
-    assertTensorsEqual(await loadSafetensors(path), allDtypes());
+    deepStrictEqual(await loadSafetensors(path), allDtypes());
     assertJsonEqual((await readSafetensors(path)).metadata, { epoch: "1" }, "metadata");
 
     const bad = new Map<string, HostTensor>([["w", { dtype: "F32", shape: [4], data: new Float32Array(3) }]]);
     await assertRejectsWith(
       () => saveSafetensors(path, bad),
+      NinError,
       `${path}: cannot write safetensors: tensor "w"`,
     );
-    assertBytesEqual(await Deno.readFile(path), first, "file after a failed save");
+    deepStrictEqual(await Deno.readFile(path), first, "file after a failed save");
     assertJsonEqual(listDir(dir), ["model.safetensors"], "directory after a failed save");
 
     await assertRejectsWith(
       () => saveSafetensors(`${dir}/missing/model.safetensors`, allDtypes()),
+      NinError,
       `cannot write ${dir}/missing/model.safetensors`,
     );
-    await assertRejectsWith(() => loadSafetensors(`${dir}/nope.safetensors`), "no such file");
+    await assertRejectsWith(() => loadSafetensors(`${dir}/nope.safetensors`), NinError, "no such file");
     // The check a task runs before a long job: fine here, an error for a missing directory, no leftovers.
     await checkWritable(`${dir}/later.safetensors`);
     await assertRejectsWith(
       () => checkWritable(`${dir}/missing/later.safetensors`),
+      NinError,
       `cannot write ${dir}/missing/later.safetensors: the file or its directory does not exist`,
     );
     assertJsonEqual(listDir(dir), ["model.safetensors"], "directory after checkWritable");
     await Deno.writeFile(`${dir}/cut.safetensors`, first.subarray(0, first.length - 1));
     await assertRejectsWith(
       () => loadSafetensors(`${dir}/cut.safetensors`),
+      NinError,
       `${dir}/cut.safetensors: not a valid safetensors file:`,
     );
   } finally {
@@ -424,7 +376,7 @@ gpuTest("saveSafetensors downloads GPU tensors as F32", async (gpu) => {
     const path = `${dir}/gpu.safetensors`;
     await saveSafetensors(path, new Map<string, Tensor | HostTensor>([["w", weight]]));
     weight.dispose();
-    assertTensorsEqual(
+    deepStrictEqual(
       await loadSafetensors(path),
       new Map([["w", { dtype: "F32", shape: [2, 3], data: new Float32Array([1, -2, 3.5, 4, 5, 6]) }]]),
     );

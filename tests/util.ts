@@ -71,34 +71,58 @@ export function assertJsonEqual(actual: unknown, expected: unknown, what = "valu
   if (a !== e) throw new Error(`${what}: got ${a}, expected ${e}`);
 }
 
-/** Asserts `fn` throws an error of class `type` whose message contains `includes`. */
-export function assertThrowsWith(
+/** An error class, e.g. `NinError`. */
+type ErrorClass<E extends Error> = abstract new (...args: never[]) => E;
+
+/** Checks a caught value: of class `type`, a one-line message for a NinError, and every one of `parts` in it. */
+function checkError<E extends Error>(e: unknown, type: ErrorClass<E>, parts: string[]): E {
+  if (!(e instanceof type)) throw new Error(`expected a ${type.name}, got ${e}`);
+  for (const part of parts) {
+    if (!e.message.includes(part)) throw new Error(`expected "${part}" in the message, got "${e.message}"`);
+  }
+  // A NinError is what a task prints as its one `error: ...` line.
+  if (e instanceof NinError && e.message.includes("\n")) {
+    throw new Error(`the message is not one line: ${e.message}`);
+  }
+  return e;
+}
+
+function nothingThrown(type: ErrorClass<Error>, parts: string[]): Error {
+  return new Error(
+    `expected a ${type.name} containing ${parts.map((p) => `"${p}"`).join(", ")}, nothing was thrown`,
+  );
+}
+
+/**
+ * Asserts `fn` throws an error of class `type` (a NinError's message one line) whose message contains
+ * every one of `parts`; returns the error.
+ */
+export function assertThrowsWith<E extends Error>(
   fn: () => unknown,
-  type: abstract new (...args: never[]) => Error,
-  includes: string,
-): void {
+  type: ErrorClass<E>,
+  ...parts: string[]
+): E {
   try {
     fn();
   } catch (e) {
-    if (!(e instanceof type)) throw new Error(`expected a ${type.name}, got ${e}`);
-    if (!e.message.includes(includes)) {
-      throw new Error(`expected the message to contain "${includes}", got "${e.message}"`);
-    }
-    return;
+    return checkError(e, type, parts);
   }
-  throw new Error(`expected a ${type.name} containing "${includes}", nothing was thrown`);
+  throw nothingThrown(type, parts);
 }
 
-/** Awaits `fn` and asserts it rejects with a NinError whose message contains every one of `parts`. */
-export async function assertRejectsWith(fn: () => Promise<unknown>, ...parts: string[]): Promise<void> {
+/**
+ * Awaits `fn` and asserts it rejects (or throws) an error of class `type` (a NinError's message one line)
+ * whose message contains every one of `parts`; returns the error.
+ */
+export async function assertRejectsWith<E extends Error>(
+  fn: () => unknown,
+  type: ErrorClass<E>,
+  ...parts: string[]
+): Promise<E> {
   try {
     await fn();
   } catch (e) {
-    if (!(e instanceof NinError)) throw new Error(`expected a NinError, got ${e}`);
-    for (const part of parts) {
-      if (!e.message.includes(part)) throw new Error(`expected "${part}" in: ${e.message}`);
-    }
-    return;
+    return checkError(e, type, parts);
   }
-  throw new Error(`expected a NinError containing ${parts.join(", ")}, nothing was thrown`);
+  throw nothingThrown(type, parts);
 }
