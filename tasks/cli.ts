@@ -44,6 +44,16 @@ export const GPU_FLAG = {
   help: "WebGPU engine: deno (built-in wgpu) or dawn (npm:webgpu)",
 } as const satisfies FlagSpec;
 
+/**
+ * The `--kernels` flag every task takes: the kernel family, passed to `requestGpu` (absent: `NIN_KERNELS`,
+ * else `auto`).
+ */
+export const KERNELS_FLAG = {
+  type: "string",
+  choices: ["auto", "software", "gpu"],
+  help: "kernel family: software (for CPU adapters), gpu, or auto (by adapter; default $NIN_KERNELS or auto)",
+} as const satisfies FlagSpec;
+
 /** Help text for a task. */
 export function helpText(usage: string, summary: string, specs: Record<string, FlagSpec>): string {
   const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];

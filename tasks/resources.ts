@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
-import type { Engine, Gpu } from "../lib/gpu/device.ts";
+import { checkFlag, GPU_FLAG, KERNELS_FLAG, parseFlags, runTask } from "./cli.ts";
+import type { Engine, Gpu, KernelChoice } from "../lib/gpu/device.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 import {
   analyzeResources,
@@ -39,6 +39,7 @@ const FLAGS = {
   "compare": { type: "boolean", help: "the chapter's model next to its 1- and 0-1x1-conv variants" },
   "json": { type: "boolean", help: "print one JSON object instead of text" },
   "gpu": GPU_FLAG,
+  "kernels": KERNELS_FLAG,
 } as const;
 
 /** FLOPs a software adapter (llvmpipe: about 3 GFLOP/s) gets through in about 5 s. */
@@ -357,9 +358,12 @@ if (import.meta.main) {
     if (!flags) return;
     let gpu: Gpu | null = null;
     if (!flags["no-measure"]) {
-      const { requestGpu } = await import("../lib/gpu.ts");
+      const { requestGpu } = await import("../lib/gpu/device.ts");
       try {
-        gpu = await requestGpu({ engine: flags.gpu as Engine });
+        gpu = await requestGpu({
+          engine: flags.gpu as Engine,
+          kernels: flags.kernels as KernelChoice | undefined,
+        });
       } catch (e) {
         if (e instanceof NinError) throw new NinError(`${e.message} (or pass --no-measure)`);
         throw e;
@@ -367,7 +371,7 @@ if (import.meta.main) {
     }
     const maxBindingBytes = flags["max-binding-bytes"] ?? gpu?.limits.maxStorageBufferBindingSize ??
       DEFAULT_MAX_BINDING_BYTES;
-    const device = gpu ? `${gpu.adapterName}${gpu.isSoftware ? " (software adapter)" : ""}` : null;
+    const device = gpu ? gpu.describe() : null;
     const variants = flags.compare ? [2, 1, 0] : [flags["one-by-one-convs"]];
     const runs: Run[] = [];
     let single: Resources | null = null;

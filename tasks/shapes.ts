@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
+import { checkFlag, GPU_FLAG, KERNELS_FLAG, parseFlags, runTask } from "./cli.ts";
+import { type KernelChoice, requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
@@ -17,6 +17,7 @@ const FLAGS = {
   "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
   "leaf": { type: "boolean", help: "print every leaf layer with its PyTorch index" },
   "gpu": GPU_FLAG,
+  "kernels": KERNELS_FLAG,
 } as const;
 
 if (import.meta.main) {
@@ -29,7 +30,10 @@ if (import.meta.main) {
     );
     if (!flags) return;
     const inputShape = [flags["batch-size"], 1, flags.resize, flags.resize];
-    const gpu = await requestGpu({ engine: flags.gpu as "deno" | "dawn" });
+    const gpu = await requestGpu({
+      engine: flags.gpu as "deno" | "dawn",
+      kernels: flags.kernels as KernelChoice | undefined,
+    });
     const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();
     // Checked analytically first so a too-small input fails before any GPU work.
     const rows = checkFlag("--resize", flags.resize, () => layerShapes(net, inputShape, flags.leaf));

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { checkFlag, GPU_FLAG, parseFlags, runTask } from "./cli.ts";
+import { checkFlag, GPU_FLAG, KERNELS_FLAG, parseFlags, runTask } from "./cli.ts";
 import { type Checkpoint, loadCheckpoint, restoreCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, fit } from "../lib/fit.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
+import { type KernelChoice, requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { lineChartSvg } from "../lib/svg_plot.ts";
@@ -36,6 +36,7 @@ const FLAGS = {
   "plot": { type: "string", help: "write loss/train acc/test acc per epoch as an SVG chart" },
   "metrics": { type: "string", help: "append one JSON line per epoch to this file" },
   "gpu": GPU_FLAG,
+  "kernels": KERNELS_FLAG,
 } as const;
 
 /** Flags that define the run; a resumed run takes them from the checkpoint. */
@@ -78,7 +79,10 @@ if (import.meta.main) {
     for (const path of [str("checkpoint"), str("plot"), str("metrics")]) {
       if (path) await checkWritable(path);
     }
-    const gpu = await requestGpu({ engine: parsed.gpu as "deno" | "dawn" });
+    const gpu = await requestGpu({
+      engine: parsed.gpu as "deno" | "dawn",
+      kernels: parsed.kernels as KernelChoice | undefined,
+    });
     const net = nin(gpu, {
       dropout: num("dropout"),
       oneByOneConvs: num("one-by-one-convs"),
@@ -104,7 +108,7 @@ if (import.meta.main) {
       onProgress: (message) => console.error(message),
     });
     console.error(`data: ${data.source.split("; ")[0]}`);
-    console.error(`device: ${gpu.adapterName} (${gpu.engine}${gpu.isSoftware ? ", software adapter" : ""})`);
+    console.error(`device: ${gpu.describe()}`);
 
     let interrupted = false;
     const onSigint = () => interrupted = true;
