@@ -6,7 +6,13 @@
  * @module
  */
 import { checkFlag, GPU_FLAG, KERNELS_FLAG, parseFlags, runTask } from "./cli.ts";
-import { type DispatchRecord, type Gpu, type KernelChoice, requestGpu } from "../lib/gpu/device.ts";
+import {
+  type DispatchRecord,
+  type Gpu,
+  type KernelChoice,
+  kernelChoice,
+  requestGpu,
+} from "../lib/gpu/device.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
@@ -137,7 +143,10 @@ if (import.meta.main) {
     const batch = flags["batch-size"], size = flags.resize;
     const kernels = flags.kernels as KernelChoice | undefined;
     if (flags.plan) {
-      const counting = countingGpu({ kernels, maxStorageBufferBindingSize: PLAN_BINDING_BYTES });
+      const counting = countingGpu({
+        kernels: kernelChoice(kernels),
+        maxStorageBufferBindingSize: PLAN_BINDING_BYTES,
+      });
       const p = await plan(counting, batch, size, flags["micro-batch"]);
       if (flags.json) return console.log(JSON.stringify(p));
       log(
