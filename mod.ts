@@ -21,6 +21,8 @@ export {
   Gpu,
   type GpuOptions,
   type Kernel,
+  type KernelChoice,
+  type KernelFamily,
   type MemoryStats,
   requestGpu,
 } from "./lib/gpu/device.ts";
