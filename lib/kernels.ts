@@ -6,9 +6,10 @@
  */
 import type { Gpu } from "./gpu/device.ts";
 import type { ConvPasses } from "./layers/conv2d_passes.ts";
+import { GPU_CONV } from "./layers/conv2d_gpu.ts";
 import { SOFTWARE_CONV } from "./layers/conv2d_software.ts";
 
 /** The Conv2d passes of the device's kernel family. */
 export function convPasses(gpu: Gpu): ConvPasses {
-  return gpu.kernels === "software" ? SOFTWARE_CONV : SOFTWARE_CONV;
+  return gpu.kernels === "gpu" ? GPU_CONV : SOFTWARE_CONV;
 }

@@ -1,11 +1,13 @@
 /**
  * `deno task bench`: NiN training and inference examples/sec, per-kernel GPU time and GFLOP/s, and a WGSL
- * matmul roofline measured on the same adapter in the same run.
+ * matmul roofline measured on the same adapter in the same run. With `--plan`, the launch plan instead: every
+ * dispatch of one training step, traced on the counting device (no adapter, no kernel runs).
  *
  * @module
  */
-import { parseFlags, pickFlags, runTask } from "./cli.ts";
-import { type DispatchRecord, requestGpu } from "../lib/gpu/device.ts";
+import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
+import { type DispatchRecord, type Gpu, kernelChoice, requestGpu } from "../lib/gpu/device.ts";
+import { countingGpu } from "../lib/gpu/counting.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
@@ -14,9 +16,74 @@ import { Tensor } from "../lib/tensor.ts";
 import { trainStep } from "../lib/train.ts";
 
 const FLAGS = pickFlags(
-  ["resize", "batch-size", "steps", "warmup", "roofline-size", "micro-batch", "json", "gpu"],
+  [
+    "resize",
+    "batch-size",
+    "steps",
+    "warmup",
+    "roofline-size",
+    "micro-batch",
+    "json",
+    "plan",
+    "gpu",
+    "kernels",
+  ],
   { resize: 96, "batch-size": 16 },
 );
+
+/** The launch rule the plan reports against: dispatches big enough to fill a large GPU (132 SMs x 4). */
+const RULE = { minWorkgroups: 528, minWorkgroupSize: 64 };
+
+/**
+ * The binding limit the plan assumes: a large GPU's (an H200 binds about 4 GiB), so the batch runs as one
+ * micro-batch unless `--micro-batch` splits it.
+ */
+const PLAN_BINDING_BYTES = 4 * 2 ** 30;
+
+/** One dispatch of the plan. */
+interface PlannedDispatch {
+  kernel: string;
+  workgroups: number;
+  workgroup_size: number;
+  flops: number;
+}
+
+/** Traces one training step of NiN on a counting device: every dispatch, with the share meeting {@link RULE}. */
+async function plan(gpu: Gpu, batch: number, size: number, microBatch: number | undefined) {
+  const net = nin(gpu, { seed: 0 });
+  checkFlag("--resize", size, () => layerShapes(net, [batch, 1, size, size]));
+  const opt = new SGD(net.parameters(), { lr: 0.01 });
+  const images = Tensor.zeros(gpu, [batch, 1, size, size]);
+  let micro = 0;
+  const records = await gpu.trace(async () => {
+    micro = (await trainStep(net, opt, images, new Int32Array(batch), { microBatch })).microBatch;
+  });
+  images.dispose();
+  opt.dispose();
+  net.dispose();
+  const dispatches: PlannedDispatch[] = records.map((r) => ({
+    kernel: r.kernel,
+    workgroups: r.workgroups,
+    workgroup_size: r.workgroupSize,
+    flops: r.flops,
+  }));
+  const meets = (d: PlannedDispatch) =>
+    d.workgroups >= RULE.minWorkgroups && d.workgroup_size >= RULE.minWorkgroupSize;
+  const totalFlops = dispatches.reduce((s, d) => s + d.flops, 0);
+  const meetingFlops = dispatches.filter(meets).reduce((s, d) => s + d.flops, 0);
+  return {
+    device: gpu.describe(),
+    kernel_family: gpu.kernels,
+    resize: size,
+    batch_size: batch,
+    micro_batch: micro,
+    total_flops: totalFlops,
+    rule: { min_workgroups: RULE.minWorkgroups, min_workgroup_size: RULE.minWorkgroupSize },
+    flops_share_meeting_rule: totalFlops > 0 ? meetingFlops / totalFlops : 1,
+    dispatches_meeting_rule: dispatches.filter(meets).length,
+    dispatches,
+  };
+}
 
 /** Per-kernel totals over one profiled step. */
 interface KernelFigure {
@@ -69,10 +136,35 @@ if (import.meta.main) {
     const flags = parsed.values;
     const log = (line: string) => flags.json ? undefined : console.log(line);
     const batch = flags["batch-size"], size = flags.resize;
-    const gpu = await requestGpu({ engine: flags.gpu });
+    const kernels = flags.kernels;
+    if (flags.plan) {
+      const counting = countingGpu({
+        kernels: kernelChoice(kernels),
+        maxStorageBufferBindingSize: PLAN_BINDING_BYTES,
+      });
+      const p = await plan(counting, batch, size, flags["micro-batch"]);
+      if (flags.json) return console.log(JSON.stringify(p));
+      log(
+        `plan: one training step, ${p.kernel_family} kernels, batch ${batch} (micro-batch ${p.micro_batch}), ${size}x${size}`,
+      );
+      log("kernel".padEnd(32) + "workgroups".padStart(12) + "size".padStart(6) + "GFLOP".padStart(10));
+      for (const d of p.dispatches) {
+        log(
+          d.kernel.padEnd(32) + String(d.workgroups).padStart(12) + String(d.workgroup_size).padStart(6) +
+            (d.flops / 1e9).toFixed(3).padStart(10),
+        );
+      }
+      log(
+        `${p.dispatches.length} dispatches, ${(p.total_flops / 1e9).toFixed(1)} GFLOP; ` +
+          `${(100 * p.flops_share_meeting_rule).toFixed(2)}% of the FLOPs in dispatches of >= ` +
+          `${RULE.minWorkgroups} workgroups of >= ${RULE.minWorkgroupSize} invocations`,
+      );
+      return;
+    }
+    const gpu = await requestGpu({ engine: flags.gpu, kernels });
     const net = nin(gpu, { seed: 0 });
-    layerShapes(net, [batch, 1, size, size]);
-    log(`device: ${gpu.adapterName} (${gpu.engine}${gpu.isSoftware ? ", software adapter" : ""})`);
+    checkFlag("--resize", size, () => layerShapes(net, [batch, 1, size, size]));
+    log(`device: ${gpu.describe()}`);
     const roofline = await measureRoofline(gpu, flags["roofline-size"]);
     log(`roofline: ${roofline.gflops.toFixed(1)} GFLOP/s (WGSL matmul ${roofline.size}^3, register-blocked)`);
 
@@ -133,6 +225,7 @@ if (import.meta.main) {
       console.log(JSON.stringify({
         device: gpu.adapterName,
         engine: gpu.engine,
+        kernel_family: gpu.kernels,
         resize: size,
         batch_size: batch,
         train_examples_per_s: batch / trainSeconds,

@@ -101,6 +101,16 @@ export const FLAG_SPECS = {
     choices: ["deno", "dawn"],
     help: "WebGPU engine: deno (built-in wgpu) or dawn (npm:webgpu)",
   },
+  "kernels": {
+    type: "string",
+    choices: ["auto", "software", "gpu"],
+    help:
+      "kernel family: software (for CPU adapters), gpu, or auto (by adapter; default $NIN_KERNELS or auto)",
+  },
+  "plan": {
+    type: "boolean",
+    help: "print the dispatches of one training step instead (counting device: no adapter, nothing runs)",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The name of a flag in {@link FLAG_SPECS}. */

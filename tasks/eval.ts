@@ -16,7 +16,17 @@ import type { HostTensor } from "../lib/safetensors.ts";
 import { Progress } from "./progress.ts";
 
 const FLAGS = pickFlags(
-  ["checkpoint", "resize", "one-by-one-convs", "batch-size", "limit-test", "data-dir", "offline", "gpu"],
+  [
+    "checkpoint",
+    "resize",
+    "one-by-one-convs",
+    "batch-size",
+    "limit-test",
+    "data-dir",
+    "offline",
+    "gpu",
+    "kernels",
+  ],
   // Resize and 1x1 convs come from the checkpoint unless given.
   { resize: undefined, "one-by-one-convs": undefined },
 );
@@ -47,7 +57,7 @@ if (import.meta.main) {
       : "assumed: the file is a plain state dict without a training size; pass --resize if it was trained at another";
     const oneByOneConvs = flags["one-by-one-convs"] ?? savedConvs ?? convsFromNames(checkpoint.model) ?? 2;
     console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
-    const gpu = await requestGpu({ engine: flags.gpu });
+    const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
     const net = nin(gpu, { oneByOneConvs });
     try {
       net.loadStateDict(checkpoint.model);
@@ -82,6 +92,7 @@ if (import.meta.main) {
         gpu.isSoftware ? " (on a software adapter the first batch can take a minute)" : ""
       }...`,
     );
+    console.error(`device: ${gpu.describe()}`);
     const labels: number[] = [];
     const predictions: number[] = [];
     let batch = 0;

@@ -34,6 +34,7 @@ const FLAGS = pickFlags([
   "compare",
   "json",
   "gpu",
+  "kernels",
 ]);
 
 /** FLOPs a software adapter (llvmpipe: about 3 GFLOP/s) gets through in about 5 s. */
@@ -288,7 +289,7 @@ if (import.meta.main) {
     if (!flags["no-measure"]) {
       const { requestGpu } = await import("../lib/gpu/device.ts");
       try {
-        gpu = await requestGpu({ engine: flags.gpu });
+        gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
       } catch (e) {
         if (e instanceof NinError) throw new NinError(`${e.message} (or pass --no-measure)`);
         throw e;

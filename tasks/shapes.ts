@@ -11,7 +11,9 @@ import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 
-const FLAGS = pickFlags(["resize", "batch-size", "one-by-one-convs", "leaf", "gpu"], { "batch-size": 1 });
+const FLAGS = pickFlags(["resize", "batch-size", "one-by-one-convs", "leaf", "gpu", "kernels"], {
+  "batch-size": 1,
+});
 
 if (import.meta.main) {
   await runTask(async () => {
@@ -24,7 +26,7 @@ if (import.meta.main) {
     if (!parsed) return;
     const flags = parsed.values;
     const inputShape = [flags["batch-size"], 1, flags.resize, flags.resize];
-    const gpu = await requestGpu({ engine: flags.gpu });
+    const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
     const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();
     // Checked analytically first so a too-small input fails before any GPU work.
     const rows = checkFlag("--resize", flags.resize, () => layerShapes(net, inputShape, flags.leaf));

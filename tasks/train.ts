@@ -45,6 +45,7 @@ const FLAGS = pickFlags([
   "plot",
   "metrics",
   "gpu",
+  "kernels",
 ]);
 
 type TrainFlags = Flags<typeof FLAGS>;
@@ -112,8 +113,7 @@ if (import.meta.main) {
     for (const path of [flags.checkpoint, flags.plot, flags.metrics]) {
       if (path) await checkWritable(path);
     }
-    const gpu = await requestGpu({ engine: flags.gpu });
-    const device = `${gpu.adapterName} (${gpu.engine}${gpu.isSoftware ? ", software adapter" : ""})`;
+    const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
     if (gpu.isSoftware && !resumed) {
       const applied = Object.entries(SOFTWARE_PRESET).filter(([name]) =>
         !given.has(name as keyof TrainFlags)
@@ -162,7 +162,7 @@ if (import.meta.main) {
       onProgress: (message) => printDataProgress(message, flags.offline),
     });
     console.error(`data: ${data.source.split("; ")[0]}`);
-    console.error(`device: ${device}`);
+    console.error(`device: ${gpu.describe()}`);
 
     const trainCount = Math.min(flags["limit-train"] ?? Infinity, data.train.count);
     const steps = batchesPerEpoch(trainCount, flags["batch-size"]);

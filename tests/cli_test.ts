@@ -5,7 +5,11 @@ import { assertTaskError, runTask, taskTest } from "./subprocess.ts";
 
 /** Every case fails while parsing, so the task prints nothing but the error line. */
 const BAD_FLAGS: [string[], string[]][] = [
-  [["--bogus"], ["unknown flag --bogus", "the flags are --lr, --epochs, --batch-size", "--gpu and --help"]],
+  [["--bogus"], [
+    "unknown flag --bogus",
+    "the flags are --lr, --epochs, --batch-size",
+    "--gpu, --kernels and --help",
+  ]],
   [["--epohcs", "2"], ["unknown flag --epohcs; did you mean --epochs?"]],
   [["--limit"], ["unknown flag --limit; did you mean --limit-train?"]],
   [["--lr"], ["--lr needs a value: a number in (0, 100]"]],
@@ -20,6 +24,7 @@ const BAD_FLAGS: [string[], string[]][] = [
   [["--dropout", "1"], ["--dropout must be a number in [0, 1), got 1"]],
   [["--seed", "-3"], ["--seed must be an integer in [0, 4294967295], got -3"]],
   [["--gpu", "metal"], ['--gpu must be one of deno, dawn, got "metal"']],
+  [["--kernels", "cuda"], ['--kernels must be one of auto, software, gpu, got "cuda"']],
   [["--offline=yes"], ["--offline takes no value"]],
   [["extra"], ['unexpected argument "extra"']],
 ];

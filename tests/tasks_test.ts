@@ -1,5 +1,5 @@
 // The tasks' successful output: the chapter's shape table, and bench's JSON figures.
-import { assertJsonEqual, gpuTest } from "./util.ts";
+import { assertJsonEqual, gpuTest, testKernels } from "./util.ts";
 import { runTask, taskTest } from "./subprocess.ts";
 import { measureRoofline } from "../lib/roofline.ts";
 
@@ -50,12 +50,55 @@ taskTest("bench --json: throughput, roofline and per-kernel figures with the doc
     if (!(figures[key] > 0)) throw new Error(`${key} is ${figures[key]}`);
   }
   const names = new Set(figures.kernels.map((k: { name: string }) => k.name));
-  for (const name of ["conv2d_forward_relu", "conv2d_backward_weight", "maxpool2d_backward", "sgd_step"]) {
+  // The child inherits NIN_KERNELS; on llvmpipe, auto means the software family.
+  const conv = testKernels === "gpu"
+    ? ["conv2d_gpu_forward_relu", "conv2d_gpu_backward_weight"]
+    : ["conv2d_forward_relu", "conv2d_backward_weight"];
+  for (const name of [...conv, "maxpool2d_backward", "sgd_step"]) {
     if (!names.has(name)) throw new Error(`no ${name} in ${[...names]}`);
   }
   for (const k of figures.kernels) {
     if (!(k.calls > 0 && k.ms >= 0 && Number.isFinite(k.roofline_share))) throw new Error(JSON.stringify(k));
   }
+});
+
+taskTest("bench --plan --json: every dispatch of one training step, from the counting device", async () => {
+  const plans: Record<string, Record<string, unknown>> = {};
+  for (const kernels of ["gpu", "software"]) {
+    // No adapter is opened: the plan runs without --allow-ffi.
+    const result = await runTask("bench", [
+      "--plan",
+      "--json",
+      "--kernels",
+      kernels,
+      "--resize",
+      "224",
+      "--batch-size",
+      "128",
+    ], {
+      permissions: ["--allow-env"],
+    });
+    if (result.code !== 0) throw new Error(result.stderr);
+    plans[kernels] = JSON.parse(result.stdout);
+  }
+  const { gpu, software } = plans as Record<
+    string,
+    { dispatches: Record<string, number>[] } & Record<string, number>
+  >;
+  assertJsonEqual(
+    Object.keys(gpu.dispatches[0]),
+    ["kernel", "workgroups", "workgroup_size", "flops"],
+    "dispatch keys",
+  );
+  assertJsonEqual(
+    [gpu.kernel_family, software.kernel_family, gpu.micro_batch],
+    ["gpu", "software", 128],
+    "plan",
+  );
+  const total = (p: typeof gpu) => p.dispatches.reduce((s, d) => s + d.flops, 0);
+  // The same model arithmetic in both families; the gpu family's launches fill a large GPU.
+  assertJsonEqual([total(gpu), total(software)], [gpu.total_flops, gpu.total_flops], "total FLOPs");
+  if (!(gpu.flops_share_meeting_rule >= 0.95)) throw new Error(`gpu share ${gpu.flops_share_meeting_rule}`);
 });
 
 gpuTest("the roofline matmul computes the product it times", async (gpu) => {

@@ -1,26 +1,50 @@
 // Shared test helpers: one GPU per test process, tolerance checks, and a Deno.test wrapper for GPU tests.
-import { type Engine, type Gpu, requestGpu } from "../lib/gpu/device.ts";
+import {
+  type Engine,
+  type Gpu,
+  type KernelChoice,
+  type KernelFamily,
+  requestGpu,
+} from "../lib/gpu/device.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { NinError } from "../lib/errors.ts";
 
-let shared: Promise<Gpu> | null = null;
+const devices = new Map<string, Promise<Gpu>>();
 
 /** The engine the suite runs on: NIN_TEST_ENGINE=dawn runs the kernel tests on Dawn. */
 export const testEngine: Engine = (Deno.env.get("NIN_TEST_ENGINE") as Engine | undefined) ?? "deno";
 
-/** One device for the whole test process (shader compilation is slow on llvmpipe; compile once). */
-export function testGpu(): Promise<Gpu> {
-  shared ??= requestGpu({ engine: testEngine });
-  return shared;
+/** The kernel family the suite runs on: NIN_KERNELS=gpu runs the layer tests on the gpu family. */
+export const testKernels: KernelChoice = (Deno.env.get("NIN_KERNELS") as KernelChoice | undefined) || "auto";
+
+/**
+ * One device per kernel family for the whole test process (shader compilation is slow on llvmpipe; compile
+ * once): the suite's family ({@link testKernels}), or `kernels` for tests of one family.
+ */
+export function testGpu(kernels: KernelChoice = testKernels): Promise<Gpu> {
+  let device = devices.get(kernels);
+  if (!device) {
+    device = requestGpu({ engine: testEngine, kernels });
+    devices.set(kernels, device);
+  }
+  return device;
 }
 
-/** A Deno.test that gets the shared GPU and skips resource/op sanitizers (the device outlives tests). */
-export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
+/**
+ * A Deno.test that gets the shared GPU and skips resource/op sanitizers (the device outlives tests); with
+ * `options.kernels`, the device of that kernel family.
+ */
+export function gpuTest(
+  name: string,
+  fn: (gpu: Gpu) => Promise<void> | void,
+  options: { kernels?: KernelFamily } = {},
+): void {
+  const kernels = options.kernels ?? testKernels;
   Deno.test({
-    name: `${name} [${testEngine}]`,
+    name: `${name} [${testEngine}${kernels === "auto" ? "" : `, ${kernels} kernels`}]`,
     sanitizeResources: false,
     sanitizeOps: false,
-    fn: async () => await fn(await testGpu()),
+    fn: async () => await fn(await testGpu(kernels)),
   });
 }
 

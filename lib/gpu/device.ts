@@ -359,8 +359,11 @@ const WANTED_LIMITS = [
 
 const KERNEL_CHOICES: readonly KernelChoice[] = ["auto", "software", "gpu"];
 
-/** `options.kernels`, else `NIN_KERNELS` where the environment may be read, else `auto`. */
-function kernelChoice(requested: KernelChoice | undefined): KernelChoice {
+/**
+ * The kernel family asked for: `requested`, else `NIN_KERNELS` where the environment may be read, else
+ * `auto`; throws a {@link NinError} (exit 2) for an unknown name.
+ */
+export function kernelChoice(requested: KernelChoice | undefined): KernelChoice {
   let choice: string | undefined = requested;
   if (choice === undefined) {
     try {

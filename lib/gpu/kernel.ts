@@ -12,12 +12,14 @@
 import conv2dCommon from "../../kernels/conv2d_common.wgsl" with { type: "text" };
 import elementIndex from "../../kernels/element_index.wgsl" with { type: "text" };
 import adaptivePoolWindow from "../../kernels/adaptive_pool_window.wgsl" with { type: "text" };
+import conv2dGpuCommon from "../../kernels/gpu/conv2d_gpu_common.wgsl" with { type: "text" };
 
-/** The shared WGSL snippets a kernel may include, by file name. */
+/** The shared WGSL snippets a kernel may include, by path under `kernels/`. */
 export const SNIPPETS: Readonly<Record<string, string>> = {
   "conv2d_common.wgsl": conv2dCommon,
   "element_index.wgsl": elementIndex,
   "adaptive_pool_window.wgsl": adaptivePoolWindow,
+  "gpu/conv2d_gpu_common.wgsl": conv2dGpuCommon,
 };
 
 /** A scalar field of a kernel's `Params` uniform. */
@@ -107,7 +109,8 @@ export function packParams(k: Kernel, values: Readonly<Record<string, number>>):
 function paramsOf(code: string, name: string): ParamField[] {
   const body = /struct\s+Params\s*\{([^}]*)\}/.exec(code)?.[1];
   if (body === undefined) return [];
-  return body.split(",").map((f) => f.replace(/\/\/.*$/gm, "").trim()).filter((f) => f).map((field) => {
+  // Comments go first: they may contain commas.
+  return body.replace(/\/\/.*$/gm, "").split(",").map((f) => f.trim()).filter((f) => f).map((field) => {
     const match = /^(\w+)\s*:\s*(u32|i32|f32)$/.exec(field);
     if (!match) throw new Error(`${name}: Params field "${field}" is not a u32, i32 or f32 scalar`);
     return { name: match[1], type: match[2] as ParamField["type"] };

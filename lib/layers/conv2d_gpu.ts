@@ -1,0 +1,227 @@
+/**
+ * Conv2d's passes in the "gpu" kernel family (`kernels/gpu/`), shaped for real GPUs rather than llvmpipe:
+ * 256-invocation workgroups, 64 x 64 output tiles staged in workgroup memory, a split-K weight gradient and
+ * a parallel bias reduction, so that large layers launch hundreds to thousands of workgroups.
+ *
+ * - Forward: implicit GEMM, M = N*OH*OW positions x OC channels, K = IC*k*k, bias and ReLU in the epilogue.
+ * - Input gradient (stride 1 only; NiN's one strided conv is its first layer, which needs none): the weights
+ *   are flipped into the OIHW weights of the transposed convolution ([IC, OC, k, k], a workspace), then the
+ *   forward kernel runs on the output gradient with padding k - 1 - p and no bias. A strided layer asked
+ *   for an input gradient throws a {@link NinError}.
+ * - Weight gradient: split-K GEMM over slices of the N*OH*OW positions into a workspace [S, OC, IC*k*k],
+ *   then a fixed-order reduction adds the slices into dw (one slice: the GEMM adds into dw directly).
+ * - Bias gradient: per (channel, slice) tree reductions into [S, OC] partials, then the same fixed-order
+ *   reduction into db. With the fused ReLU this pass also writes dy masked by (saved output > 0), which the
+ *   weight and input gradients then read (the mask is applied once, not inside the GEMM loads).
+ *
+ * FLOPs as `Conv2d` counts them, the same in every family: each GEMM pass `2*N*OC*OH*OW*IC*k*k` (the input
+ * gradient too, whatever its padding), the bias pass one add per element of dy. The weight flip and the
+ * reductions of split partial sums are this family's overhead, not the layer's arithmetic: they count 0.
+ *
+ * @module
+ */
+import { NinError } from "../errors.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { kernel } from "../gpu/kernel.ts";
+import { workgroupsFor } from "../module.ts";
+import { Tensor } from "../tensor.ts";
+import {
+  type ConvBackward,
+  type ConvForward,
+  type ConvGeometry,
+  convMacs,
+  type ConvPasses,
+  convUniform,
+} from "./conv2d_passes.ts";
+import forwardCode from "../../kernels/gpu/conv2d_gpu_forward.wgsl" with { type: "text" };
+import flipCode from "../../kernels/gpu/conv2d_gpu_flip.wgsl" with { type: "text" };
+import weightGradCode from "../../kernels/gpu/conv2d_gpu_weight_grad.wgsl" with { type: "text" };
+import biasGradCode from "../../kernels/gpu/conv2d_gpu_bias_grad.wgsl" with { type: "text" };
+import reduceCode from "../../kernels/gpu/conv2d_gpu_reduce.wgsl" with { type: "text" };
+
+const FORWARD = kernel("conv2d_gpu_forward", forwardCode);
+const FORWARD_RELU = kernel("conv2d_gpu_forward_relu", forwardCode, { constants: { fuseRelu: 1 } });
+/** The input gradient: the forward kernel over the output gradient and flipped weights (named apart for profiles). */
+const BACKWARD_INPUT = kernel("conv2d_gpu_backward_input", forwardCode);
+const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode);
+const WEIGHT_GRAD = kernel("conv2d_gpu_backward_weight", weightGradCode);
+const BIAS_GRAD = kernel("conv2d_gpu_backward_bias", biasGradCode);
+/** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
+const BIAS_GRAD_RELU = kernel("conv2d_gpu_backward_bias_relu", biasGradCode, { entryPoint: "masked" });
+const REDUCE = kernel("conv2d_gpu_reduce", reduceCode);
+
+/** Output tile of the GEMM kernels: TILE x TILE per workgroup (16 x 16 invocations, 4 x 4 each). */
+const TILE = 64;
+/** Reduction steps per trip through workgroup memory; split-K slice lengths are multiples of it. */
+const CHUNK = 16;
+/** Workgroups the split passes aim for: two waves of 528 (four per SM of a 132-SM H200). */
+const TARGET_WORKGROUPS = 1056;
+/** A slice of the weight or bias reduction covers at least this many positions (one per invocation). */
+const MIN_SLICE = BIAS_GRAD.workgroupSize;
+/** Largest split-K workspace (slices x OC x IC*k*k floats); the slice count shrinks to fit. */
+const MAX_WORKSPACE_BYTES = 64 * 2 ** 20;
+
+/** A reduction over `total` positions cut into `slices` contiguous ranges of `sliceLength`. */
+interface Split {
+  slices: number;
+  sliceLength: number;
+}
+
+/** The family's `Params` uniform for `g`, with the split and bias fields (defaults: bias, one slice). */
+function uniform(
+  g: ConvGeometry,
+  over: Partial<Record<string, number>> = {},
+): Record<string, number> {
+  return { ...convUniform(g), has_bias: 1, slices: 1, slice_length: 0, direct: 0, ...over };
+}
+
+/** Workgroups of a GEMM over a rows x columns output in TILE x TILE tiles. */
+function gemmTiles(rows: number, columns: number): number {
+  return workgroupsFor(rows, TILE) * workgroupsFor(columns, TILE);
+}
+
+/** `total` cut into at most `wanted` slices whose length is a multiple of `multiple`, none empty. */
+function split(total: number, wanted: number, multiple: number): Split {
+  const sliceLength = Math.ceil(Math.ceil(total / Math.max(1, wanted)) / multiple) * multiple;
+  return { slices: Math.ceil(total / sliceLength), sliceLength };
+}
+
+/** The weight gradient's split-K: enough slices for the target, each >= MIN_SLICE, workspace capped. */
+function weightGradSplit(g: ConvGeometry): Split {
+  const positions = g.n * g.outHeight * g.outWidth;
+  const depth = g.inChannels * g.kernel * g.kernel;
+  const bytesPerSlice = g.outChannels * depth * 4;
+  return split(
+    positions,
+    Math.min(
+      Math.ceil(TARGET_WORKGROUPS / gemmTiles(g.outChannels, depth)),
+      Math.ceil(positions / MIN_SLICE),
+      Math.max(1, Math.floor(MAX_WORKSPACE_BYTES / bytesPerSlice)),
+    ),
+    CHUNK,
+  );
+}
+
+/** The bias gradient's slices: enough (channel, slice) workgroups for the target, each >= MIN_SLICE. */
+function biasGradSplit(g: ConvGeometry): Split {
+  const positions = g.n * g.outHeight * g.outWidth;
+  return split(
+    positions,
+    Math.min(Math.ceil(TARGET_WORKGROUPS / g.outChannels), Math.ceil(positions / MIN_SLICE)),
+    1,
+  );
+}
+
+/** Records `out[i] += sum over slices of partial[s, i]` in slice order. */
+function reduce(gpu: Gpu, partial: Tensor, out: Tensor, slices: number): void {
+  const count = out.size;
+  gpu.dispatch(
+    REDUCE,
+    { partial: partial.buffer, out: out.buffer },
+    { count, slices },
+    workgroupsFor(count, REDUCE),
+  );
+}
+
+/** Records a convolution's forward (bias, and ReLU when fused, in the epilogue). */
+function forward({ gpu, geometry: g, x, weight, bias, relu }: ConvForward): Tensor {
+  const y = Tensor.empty(gpu, [g.n, g.outChannels, g.outHeight, g.outWidth], "activations");
+  gpu.dispatch(
+    relu ? FORWARD_RELU : FORWARD,
+    { x: x.buffer, w: weight.buffer, bias: bias.buffer, y: y.buffer },
+    uniform(g),
+    gemmTiles(g.n * g.outHeight * g.outWidth, g.outChannels),
+    2 * convMacs(g),
+  );
+  return y;
+}
+
+/**
+ * Records the bias gradient (masking dy into a workspace when the ReLU is fused), the weight gradient,
+ * and the input gradient when asked; throws before recording anything for a strided input gradient.
+ */
+function backward(
+  { gpu, geometry: g, x, dy, y, weight, dw, db, needInputGrad }: ConvBackward,
+): Tensor | null {
+  if (needInputGrad && g.stride !== 1) {
+    throw new NinError(
+      `Conv2d(${g.inChannels}, ${g.outChannels}, k=${g.kernel}, s=${g.stride}, p=${g.padding}): the gpu ` +
+        `kernel family computes input gradients of stride-1 convolutions only (this one has stride ${g.stride}); ` +
+        "a strided layer must come first (it needs no input gradient), or use the software kernels",
+    );
+  }
+  const positions = g.n * g.outHeight * g.outWidth;
+  const gemmFlops = 2 * convMacs(g);
+
+  // Bias gradient: per (channel, slice) partial sums, then the fixed-order reduction into db.
+  const masked = y ? Tensor.empty(gpu, dy.shape, "workspace") : null;
+  const bias = biasGradSplit(g);
+  const biasPartials = Tensor.empty(gpu, [bias.slices, g.outChannels], "workspace");
+  gpu.dispatch(
+    y ? BIAS_GRAD_RELU : BIAS_GRAD,
+    y
+      ? { dy: dy.buffer, partial: biasPartials.buffer, saved: y.buffer, g: masked!.buffer }
+      : { dy: dy.buffer, partial: biasPartials.buffer },
+    uniform(g, { slices: bias.slices, slice_length: bias.sliceLength }),
+    g.outChannels * bias.slices,
+    positions * g.outChannels,
+  );
+  reduce(gpu, biasPartials, db, bias.slices);
+  const grad = masked ?? dy;
+
+  // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
+  const depth = g.inChannels * g.kernel * g.kernel;
+  const weightSplit = weightGradSplit(g);
+  const direct = weightSplit.slices === 1;
+  const weightPartials = direct
+    ? null
+    : Tensor.empty(gpu, [weightSplit.slices, g.outChannels, depth], "workspace");
+  gpu.dispatch(
+    WEIGHT_GRAD,
+    { x: x.buffer, g: grad.buffer, out: (weightPartials ?? dw).buffer },
+    uniform(g, { slices: weightSplit.slices, slice_length: weightSplit.sliceLength, direct: direct ? 1 : 0 }),
+    gemmTiles(g.outChannels, depth) * weightSplit.slices,
+    gemmFlops,
+  );
+  if (weightPartials) reduce(gpu, weightPartials, dw, weightSplit.slices);
+
+  // Input gradient: dx = conv(grad, flipped weights) with padding k - 1 - p, the transposed convolution.
+  let dx: Tensor | null = null;
+  let flipped: Tensor | null = null;
+  if (needInputGrad) {
+    flipped = Tensor.empty(gpu, [g.inChannels, g.outChannels, g.kernel, g.kernel], "workspace");
+    gpu.dispatch(
+      FLIP,
+      { w: weight.buffer, wf: flipped.buffer },
+      uniform(g),
+      workgroupsFor(flipped.size, FLIP),
+    );
+    dx = Tensor.empty(gpu, x.shape, "activation gradients");
+    const transposed: ConvGeometry = {
+      n: g.n,
+      inChannels: g.outChannels,
+      height: g.outHeight,
+      width: g.outWidth,
+      outChannels: g.inChannels,
+      outHeight: g.height,
+      outWidth: g.width,
+      kernel: g.kernel,
+      stride: 1,
+      padding: g.kernel - 1 - g.padding,
+    };
+    // No bias: the weights stand in for the unused binding.
+    gpu.dispatch(
+      BACKWARD_INPUT,
+      { x: grad.buffer, w: flipped.buffer, bias: weight.buffer, y: dx.buffer },
+      uniform(transposed, { has_bias: 0 }),
+      gemmTiles(g.n * g.height * g.width, g.inChannels),
+      gemmFlops,
+    );
+  }
+  // Safe to release now: later users of the pooled buffers are recorded after these dispatches.
+  for (const t of [masked, biasPartials, weightPartials, flipped]) t?.dispose();
+  return dx;
+}
+
+/** The "gpu" family's convolution passes. */
+export const GPU_CONV: ConvPasses = { forward, backward };
