@@ -14,6 +14,7 @@
  * @module
  */
 import { NinError } from "./errors.ts";
+import { canUseEnv, readEnv } from "./env.ts";
 
 /** What {@link requestDawnAdapter} hands to `requestGpu`. */
 export interface DawnAdapter {
@@ -162,14 +163,4 @@ function hasVulkanLoader(): boolean {
   } catch {
     return false;
   }
-}
-
-/** Whether this process may read and write an environment variable (no prompt). */
-function canUseEnv(variable: string): boolean {
-  return Deno.permissions.querySync({ name: "env", variable }).state === "granted";
-}
-
-/** An environment variable, or undefined when it is unset or not readable under the granted permissions. */
-function readEnv(variable: string): string | undefined {
-  return canUseEnv(variable) ? Deno.env.get(variable) : undefined;
 }

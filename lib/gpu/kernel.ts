@@ -69,7 +69,7 @@ export function kernel(name: string, source: string, options: KernelOptions = {}
     code,
     entryPoint,
     constants,
-    params: paramsOf(code, name),
+    params: paramFields(code, name),
     bindings: bindingsOf(code),
     workgroupSize: workgroupSizeOf(code, entryPoint, constants, name),
   };
@@ -106,7 +106,8 @@ export function packParams(k: Kernel, values: Readonly<Record<string, number>>):
   return words;
 }
 
-function paramsOf(code: string, name: string): ParamField[] {
+/** The fields of the source's `struct Params`, in order (empty without one). */
+export function paramFields(code: string, name = "kernel"): ParamField[] {
   const body = /struct\s+Params\s*\{([^}]*)\}/.exec(code)?.[1];
   if (body === undefined) return [];
   // Comments go first: they may contain commas.

@@ -23,6 +23,7 @@
 import { NinError } from "../errors.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { kernel } from "../gpu/kernel.ts";
+import { tunedTarget } from "../tuning.ts";
 import { workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import {
@@ -86,15 +87,18 @@ function split(total: number, wanted: number, multiple: number): Split {
   return { slices: Math.ceil(total / sliceLength), sliceLength };
 }
 
-/** The weight gradient's split-K: enough slices for the target, each >= MIN_SLICE, workspace capped. */
-function weightGradSplit(g: ConvGeometry): Split {
+/**
+ * The weight gradient's split-K: enough slices for `target` workgroups (this adapter's tuned choice, see
+ * lib/tuning.ts, else TARGET_WORKGROUPS), each >= MIN_SLICE positions, workspace capped.
+ */
+function weightGradSplit(g: ConvGeometry, target: number): Split {
   const positions = g.n * g.outHeight * g.outWidth;
   const depth = g.inChannels * g.kernel * g.kernel;
   const bytesPerSlice = g.outChannels * depth * 4;
   return split(
     positions,
     Math.min(
-      Math.ceil(TARGET_WORKGROUPS / gemmTiles(g.outChannels, depth)),
+      Math.ceil(target / gemmTiles(g.outChannels, depth)),
       Math.ceil(positions / MIN_SLICE),
       Math.max(1, Math.floor(MAX_WORKSPACE_BYTES / bytesPerSlice)),
     ),
@@ -171,7 +175,7 @@ function backward(
 
   // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
   const depth = g.inChannels * g.kernel * g.kernel;
-  const weightSplit = weightGradSplit(g);
+  const weightSplit = weightGradSplit(g, tunedTarget(gpu, g) ?? TARGET_WORKGROUPS);
   const direct = weightSplit.slices === 1;
   const weightPartials = direct
     ? null

@@ -1,0 +1,112 @@
+/**
+ * Per-adapter tuning of the gpu kernel family: for each convolution geometry, the split-K target of its
+ * weight gradient (how many workgroups the split aims for) that measured fastest on this adapter. Choices
+ * are measured by {@link tuneConvolutions} (`deno task bench --tune`), kept in a JSON file per adapter
+ * (engine, vendor, architecture, driver) under the toolkit's cache directory, and loaded by
+ * {@link loadTuning}; the gpu family asks {@link tunedTarget} and uses its default where nothing was tuned.
+ *
+ * @module
+ */
+import type { Gpu } from "./gpu/device.ts";
+import type { ConvGeometry } from "./layers/conv2d_passes.ts";
+import { defaultCacheDir } from "./env.ts";
+import { writeFileAtomic } from "./data/atomic_write.ts";
+
+/** Split-K targets tried per layer: workgroups the weight gradient's slices aim for (1: no split). */
+export const SPLIT_TARGETS = [1, 528, 1056, 2112] as const;
+
+/** What is known on a device: split-K target by geometry key, and where it came from. */
+export interface Tuning {
+  /** Split-K target by {@link geometryKey}. */
+  targets: Record<string, number>;
+  /** The file it was read from or written to. */
+  path: string;
+  /** Whether it was read from the cache (false: measured in this process, or nothing known). */
+  cached: boolean;
+}
+
+const TUNINGS = new WeakMap<Gpu, Tuning>();
+
+/** The key of a geometry in the cache, e.g. `128x96x54x54 -> 96 k1 s1 p0`. */
+export function geometryKey(g: ConvGeometry): string {
+  return `${g.n}x${g.inChannels}x${g.height}x${g.width} -> ${g.outChannels} k${g.kernel} s${g.stride} p${g.padding}`;
+}
+
+/** The tuned split-K target for `g` on this device, or undefined (the family's default then applies). */
+export function tunedTarget(gpu: Gpu, g: ConvGeometry): number | undefined {
+  return TUNINGS.get(gpu)?.targets[geometryKey(g)];
+}
+
+/** The tuning in force on this device, if any was loaded or measured. */
+export function tuningOf(gpu: Gpu): Tuning | undefined {
+  return TUNINGS.get(gpu);
+}
+
+/** The cache file for this device's adapter. */
+export function tuningPath(gpu: Gpu, cacheDir = defaultCacheDir()): string {
+  const name = gpu.adapterKey.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 120);
+  return `${cacheDir}/tuning/${name || "adapter"}.json`;
+}
+
+/** Reads this adapter's cached choices, if a file exists, and puts them in force on `gpu`. */
+export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | undefined> {
+  const path = tuningPath(gpu, cacheDir);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return undefined;
+  }
+  let targets: Record<string, number>;
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed.adapter !== gpu.adapterKey) return undefined;
+    targets = Object.fromEntries(
+      Object.entries(parsed.targets ?? {}).filter(([, v]) =>
+        (SPLIT_TARGETS as readonly unknown[]).includes(v)
+      ),
+    ) as Record<string, number>;
+  } catch {
+    return undefined; // a damaged cache is ignored; the next --tune rewrites it
+  }
+  const tuning = { targets, path, cached: true };
+  TUNINGS.set(gpu, tuning);
+  return tuning;
+}
+
+/**
+ * Measures every split-K target of {@link SPLIT_TARGETS} for each geometry (the weight gradient's dispatches,
+ * GPU-timed, median of `repeats`), keeps the fastest, puts the choices in force on `gpu` and writes them to
+ * the cache. `run(g)` must record one backward of a layer of geometry `g`.
+ */
+export async function tuneConvolutions(
+  gpu: Gpu,
+  geometries: readonly ConvGeometry[],
+  run: (g: ConvGeometry) => Promise<void>,
+  options: { repeats?: number; cacheDir?: string } = {},
+): Promise<Tuning> {
+  const path = tuningPath(gpu, options.cacheDir);
+  const tuning: Tuning = { targets: { ...TUNINGS.get(gpu)?.targets }, path, cached: false };
+  TUNINGS.set(gpu, tuning);
+  for (const g of geometries) {
+    const key = geometryKey(g);
+    let best = { target: 0, ns: Infinity };
+    for (const target of SPLIT_TARGETS) {
+      tuning.targets[key] = target;
+      const times: number[] = [];
+      for (let i = 0; i < (options.repeats ?? 3); i++) {
+        const records = await gpu.trace(() => run(g), { timed: true });
+        times.push(
+          records.filter((r) => /backward_weight|reduce/.test(r.kernel)).reduce((s, r) => s + r.ns, 0),
+        );
+      }
+      const ns = times.sort((a, b) => a - b)[times.length >> 1];
+      if (ns < best.ns) best = { target, ns };
+    }
+    tuning.targets[key] = best.target;
+  }
+  const body = JSON.stringify({ adapter: gpu.adapterKey, targets: tuning.targets }, null, 2) + "\n";
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await writeFileAtomic(path, new TextEncoder().encode(body));
+  return tuning;
+}

@@ -1,0 +1,91 @@
+// Per-adapter tuning of the gpu family: choices are measured, cached per adapter, loaded, and change the
+// weight gradient's split-K.
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { countingGpu } from "../lib/gpu/counting.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
+import { Conv2d } from "../lib/layers/conv2d.ts";
+import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
+import { Tensor } from "../lib/tensor.ts";
+import {
+  geometryKey,
+  loadTuning,
+  SPLIT_TARGETS,
+  tuneConvolutions,
+  tunedTarget,
+  tuningPath,
+} from "../lib/tuning.ts";
+import { gpuTest } from "./util.ts";
+
+// 8 x 16 x 16 = 2048 output positions: a split of up to 8 slices of 256.
+const G: ConvGeometry = {
+  n: 8,
+  inChannels: 4,
+  height: 16,
+  width: 16,
+  outChannels: 8,
+  outHeight: 16,
+  outWidth: 16,
+  kernel: 3,
+  stride: 1,
+  padding: 1,
+};
+
+async function backward(gpu: Gpu, g: ConvGeometry): Promise<string[]> {
+  const conv = new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding);
+  const x = Tensor.zeros(gpu, [g.n, g.inChannels, g.height, g.width]);
+  const dy = Tensor.zeros(gpu, [g.n, g.outChannels, g.outHeight, g.outWidth]);
+  const records = await gpu.trace(async () => {
+    conv.forward(x, { training: true, step: 0, sampleOffset: 0 }).dispose();
+    conv.backward(dy)!.dispose();
+    await gpu.sync();
+  });
+  for (const t of [x, dy]) t.dispose();
+  conv.dispose();
+  return records.map((r) => `${r.kernel}:${r.workgroups}`).filter((k) => /backward_weight|reduce/.test(k));
+}
+
+Deno.test("tuning: a cached choice for this adapter is loaded and sets the weight gradient's split", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const gpu = countingGpu({ kernels: "gpu" });
+    strictEqual(await loadTuning(gpu, cacheDir), undefined, "nothing cached yet");
+    const split = await backward(gpu, G); // default target 1056: 8 slices of 256 and a reduce
+    deepStrictEqual(split, ["conv2d_gpu_reduce:1", "conv2d_gpu_backward_weight:8", "conv2d_gpu_reduce:2"]);
+    const path = tuningPath(gpu, cacheDir);
+    await Deno.mkdir(`${cacheDir}/tuning`);
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ adapter: gpu.adapterKey, targets: { [geometryKey(G)]: 1 } }),
+    );
+    const tuning = await loadTuning(gpu, cacheDir);
+    ok(tuning?.cached, "read from the cache");
+    strictEqual(tunedTarget(gpu, G), 1);
+    deepStrictEqual(
+      await backward(gpu, G),
+      ["conv2d_gpu_reduce:1", "conv2d_gpu_backward_weight:1"],
+      "no split",
+    );
+    // Another adapter's file, or a damaged one, is not used.
+    const other = countingGpu({ kernels: "gpu", software: true });
+    await Deno.writeTextFile(tuningPath(other, cacheDir), "{ not json");
+    strictEqual(await loadTuning(other, cacheDir), undefined, "damaged cache ignored");
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+gpuTest("tuning: --tune measures every split-K target and caches the fastest", async (gpu) => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const tuning = await tuneConvolutions(gpu, [G], async (g) => void await backward(gpu, g), {
+      repeats: 1,
+      cacheDir,
+    });
+    ok((SPLIT_TARGETS as readonly number[]).includes(tuning.targets[geometryKey(G)]), "a measured target");
+    strictEqual(tuning.cached, false);
+    const saved = JSON.parse(await Deno.readTextFile(tuningPath(gpu, cacheDir)));
+    deepStrictEqual(saved, { adapter: gpu.adapterKey, targets: tuning.targets }, "written per adapter");
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+}, { kernels: "gpu" });
