@@ -34,7 +34,13 @@ export { type CommandRecorder } from "./lib/gpu/recorder.ts";
 export { type Profiler, type TimingMethod } from "./lib/gpu/profiler.ts";
 export { type ParamField } from "./lib/gpu/kernel.ts";
 export { Random } from "./lib/random.ts";
-export { Conv2d, type Conv2dOptions } from "./lib/layers/conv2d.ts";
+export {
+  Conv2d,
+  type Conv2dOptions,
+  CONV_INITS,
+  type ConvInit,
+  convWeightBound,
+} from "./lib/layers/conv2d.ts";
 export { ReLU } from "./lib/layers/relu.ts";
 export { MaxPool2d } from "./lib/layers/maxpool2d.ts";
 export { Dropout, type DropoutOptions } from "./lib/layers/dropout.ts";

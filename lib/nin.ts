@@ -9,7 +9,7 @@ import { formatShape, NinError } from "./errors.ts";
 import type { Module } from "./module.ts";
 import { Random } from "./random.ts";
 import { AdaptiveAvgPool2d } from "./layers/adaptive_avgpool2d.ts";
-import { Conv2d } from "./layers/conv2d.ts";
+import { Conv2d, CONV_INITS, type ConvInit } from "./layers/conv2d.ts";
 import { Dropout } from "./layers/dropout.ts";
 import { Flatten } from "./layers/flatten.ts";
 import { MaxPool2d } from "./layers/maxpool2d.ts";
@@ -22,6 +22,8 @@ export interface NinBlockOptions {
   oneByOneConvs?: number;
   /** Generator for the weight initialisation (shared across blocks so a model is seeded once). */
   rng?: Random;
+  /** Weight initialisation of the convolutions (default `"xavier"`, the chapter's). */
+  init?: ConvInit;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface NinBlockOptions {
  * ```ts
  * import { ninBlock, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
- * const block = ninBlock(gpu, 1, 96, 11, 4, 0);
+ * const block = ninBlock(gpu, 1, 96, 11, 4, 0, { init: "kaiming" });
  * console.log(block.outputShape([1, 1, 224, 224])); // [1, 96, 54, 54]
  * gpu.destroy();
  * ```
@@ -46,12 +48,13 @@ export function ninBlock(
   options?: NinBlockOptions,
 ): Sequential {
   const rng = options?.rng ?? new Random(0);
+  const init = options?.init ?? "xavier";
   const layers: Module[] = [
-    new Conv2d(gpu, inChannels, outChannels, kernelSize, strides, padding, { rng }),
+    new Conv2d(gpu, inChannels, outChannels, kernelSize, strides, padding, { rng, init }),
     new ReLU(gpu),
   ];
   for (let i = 0; i < (options?.oneByOneConvs ?? 2); i++) {
-    layers.push(new Conv2d(gpu, outChannels, outChannels, 1, 1, 0, { rng }), new ReLU(gpu));
+    layers.push(new Conv2d(gpu, outChannels, outChannels, 1, 1, 0, { rng, init }), new ReLU(gpu));
   }
   return new Sequential(...layers);
 }
@@ -68,11 +71,24 @@ export interface NinOptions {
   oneByOneConvs?: number;
   /** Seed of the weight initialisation and the dropout masks. */
   seed?: number;
+  /**
+   * Convolution weight initialisation: `"xavier"` (default, the chapter's) or `"kaiming"` (He-uniform,
+   * bound `sqrt(6 / fan_in)`, which keeps the signal of the 12 ReLU convolutions from vanishing).
+   */
+  init?: ConvInit;
 }
 
 /** The options of {@link nin} with defaults filled in. */
 export function ninConfig(options?: NinOptions): Required<NinOptions> {
-  const config = { numClasses: 10, inChannels: 1, dropout: 0.5, oneByOneConvs: 2, seed: 0, ...options };
+  const config: Required<NinOptions> = {
+    numClasses: 10,
+    inChannels: 1,
+    dropout: 0.5,
+    oneByOneConvs: 2,
+    seed: 0,
+    init: "xavier",
+    ...options,
+  };
   const positiveInt = (name: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) {
       throw new NinError(`nin: ${name} must be an integer >= ${min}, got ${v}`);
@@ -85,28 +101,32 @@ export function ninConfig(options?: NinOptions): Required<NinOptions> {
   if (!(config.dropout >= 0 && config.dropout < 1)) {
     throw new NinError(`nin: dropout must be in [0, 1), got ${config.dropout}`);
   }
+  if (!CONV_INITS.includes(config.init)) {
+    throw new NinError(`nin: init must be one of ${CONV_INITS.join(", ")}, got ${config.init}`);
+  }
   return config;
 }
 
 /**
  * The chapter's NiN as an `nn.Sequential` with PyTorch's parameter names (`0.0.weight` ... `7.4.bias`),
- * Xavier-uniform convolution weights and PyTorch-default biases from `seed`.
+ * Xavier-uniform (or, with `init: "kaiming"`, He-uniform) convolution weights and PyTorch-default biases
+ * from `seed`.
  *
  * @example
  * ```ts
  * import { nin, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
- * const net = nin(gpu, { seed: 0 }).eval();
+ * const net = nin(gpu, { seed: 0, init: "kaiming" }).eval();
  * const logits = net.forward(Tensor.zeros(gpu, [1, 1, 96, 96]));
  * console.log(logits.shape); // [1, 10]
  * gpu.destroy();
  * ```
  */
 export function nin(gpu: Gpu, options?: NinOptions): Sequential {
-  const { numClasses, inChannels, dropout, oneByOneConvs, seed } = ninConfig(options);
+  const { numClasses, inChannels, dropout, oneByOneConvs, seed, init } = ninConfig(options);
   const rng = new Random(seed);
   const block = (i: number, o: number, k: number, s: number, p: number) =>
-    ninBlock(gpu, i, o, k, s, p, { oneByOneConvs, rng });
+    ninBlock(gpu, i, o, k, s, p, { oneByOneConvs, rng, init });
   return new Sequential(
     block(inChannels, 96, 11, 4, 0),
     new MaxPool2d(gpu, 3, 2),

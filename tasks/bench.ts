@@ -12,7 +12,6 @@ import { type LayerShape, layerShapes, nin } from "../lib/nin.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
-import type { Module } from "../lib/module.ts";
 import { geometryKey, loadTuning, tuneConvolutions } from "../lib/tuning.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
@@ -97,7 +96,6 @@ async function plan(gpu: Gpu, batch: number, size: number, microBatch: number | 
  */
 async function tune(
   gpu: Gpu,
-  net: Module,
   shapes: LayerShape[],
   input: number[],
   measure: boolean | undefined,
@@ -234,7 +232,7 @@ if (import.meta.main) {
     const input = [batch, 1, size, size];
     const shapes = checkFlag("--resize", size, () => layerShapes(net, input, true));
     log(`device: ${gpu.describe()}`);
-    const tuning = await tune(gpu, net, shapes, input, flags.tune, flags["micro-batch"]);
+    const tuning = await tune(gpu, shapes, input, flags.tune, flags["micro-batch"]);
     log(`tuning: ${tuning.text}`);
     const roofline = await measureRoofline(gpu, flags["roofline-size"]);
     log(`roofline: ${roofline.gflops.toFixed(1)} GFLOP/s (WGSL matmul ${roofline.size}^3, register-blocked)`);

@@ -95,6 +95,12 @@ export const FLAG_SPECS = {
   "no-measure": { type: "boolean", help: "analytic figures only; needs no GPU adapter" },
   "compare": { type: "boolean", help: "the chapter's model next to its 1- and 0-1x1-conv variants" },
   "json": { type: "boolean", help: "print one JSON object instead of text" },
+  "init": {
+    type: "string",
+    default: "xavier",
+    choices: ["xavier", "kaiming"],
+    help: "convolution weight init: the chapter's xavier, or kaiming (He-uniform)",
+  },
   "gpu": {
     type: "string",
     default: "deno",

@@ -35,6 +35,7 @@ const FLAGS = pickFlags([
   "weight-decay",
   "dropout",
   "one-by-one-convs",
+  "init",
   "seed",
   "data-dir",
   "offline",
@@ -77,6 +78,7 @@ const RUN_FLAGS = [
   "weight-decay",
   "dropout",
   "one-by-one-convs",
+  "init",
   "seed",
   "limit-train",
   "limit-test",
@@ -134,6 +136,7 @@ if (import.meta.main) {
     const net = nin(gpu, {
       dropout: flags.dropout,
       oneByOneConvs: flags["one-by-one-convs"],
+      init: flags.init,
       seed: flags.seed,
     });
     checkFlag("--resize", flags.resize, () => layerShapes(net, [1, 1, flags.resize, flags.resize]));

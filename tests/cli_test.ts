@@ -25,6 +25,7 @@ const BAD_FLAGS: [string[], string[]][] = [
   [["--seed", "-3"], ["--seed must be an integer in [0, 4294967295], got -3"]],
   [["--gpu", "metal"], ['--gpu must be one of deno, dawn, got "metal"']],
   [["--kernels", "cuda"], ['--kernels must be one of auto, software, gpu, got "cuda"']],
+  [["--init", "he"], ['--init must be one of xavier, kaiming, got "he"']],
   [["--offline=yes"], ["--offline takes no value"]],
   [["extra"], ['unexpected argument "extra"']],
 ];

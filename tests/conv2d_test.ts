@@ -1,6 +1,6 @@
 import { assertClose, assertThrowsWith, download, gpuTest, Tensor } from "./util.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
-import { Conv2d } from "../lib/layers/conv2d.ts";
+import { Conv2d, convWeightBound } from "../lib/layers/conv2d.ts";
 import { ReLU } from "../lib/layers/relu.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
@@ -205,6 +205,45 @@ gpuTest("Conv2d initialises like d2l from its generator", async (gpu) => {
   conv.dispose();
   defaults.dispose();
 });
+
+gpuTest(
+  "Conv2d kaiming init is He-uniform: weights within sqrt(6 / fan_in), biases unchanged",
+  async (gpu) => {
+    // fan_in = 96 * 3 * 3 = 864, fan_out = 64 * 9: bound sqrt(6 / 864) = 0.0833 (Xavier's would be 0.0645).
+    const kaiming = new Conv2d(gpu, 96, 64, 3, 1, 1, { rng: new Random(5), init: "kaiming" });
+    const xavier = new Conv2d(gpu, 96, 64, 3, 1, 1, { rng: new Random(5) });
+    const bound = Math.sqrt(6 / 864);
+    if (convWeightBound("kaiming", 864, 576) !== bound) {
+      throw new Error(
+        "kaiming bound is not sqrt(6 / fan_in)",
+      );
+    }
+    const weights = await kaiming.weight.value.toArray();
+    const maxAbs = weights.reduce((m, w) => Math.max(m, Math.abs(w)), 0);
+    // 55,296 uniform draws: the largest is within 0.1% of the bound with overwhelming probability.
+    if (!(maxAbs <= bound && maxAbs > 0.999 * bound)) {
+      throw new Error(`max |w| ${maxAbs} should be just below the bound ${bound}`);
+    }
+    // Same draws, scaled: Kaiming is Xavier times sqrt((fan_in + fan_out) / fan_in).
+    const ratio = bound / Math.sqrt(6 / (864 + 576));
+    const xavierWeights = await xavier.weight.value.toArray();
+    assertClose(weights, xavierWeights.map((w) => w * ratio), { atol: 1e-7, rtol: 1e-5 }, "scaled weights");
+    assertClose(
+      await kaiming.bias.value.toArray(),
+      await xavier.bias.value.toArray(),
+      { atol: 0, rtol: 0 },
+      "biases",
+    );
+    assertThrowsWith(
+      () => new Conv2d(gpu, 3, 8, 3, 1, 0, { init: "he" as "kaiming" }),
+      NinError,
+      "init",
+      "xavier, kaiming",
+    );
+    kaiming.dispose();
+    xavier.dispose();
+  },
+);
 
 gpuTest("Conv2d rejects bad shapes and arguments with NinError", (gpu) => {
   const conv = new Conv2d(gpu, 3, 8, 5, 2, 1);

@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import { NinError } from "../errors.ts";
-import { defaultCacheDir, readEnv } from "../env.ts";
+import { defaultCacheDir } from "../env.ts";
 import { parseSafetensors, serializeSafetensors } from "../safetensors.ts";
 import { describeFsError, writeFileAtomic } from "./atomic_write.ts";
 import { downloadFile } from "./download.ts";

@@ -20,16 +20,51 @@ interface Saved {
   fusedOutput: Tensor | null;
 }
 
+/**
+ * Weight initialisation of a {@link Conv2d}: `"xavier"` is d2l's Xavier-uniform (bound
+ * `sqrt(6 / (fan_in + fan_out))`), `"kaiming"` is He-uniform for ReLU networks as
+ * `torch.nn.init.kaiming_uniform_(w, nonlinearity="relu")` (bound `sqrt(6 / fan_in)`).
+ */
+export type ConvInit = "xavier" | "kaiming";
+
+/** The accepted {@link ConvInit} names. */
+export const CONV_INITS: readonly ConvInit[] = ["xavier", "kaiming"];
+
+/**
+ * Half-width of the uniform weight distribution for an initialisation and the layer's fans
+ * (`fan_in = inChannels * k * k`, `fan_out = outChannels * k * k`).
+ *
+ * @example
+ * ```ts
+ * import { convWeightBound } from "../../mod.ts";
+ * console.log(convWeightBound("kaiming", 96, 96)); // 0.25 = sqrt(6 / 96)
+ * console.log(convWeightBound("xavier", 96, 96)); // 0.1767... = sqrt(6 / 192)
+ * ```
+ */
+export function convWeightBound(init: ConvInit, fanIn: number, fanOut: number): number {
+  switch (init) {
+    case "xavier":
+      return Math.sqrt(6 / (fanIn + fanOut));
+    case "kaiming":
+      return Math.sqrt(6 / fanIn);
+    default:
+      throw new NinError(`Conv2d: init must be one of ${CONV_INITS.join(", ")}, got ${init}`);
+  }
+}
+
 /** Options for {@link Conv2d}. */
 export interface Conv2dOptions {
   /** Generator for the initial weights and biases (default `new Random(0)`). */
   rng?: Random;
+  /** Weight initialisation (default `"xavier"`, the chapter's); biases are PyTorch's default either way. */
+  init?: ConvInit;
 }
 
 /**
  * `y = conv2d(x, weight) + bias` over NCHW tensors, with PyTorch's output size
- * `floor((H + 2p - k) / s) + 1`. Weights are initialised Xavier-uniform as in d2l, biases uniform in
- * ±1/sqrt(fan_in) as PyTorch does, weights first then biases, from `options.rng`.
+ * `floor((H + 2p - k) / s) + 1`. Weights are initialised Xavier-uniform as in d2l (or He/Kaiming-uniform
+ * with `init: "kaiming"`, see {@link convWeightBound}), biases uniform in ±1/sqrt(fan_in) as PyTorch does,
+ * weights first then biases, from `options.rng`.
  *
  * FLOP counts passed to the GPU count multiply-adds only (2 per MAC; the bias adds and ReLU are not
  * counted): forward, input gradient and weight gradient `2*N*OC*OH*OW*IC*k*k` each, bias gradient
@@ -39,7 +74,7 @@ export interface Conv2dOptions {
  * ```ts
  * import { Conv2d, requestGpu, Tensor } from "@nin/webgpu";
  * const gpu = await requestGpu();
- * const conv = new Conv2d(gpu, 1, 4, 3, 1, 1);
+ * const conv = new Conv2d(gpu, 1, 4, 3, 1, 1, { init: "kaiming" });
  * const y = conv.forward(Tensor.zeros(gpu, [2, 1, 5, 5]));
  * console.log(y.shape); // [2, 4, 5, 5]
  * gpu.destroy();
@@ -79,7 +114,7 @@ export class Conv2d extends Module {
     const rng = options.rng ?? new Random(0);
     const fanIn = inChannels * kernelSize * kernelSize;
     const fanOut = outChannels * kernelSize * kernelSize;
-    const weightBound = Math.sqrt(6 / (fanIn + fanOut));
+    const weightBound = convWeightBound(options.init ?? "xavier", fanIn, fanOut);
     const weights = rng.uniformArray(outChannels * fanIn, -weightBound, weightBound);
     const biasBound = 1 / Math.sqrt(fanIn);
     const biases = rng.uniformArray(outChannels, -biasBound, biasBound);
