@@ -1,6 +1,6 @@
 // Conv2d bias gradient, accumulated into db (micro-batching):
 //   db[o] += sum over (n, oh, ow) of g[n, o, oh, ow]
-// Entry point `main`: g is dy. Entry point `masked` (Conv2d with fused ReLU): g = dy where the saved output
+// Plain: the gradient is dy. With the override `masked` (Conv2d with fused ReLU): g = dy where the saved output
 // (post-ReLU) is positive, else 0, and g is also written out for the weight and input gradient kernels, so the
 // ReLU's backward costs no pass of its own and its mask is applied once, not in every GEMM step.
 // Thread mapping: one invocation per output channel, looping over the batch and the positions in order (a
@@ -17,6 +17,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> saved: array<f32>;
 @group(0) @binding(4) var<storage, read_write> g: array<f32>;
 
+// True for the fused-ReLU variant: mask dy by the saved output and write the masked gradient to g (without
+// it, `saved` and `g` are bound to placeholders and never touched).
+override masked: bool = false;
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -28,25 +32,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var n = 0u; n < p.n; n++) {
     let start = (n * p.channels + o) * p.positions;
     for (var i = start; i < start + p.positions; i++) {
-      sum += dy[i];
-    }
-  }
-  db[o] += sum;
-}
-
-@compute @workgroup_size(8)
-fn masked(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-          @builtin(local_invocation_index) lid: u32) {
-  let o = (wid.x + wid.y * nwg.x) * 8u + lid;
-  if (o >= p.channels) {
-    return;
-  }
-  var sum = 0.0;
-  for (var n = 0u; n < p.n; n++) {
-    let start = (n * p.channels + o) * p.positions;
-    for (var i = start; i < start + p.positions; i++) {
-      let v = select(0.0, dy[i], saved[i] > 0.0);
-      g[i] = v;
+      var v = dy[i];
+      if (masked) {
+        v = select(0.0, v, saved[i] > 0.0);
+        g[i] = v;
+      }
       sum += v;
     }
   }

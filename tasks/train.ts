@@ -26,9 +26,9 @@ import { checkWritable, writeFileAtomic } from "../lib/data/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { outputPath } from "./outputs.ts";
 
-const FLAGS = pickFlags([
+/** Flags that define the run; a resumed run takes them from the checkpoint (a different value is an error). */
+const RUN_FLAGS = [
   "lr",
-  "epochs",
   "batch-size",
   "resize",
   "momentum",
@@ -37,10 +37,15 @@ const FLAGS = pickFlags([
   "one-by-one-convs",
   "init",
   "seed",
-  "data-dir",
-  "offline",
   "limit-train",
   "limit-test",
+] as const;
+
+const FLAGS = pickFlags([
+  ...RUN_FLAGS,
+  "epochs",
+  "data-dir",
+  "offline",
   "micro-batch",
   "checkpoint",
   "resume",
@@ -68,21 +73,6 @@ const SOFTWARE_PRESET = {
 /** The chapter's full run, spelled out so that it also overrides the software preset. */
 const CHAPTER_COMMAND =
   "deno task train --resize 224 --batch-size 128 --epochs 10 --lr 0.1 --limit-train 60000";
-
-/** Flags that define the run; a resumed run takes them from the checkpoint (a different value is an error). */
-const RUN_FLAGS = [
-  "lr",
-  "batch-size",
-  "resize",
-  "momentum",
-  "weight-decay",
-  "dropout",
-  "one-by-one-convs",
-  "init",
-  "seed",
-  "limit-train",
-  "limit-test",
-] as const;
 
 /** Outputs a resumed run continues when the command line names none. */
 const OUTPUT_FLAGS = ["plot", "metrics"] as const;

@@ -7,7 +7,7 @@ import { assertTaskError, runTask, taskTest } from "./subprocess.ts";
 const BAD_FLAGS: [string[], string[]][] = [
   [["--bogus"], [
     "unknown flag --bogus",
-    "the flags are --lr, --epochs, --batch-size",
+    "the flags are --lr, --batch-size, --resize",
     "--gpu, --kernels and --help",
   ]],
   [["--epohcs", "2"], ["unknown flag --epohcs; did you mean --epochs?"]],

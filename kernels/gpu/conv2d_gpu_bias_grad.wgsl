@@ -1,7 +1,7 @@
 // First pass of the conv2d bias gradient, for real GPUs: per (channel, slice) partial sums
 //   partial[slice, o] = sum over the slice's flattened positions r = (n*OH + oh)*OW + ow of g[n, o, oh, ow]
 // then conv2d_gpu_reduce.wgsl adds the slices into db in slice order (db accumulates; deterministic).
-// Entry point `main`: g is dy. Entry point `masked` (fused ReLU): g = dy where the saved (post-ReLU) output
+// Plain: the gradient is dy. With the override `masked` (fused ReLU): g = dy where the saved (post-ReLU) output
 // is positive, else 0, and g is also written out, once, for the weight and input gradient GEMMs (which then
 // read it unmasked).
 // Workgroup (slice, o) = (wg / OC, wg % OC), 256 invocations striding over the slice's positions
@@ -65,6 +65,10 @@ fn reduce(sum: f32, t: u32, slice: u32, o: u32) {
   }
 }
 
+// True for the fused-ReLU variant: mask dy by the saved output and write the masked gradient to g (without
+// it, `saved` and `g` are bound to placeholders and never touched).
+override masked: bool = false;
+
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
@@ -76,24 +80,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let slice = wg / p.out_channels;
   var sum = 0.0;
   for (var walk = begin(slice, o, t); walk.r < walk.end; walk = advance(walk)) {
-    sum += dy[walk.at];
-  }
-  reduce(sum, t, slice, o);
-}
-
-@compute @workgroup_size(THREADS)
-fn masked(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-          @builtin(local_invocation_index) t: u32) {
-  let wg = wid.x + wid.y * nwg.x;
-  if (wg >= p.out_channels * p.slices) {
-    return;
-  }
-  let o = wg % p.out_channels;
-  let slice = wg / p.out_channels;
-  var sum = 0.0;
-  for (var walk = begin(slice, o, t); walk.r < walk.end; walk = advance(walk)) {
-    let v = select(0.0, dy[walk.at], saved[walk.at] > 0.0);
-    g[walk.at] = v;
+    var v = dy[walk.at];
+    if (masked) {
+      v = select(0.0, v, saved[walk.at] > 0.0);
+      g[walk.at] = v;
+    }
     sum += v;
   }
   reduce(sum, t, slice, o);

@@ -48,7 +48,7 @@ const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode);
 const WEIGHT_GRAD = kernel("conv2d_gpu_backward_weight", weightGradCode);
 const BIAS_GRAD = kernel("conv2d_gpu_backward_bias", biasGradCode);
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
-const BIAS_GRAD_RELU = kernel("conv2d_gpu_backward_bias_relu", biasGradCode, { entryPoint: "masked" });
+const BIAS_GRAD_RELU = kernel("conv2d_gpu_backward_bias_relu", biasGradCode, { constants: { masked: 1 } });
 const REDUCE = kernel("conv2d_gpu_reduce", reduceCode);
 
 /** Output tile of the GEMM kernels: TILE x TILE per workgroup (16 x 16 invocations, 4 x 4 each). */
@@ -158,20 +158,19 @@ function backward(
   const gemmFlops = 2 * convMacs(g);
 
   // Bias gradient: per (channel, slice) partial sums, then the fixed-order reduction into db.
-  const masked = y ? Tensor.empty(gpu, dy.shape, "workspace") : null;
+  // Without the ReLU the kernel's `saved` and `g` are placeholders it never touches.
+  const masked = Tensor.empty(gpu, y ? dy.shape : [1], "workspace");
   const bias = biasGradSplit(g);
   const biasPartials = Tensor.empty(gpu, [bias.slices, g.outChannels], "workspace");
   gpu.dispatch(
     y ? BIAS_GRAD_RELU : BIAS_GRAD,
-    y
-      ? { dy: dy.buffer, partial: biasPartials.buffer, saved: y.buffer, g: masked!.buffer }
-      : { dy: dy.buffer, partial: biasPartials.buffer },
+    { dy: dy.buffer, partial: biasPartials.buffer, saved: (y ?? dy).buffer, g: masked.buffer },
     uniform(g, { slices: bias.slices, slice_length: bias.sliceLength }),
     g.outChannels * bias.slices,
     positions * g.outChannels,
   );
   reduce(gpu, biasPartials, db, bias.slices);
-  const grad = masked ?? dy;
+  const grad = y ? masked : dy;
 
   // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
   const depth = g.inChannels * g.kernel * g.kernel;

@@ -30,7 +30,9 @@ const BACKWARD_INPUT_96 = kernel("conv2d_backward_input_96ch", backwardInputCode
 const BACKWARD_WEIGHT = kernel("conv2d_backward_weight", backwardWeightCode);
 const BACKWARD_BIAS = kernel("conv2d_backward_bias", backwardBiasCode);
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
-const BACKWARD_BIAS_RELU = kernel("conv2d_backward_bias_relu", backwardBiasCode, { entryPoint: "masked" });
+const BACKWARD_BIAS_RELU = kernel("conv2d_backward_bias_relu", backwardBiasCode, {
+  constants: { masked: 1 },
+});
 
 // Output block of one workgroup, as fixed by the kernels' constants.
 const FORWARD_BLOCK = { channels: 128, positions: 32 };
@@ -60,17 +62,16 @@ function backward(
 ): Tensor | null {
   const params = convUniform(g);
   const positions = g.outHeight * g.outWidth;
-  const masked = y ? Tensor.empty(gpu, dy.shape, "workspace") : null;
+  // Without the ReLU the kernel's `saved` and `g` are placeholders it never touches.
+  const masked = Tensor.empty(gpu, y ? dy.shape : [1], "workspace");
   gpu.dispatch(
     y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS,
-    y
-      ? { dy: dy.buffer, db: db.buffer, saved: y.buffer, g: masked!.buffer }
-      : { dy: dy.buffer, db: db.buffer },
+    { dy: dy.buffer, db: db.buffer, saved: (y ?? dy).buffer, g: masked.buffer },
     { n: g.n, channels: g.outChannels, positions },
     workgroupsFor(g.outChannels, y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS),
     dy.size,
   );
-  const grad = masked ?? dy;
+  const grad = y ? masked : dy;
   const columns = g.inChannels * g.kernel * g.kernel;
   gpu.dispatch(
     BACKWARD_WEIGHT,
@@ -98,7 +99,7 @@ function backward(
     );
   }
   // Safe to release now: later users of the pooled buffer are recorded after these dispatches.
-  masked?.dispose();
+  masked.dispose();
   return dx;
 }
 
