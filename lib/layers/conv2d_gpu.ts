@@ -59,7 +59,10 @@ const CHUNK = 16;
 const TARGET_WORKGROUPS = 1056;
 /** A slice of the weight or bias reduction covers at least this many positions (one per invocation). */
 const MIN_SLICE = BIAS_GRAD.workgroupSize;
-/** Largest split-K workspace (slices x OC x IC*k*k floats); the slice count shrinks to fit. */
+/**
+ * Largest split-K workspace (slices x OC x IC*k*k floats), and never more than the device binds; the slice
+ * count shrinks to fit.
+ */
 const MAX_WORKSPACE_BYTES = 64 * 2 ** 20;
 
 /** A reduction over `total` positions cut into `slices` contiguous ranges of `sliceLength`. */
@@ -91,7 +94,7 @@ function split(total: number, wanted: number, multiple: number): Split {
  * The weight gradient's split-K: enough slices for `target` workgroups (this adapter's tuned choice, see
  * lib/tuning.ts, else TARGET_WORKGROUPS), each >= MIN_SLICE positions, workspace capped.
  */
-function weightGradSplit(g: ConvGeometry, target: number): Split {
+function weightGradSplit(g: ConvGeometry, target: number, maxBindingBytes: number): Split {
   const positions = g.n * g.outHeight * g.outWidth;
   const depth = g.inChannels * g.kernel * g.kernel;
   const bytesPerSlice = g.outChannels * depth * 4;
@@ -100,7 +103,7 @@ function weightGradSplit(g: ConvGeometry, target: number): Split {
     Math.min(
       Math.ceil(target / gemmTiles(g.outChannels, depth)),
       Math.ceil(positions / MIN_SLICE),
-      Math.max(1, Math.floor(MAX_WORKSPACE_BYTES / bytesPerSlice)),
+      Math.max(1, Math.floor(Math.min(MAX_WORKSPACE_BYTES, maxBindingBytes) / bytesPerSlice)),
     ),
     CHUNK,
   );
@@ -174,7 +177,11 @@ function backward(
 
   // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
   const depth = g.inChannels * g.kernel * g.kernel;
-  const weightSplit = weightGradSplit(g, tunedTarget(gpu, g) ?? TARGET_WORKGROUPS);
+  const weightSplit = weightGradSplit(
+    g,
+    tunedTarget(gpu, g) ?? TARGET_WORKGROUPS,
+    gpu.limits.maxStorageBufferBindingSize,
+  );
   const direct = weightSplit.slices === 1;
   const weightPartials = direct
     ? null
