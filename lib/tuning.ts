@@ -37,11 +37,6 @@ export function tunedTarget(gpu: Gpu, g: ConvGeometry): number | undefined {
   return TUNINGS.get(gpu)?.targets[geometryKey(g)];
 }
 
-/** The tuning in force on this device, if any was loaded or measured. */
-export function tuningOf(gpu: Gpu): Tuning | undefined {
-  return TUNINGS.get(gpu);
-}
-
 /** The cache file for this device's adapter. */
 export function tuningPath(gpu: Gpu, cacheDir = defaultCacheDir()): string {
   const name = gpu.adapterKey.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 120);

@@ -15,7 +15,7 @@ import adaptivePoolWindow from "../../kernels/adaptive_pool_window.wgsl" with { 
 import conv2dGpuCommon from "../../kernels/gpu/conv2d_gpu_common.wgsl" with { type: "text" };
 
 /** The shared WGSL snippets a kernel may include, by path under `kernels/`. */
-export const SNIPPETS: Readonly<Record<string, string>> = {
+const SNIPPETS: Readonly<Record<string, string>> = {
   "conv2d_common.wgsl": conv2dCommon,
   "element_index.wgsl": elementIndex,
   "adaptive_pool_window.wgsl": adaptivePoolWindow,
