@@ -1,24 +1,48 @@
 /**
  * A small SVG line chart like d2l's Animator: train loss and train accuracy several times per epoch, test
- * accuracy per epoch, each curve with its own colour, dash pattern and marker, round axis ticks and a legend.
+ * accuracy per epoch, each curve with its own colour, dash pattern and marker (by default from a cycle of
+ * styles, like the Animator's default formats), round axis ticks and a legend.
  *
  * @module
  */
 
-/** One named curve. */
-export interface Series {
+/** How a curve is drawn. */
+export interface SeriesStyle {
+  /** Stroke colour. */
+  color: string;
+  /** SVG dash pattern, e.g. `"6,3"` (absent or `""`: a solid line). */
+  dash?: string;
+  /** Marker at each point (absent: circle). */
+  marker?: "circle" | "square" | "triangle" | "none";
+}
+
+/**
+ * The default styles, in order: the k-th series of a chart takes the style fields it leaves out from the
+ * k-th of these (after the last, from the first again). Solid blue with circles, dashed red with squares,
+ * dotted green with triangles, then dash-dotted orange, in matplotlib's colours: a cycle like the default
+ * formats of d2l's Animator (`-`, `m--`, `g-.`, `r:`).
+ *
+ * @example
+ * ```ts
+ * import { SERIES_STYLES } from "@nin/webgpu";
+ * console.log(SERIES_STYLES[1]); // { color: "#d62728", dash: "6,3", marker: "square" }
+ * ```
+ */
+export const SERIES_STYLES: readonly Readonly<SeriesStyle>[] = [
+  { color: "#1f77b4", marker: "circle" },
+  { color: "#d62728", dash: "6,3", marker: "square" },
+  { color: "#2ca02c", dash: "2,3", marker: "triangle" },
+  { color: "#ff7f0e", dash: "6,3,2,3", marker: "circle" },
+];
+
+/** One named curve; the style fields it leaves out come from {@link SERIES_STYLES}. */
+export interface Series extends Partial<SeriesStyle> {
   /** Legend label. */
   name: string;
   /** Y values (NaN or non-finite values are skipped). */
   values: number[];
   /** X values, one per y value (default: 1, 2, 3, ...; e.g. fractional epochs). */
   x?: number[];
-  /** Stroke colour. */
-  color: string;
-  /** SVG dash pattern, e.g. `"6,3"` (default: a solid line). */
-  dash?: string;
-  /** Marker at each point (default: circle). */
-  marker?: "circle" | "square" | "triangle" | "none";
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -44,7 +68,17 @@ export function niceTicks(max: number, count = 5): number[] {
   return ticks;
 }
 
-function markerSvg(kind: Series["marker"], cx: number, cy: number, color: string): string {
+/** The style of the k-th series: its own fields, the rest from the k-th default style. */
+function styleOf(s: Series, k: number): SeriesStyle {
+  const fallback = SERIES_STYLES[k % SERIES_STYLES.length];
+  return {
+    color: s.color ?? fallback.color,
+    dash: s.dash ?? fallback.dash,
+    marker: s.marker ?? fallback.marker,
+  };
+}
+
+function markerSvg(kind: SeriesStyle["marker"], cx: number, cy: number, color: string): string {
   const x = cx.toFixed(1), y = cy.toFixed(1);
   switch (kind) {
     case "none":
@@ -63,13 +97,14 @@ function markerSvg(kind: Series["marker"], cx: number, cy: number, color: string
 
 /**
  * Renders the series as a standalone SVG document; the x axis runs from 0 to the largest x (at least 1).
+ * The k-th series takes the style fields it leaves out from the k-th of {@link SERIES_STYLES}.
  *
  * @example
  * ```ts
  * import { lineChartSvg } from "@nin/webgpu";
  * const svg = lineChartSvg([
- *   { name: "train loss", x: [0.5, 1, 1.5, 2], values: [2.1, 1.2, 0.8, 0.6], color: "#1f77b4" },
- *   { name: "test acc", values: [0.7, 0.8], color: "#2ca02c", dash: "2,3", marker: "triangle" },
+ *   { name: "train loss", x: [0.5, 1, 1.5, 2], values: [2.1, 1.2, 0.8, 0.6] }, // solid blue, circles
+ *   { name: "test acc", values: [0.7, 0.8], color: "black" }, // black, dashed, squares
  * ]);
  * console.log(svg.startsWith("<svg")); // true
  * ```
@@ -109,22 +144,23 @@ export function lineChartSvg(series: Series[], xLabel = "epoch", width = 480, he
     `<text x="${left + plotW / 2}" y="${height - 6}" text-anchor="middle">${escape(xLabel)}</text>`,
   );
   series.forEach((s, k) => {
+    const { color, dash: pattern, marker } = styleOf(s, k);
     const xs = xsOf(s);
     const points = s.values.map((v, i) => [xs[i], v] as const)
       .filter(([px, v]) => Number.isFinite(px) && Number.isFinite(v));
-    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
+    const dash = pattern ? ` stroke-dasharray="${pattern}"` : "";
     if (points.length > 1) {
       const d = points.map(([px, v], j) => `${j ? "L" : "M"}${x(px).toFixed(1)},${y(v).toFixed(1)}`).join(
         " ",
       );
-      parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}/>`);
+      parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
     }
-    for (const [px, v] of points) parts.push(markerSvg(s.marker, x(px), y(v), s.color));
+    for (const [px, v] of points) parts.push(markerSvg(marker, x(px), y(v), color));
     const ly = top + 14 + k * 18;
     parts.push(
       `<line x1="${left + plotW + 10}" x2="${left + plotW + 34}" y1="${ly - 4}" y2="${ly - 4}" ` +
-        `stroke="${s.color}" stroke-width="2"${dash}/>`,
-      markerSvg(s.marker, left + plotW + 22, ly - 4, s.color),
+        `stroke="${color}" stroke-width="2"${dash}/>`,
+      markerSvg(marker, left + plotW + 22, ly - 4, color),
       `<text x="${left + plotW + 40}" y="${ly}">${escape(s.name)}</text>`,
     );
   });

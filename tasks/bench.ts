@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
+import { checkFlag, pickFlags, runTask } from "./cli.ts";
 import { type DispatchRecord, type Gpu, kernelChoice, requestGpu } from "../lib/gpu/device.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { type LayerShape, layerShapes, nin } from "../lib/nin.ts";
@@ -19,22 +19,27 @@ import { measureRoofline } from "../lib/roofline.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { trainStep } from "../lib/train.ts";
 
-const FLAGS = pickFlags(
-  [
-    "resize",
-    "batch-size",
-    "steps",
-    "warmup",
-    "roofline-size",
-    "micro-batch",
-    "json",
-    "plan",
-    "tune",
-    "gpu",
-    "kernels",
-  ],
-  { resize: 96, "batch-size": 16 },
-);
+/** The task's `--help` and flags. */
+const TASK = {
+  usage: "deno task bench [options]",
+  summary: "Measures NiN training and inference throughput, per-kernel GPU time and a matmul roofline.",
+  flags: pickFlags(
+    [
+      "resize",
+      "batch-size",
+      "steps",
+      "warmup",
+      "roofline-size",
+      "micro-batch",
+      "json",
+      "plan",
+      "tune",
+      "gpu",
+      "kernels",
+    ],
+    { resize: 96, "batch-size": 16 },
+  ),
+};
 
 /** The launch rule the plan reports against: dispatches big enough to fill a large GPU (132 SMs x 4). */
 const RULE = { minWorkgroups: 528, minWorkgroupSize: 64 };
@@ -191,15 +196,7 @@ function summarize(records: DispatchRecord[], phase: "train" | "infer", roofline
 }
 
 if (import.meta.main) {
-  await runTask(async () => {
-    const parsed = parseFlags(
-      "deno task bench [options]",
-      "Measures NiN training and inference throughput, per-kernel GPU time and a matmul roofline.",
-      FLAGS,
-      Deno.args,
-    );
-    if (!parsed) return;
-    const flags = parsed.values;
+  await runTask(TASK, async (flags) => {
     const log = (line: string) => flags.json ? undefined : console.log(line);
     const batch = flags["batch-size"], size = flags.resize;
     const kernels = flags.kernels;

@@ -384,14 +384,40 @@ export function printDataProgress(message: string, offline: boolean): void {
   console.error(message + hint);
 }
 
+/** What a task is, for {@link runTask}: its `--help` and the flags it takes. */
+export interface TaskSpec<T extends Record<string, FlagSpec>> {
+  /** The usage line, e.g. `deno task shapes [options]`. */
+  usage: string;
+  /** What the task does, shown by `--help` under the usage line. */
+  summary: string;
+  /** The flags it takes, usually from {@link pickFlags}. */
+  flags: T;
+}
+
 /**
- * Runs a task's main function: a NinError (or any error) becomes `error: <one line>` on stderr and its exit
- * code; success exits 0 explicitly, so a GPU engine holding the event loop cannot keep the process alive.
- * Set NIN_DEBUG=1 to see stack traces.
+ * Runs a task: parses `args` (default: the command line) against `task.flags` (see {@link parseFlags}) and
+ * calls `main` with the values and the set of flags given; `--help` or `-h` prints the help and exits 0
+ * without calling it. A NinError (or any error), from the flags or from `main`, becomes `error: <one line>`
+ * on stderr and its exit code (2 for bad flags); success exits 0 explicitly, so a GPU engine holding the
+ * event loop cannot keep the process alive. Set NIN_DEBUG=1 to see stack traces.
+ *
+ * @example
+ * ```ts
+ * import { pickFlags, runTask } from "./cli.ts";
+ * const task = { usage: "deno task demo [options]", summary: "A demo.", flags: pickFlags(["lr"]) };
+ * await runTask(task, async (flags, given) => {
+ *   console.log(flags.lr, given.has("lr"));
+ * });
+ * ```
  */
-export async function runTask(main: () => Promise<void>): Promise<never> {
+export async function runTask<T extends Record<string, FlagSpec>>(
+  task: TaskSpec<T>,
+  main: (flags: Flags<T>, given: ParsedFlags<T>["given"]) => Promise<void>,
+  args: string[] = Deno.args,
+): Promise<never> {
   try {
-    await main();
+    const parsed = parseFlags(task.usage, task.summary, task.flags, args);
+    if (parsed) await main(parsed.values, parsed.given);
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     console.error(`error: ${error.message.split("\n")[0]}`);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { checkFlag, parseFlags, pickFlags, printDataProgress, runTask } from "./cli.ts";
+import { checkFlag, pickFlags, printDataProgress, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
@@ -15,32 +15,29 @@ import { batchesPerEpoch, epochBatches } from "../lib/data/batches.ts";
 import type { HostTensor } from "../lib/safetensors.ts";
 import { Progress } from "./progress.ts";
 
-const FLAGS = pickFlags(
-  [
-    "checkpoint",
-    "resize",
-    "one-by-one-convs",
-    "batch-size",
-    "limit-test",
-    "data-dir",
-    "offline",
-    "gpu",
-    "kernels",
-  ],
-  // Resize and 1x1 convs come from the checkpoint unless given.
-  { resize: undefined, "one-by-one-convs": undefined },
-);
+/** The task's `--help` and flags. */
+const TASK = {
+  usage: "deno task eval --checkpoint PATH [options]",
+  summary: "Evaluates a checkpoint on the Fashion-MNIST test set: accuracy and confusion matrix.",
+  flags: pickFlags(
+    [
+      "checkpoint",
+      "resize",
+      "one-by-one-convs",
+      "batch-size",
+      "limit-test",
+      "data-dir",
+      "offline",
+      "gpu",
+      "kernels",
+    ],
+    // Resize and 1x1 convs come from the checkpoint unless given.
+    { resize: undefined, "one-by-one-convs": undefined },
+  ),
+};
 
 if (import.meta.main) {
-  await runTask(async () => {
-    const parsed = parseFlags(
-      "deno task eval --checkpoint PATH [options]",
-      "Evaluates a checkpoint on the Fashion-MNIST test set: accuracy and confusion matrix.",
-      FLAGS,
-      Deno.args,
-    );
-    if (!parsed) return;
-    const flags = parsed.values;
+  await runTask(TASK, async (flags) => {
     if (!flags.checkpoint) throw new NinError("--checkpoint PATH is required (see --help)", 2);
     const path = flags.checkpoint;
     const checkpoint = await loadCheckpoint(path);

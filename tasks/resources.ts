@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
+import { checkFlag, pickFlags, runTask } from "./cli.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import type { Gpu, KernelFamily } from "../lib/gpu/device.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
@@ -22,20 +22,27 @@ import {
 } from "../lib/resources.ts";
 import { summary, textTable } from "../lib/summary.ts";
 
-const FLAGS = pickFlags([
-  "batch-size",
-  "resize",
-  "one-by-one-convs",
-  "momentum",
-  "micro-batch",
-  "max-binding-bytes",
-  "measure-batch-size",
-  "no-measure",
-  "compare",
-  "json",
-  "gpu",
-  "kernels",
-]);
+/** The task's `--help` and flags. */
+const TASK = {
+  usage: "deno task resources [options]",
+  summary:
+    "Parameters, MACs/FLOPs and peak GPU memory of NiN for training and prediction (the chapter's exercise 3),\n" +
+    `counted by running the real code on a counting device, and measured on the GPU. ${MAC_CONVENTION}.`,
+  flags: pickFlags([
+    "batch-size",
+    "resize",
+    "one-by-one-convs",
+    "momentum",
+    "micro-batch",
+    "max-binding-bytes",
+    "measure-batch-size",
+    "no-measure",
+    "compare",
+    "json",
+    "gpu",
+    "kernels",
+  ]),
+};
 
 /** FLOPs a software adapter (llvmpipe: about 3 GFLOP/s) gets through in about 5 s. */
 const SOFTWARE_MEASURE_FLOPS = 1.5e10;
@@ -275,16 +282,7 @@ function compareReport(configs: Config[], device: string | null): string[] {
 }
 
 if (import.meta.main) {
-  await runTask(async () => {
-    const parsed = parseFlags(
-      "deno task resources [options]",
-      "Parameters, MACs/FLOPs and peak GPU memory of NiN for training and prediction (the chapter's exercise 3),\n" +
-        `counted by running the real code on a counting device, and measured on the GPU. ${MAC_CONVENTION}.`,
-      FLAGS,
-      Deno.args,
-    );
-    if (!parsed) return;
-    const flags = parsed.values;
+  await runTask(TASK, async (flags) => {
     let gpu: Gpu | null = null;
     if (!flags["no-measure"]) {
       const { requestGpu } = await import("../lib/gpu/device.ts");

@@ -4,27 +4,25 @@
  *
  * @module
  */
-import { checkFlag, parseFlags, pickFlags, runTask } from "./cli.ts";
+import { checkFlag, pickFlags, runTask } from "./cli.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 
-const FLAGS = pickFlags(["resize", "batch-size", "one-by-one-convs", "leaf", "gpu", "kernels"], {
-  "batch-size": 1,
-});
+/** The task's `--help` and flags. */
+const TASK = {
+  usage: "deno task shapes [options]",
+  summary:
+    "Prints the output shape of every NiN layer for one random input, computed by the GPU forward pass.",
+  flags: pickFlags(["resize", "batch-size", "one-by-one-convs", "leaf", "gpu", "kernels"], {
+    "batch-size": 1,
+  }),
+};
 
 if (import.meta.main) {
-  await runTask(async () => {
-    const parsed = parseFlags(
-      "deno task shapes [options]",
-      "Prints the output shape of every NiN layer for one random input, computed by the GPU forward pass.",
-      FLAGS,
-      Deno.args,
-    );
-    if (!parsed) return;
-    const flags = parsed.values;
+  await runTask(TASK, async (flags) => {
     const inputShape = [flags["batch-size"], 1, flags.resize, flags.resize];
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
     const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();

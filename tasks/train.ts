@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { checkFlag, type Flags, parseFlags, pickFlags, printDataProgress, runTask } from "./cli.ts";
+import { checkFlag, type Flags, pickFlags, printDataProgress, runTask } from "./cli.ts";
 import {
   type Checkpoint,
   type CurvePoint,
@@ -41,21 +41,28 @@ const RUN_FLAGS = [
   "limit-test",
 ] as const;
 
-const FLAGS = pickFlags([
-  ...RUN_FLAGS,
-  "epochs",
-  "data-dir",
-  "offline",
-  "micro-batch",
-  "checkpoint",
-  "resume",
-  "plot",
-  "metrics",
-  "gpu",
-  "kernels",
-]);
+/** The task's `--help` and flags. */
+const TASK = {
+  usage: "deno task train [options]",
+  summary:
+    "Trains NiN on Fashion-MNIST like d2l's train_ch6 and prints loss, train acc, test acc and examples/sec.\n" +
+    "On a software adapter, the flags that size the run default to a preset that finishes in about 20 minutes.",
+  flags: pickFlags([
+    ...RUN_FLAGS,
+    "epochs",
+    "data-dir",
+    "offline",
+    "micro-batch",
+    "checkpoint",
+    "resume",
+    "plot",
+    "metrics",
+    "gpu",
+    "kernels",
+  ]),
+};
 
-type TrainFlags = Flags<typeof FLAGS>;
+type TrainFlags = Flags<typeof TASK.flags>;
 
 /**
  * What `deno task train` runs on a software adapter (llvmpipe, SwiftShader) for every one of these flags
@@ -85,17 +92,8 @@ const OUTPUT_FLAGS = ["plot", "metrics"] as const;
 const POINTS_PER_EPOCH = 5;
 
 if (import.meta.main) {
-  await runTask(async () => {
-    const parsed = parseFlags(
-      "deno task train [options]",
-      "Trains NiN on Fashion-MNIST like d2l's train_ch6 and prints loss, train acc, test acc and examples/sec.\n" +
-        "On a software adapter, the flags that size the run default to a preset that finishes in about 20 minutes.",
-      FLAGS,
-      Deno.args,
-    );
-    if (!parsed) return;
-    const flags: TrainFlags = { ...parsed.values };
-    const given = parsed.given;
+  await runTask(TASK, async (parsedFlags, given) => {
+    const flags: TrainFlags = { ...parsedFlags };
     let resumed: Checkpoint | null = null;
     if (flags.resume) {
       resumed = await loadCheckpoint(flags.resume);
@@ -327,23 +325,10 @@ function applyCheckpointConfig(
 
 /** d2l's Animator: train loss and train acc several times per epoch, test acc once per epoch. */
 function plotSvg(curve: CurvePoint[], history: Record<string, number>[]): string {
+  const x = curve.map((p) => p.x);
   return lineChartSvg([
-    { name: "train loss", x: curve.map((p) => p.x), values: curve.map((p) => p.loss), color: "#1f77b4" },
-    {
-      name: "train acc",
-      x: curve.map((p) => p.x),
-      values: curve.map((p) => p.trainAcc),
-      color: "#d62728",
-      dash: "6,3",
-      marker: "square",
-    },
-    {
-      name: "test acc",
-      x: history.map((m) => m.epoch),
-      values: history.map((m) => m.testAcc),
-      color: "#2ca02c",
-      dash: "2,3",
-      marker: "triangle",
-    },
+    { name: "train loss", x, values: curve.map((p) => p.loss) },
+    { name: "train acc", x, values: curve.map((p) => p.trainAcc) },
+    { name: "test acc", x: history.map((m) => m.epoch), values: history.map((m) => m.testAcc) },
   ]);
 }

@@ -11,33 +11,23 @@ import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { trainStep } from "../lib/train.ts";
-import type { ConvGeometry } from "./reference/conv2d.ts";
+import { type ConvCase, convCase } from "./reference/conv2d.ts";
 import { checkConv2dAgainstReference } from "./layer_checks.ts";
-
-function geometry(
-  [n, inChannels, height, width]: number[],
-  outChannels: number,
-  kernel: number,
-  stride = 1,
-  padding = 0,
-): ConvGeometry {
-  return { n, inChannels, height, width, outChannels, kernel, stride, padding };
-}
 
 // Odd sizes that are no multiples of the 64 x 64 tiles or the 16-step chunks; k = 3, 5, 1, 2; padding
 // beyond k - 1 (the input gradient then crops: padding k - 1 - p < 0); several 64-tiles in every GEMM
 // dimension; a split-K weight gradient (positions > 256: several slices) next to direct ones (one slice);
 // bias slices longer than one workgroup's 256 positions, stepping across image planes (H*W < 256 and > 256).
-const GEOMETRIES: ConvGeometry[] = [
-  geometry([3, 5, 9, 11], 7, 3, 1, 1),
-  geometry([2, 4, 7, 6], 6, 5, 1, 2),
-  geometry([3, 9, 5, 7], 5, 1),
-  geometry([2, 3, 4, 5], 4, 1, 1, 1),
-  geometry([2, 3, 6, 5], 3, 2),
-  geometry([2, 67, 6, 7], 70, 3, 1, 1),
-  geometry([4, 3, 16, 16], 8, 3, 1, 1),
-  geometry([200, 1, 5, 5], 70, 1),
-  geometry([5, 2, 30, 31], 70, 3, 1, 1),
+const GEOMETRIES: ConvCase[] = [
+  convCase([3, 5, 9, 11], 7, 3, 1, 1),
+  convCase([2, 4, 7, 6], 6, 5, 1, 2),
+  convCase([3, 9, 5, 7], 5, 1),
+  convCase([2, 3, 4, 5], 4, 1, 1, 1),
+  convCase([2, 3, 6, 5], 3, 2),
+  convCase([2, 67, 6, 7], 70, 3, 1, 1),
+  convCase([4, 3, 16, 16], 8, 3, 1, 1),
+  convCase([200, 1, 5, 5], 70, 1),
+  convCase([5, 2, 30, 31], 70, 3, 1, 1),
 ];
 
 const gpuFamilyTest = (name: string, fn: (gpu: Gpu) => Promise<void> | void) =>
@@ -55,7 +45,7 @@ gpuFamilyTest(
 
 gpuFamilyTest("gpu conv2d family with the fused ReLU masks the gradient by the saved output", async (gpu) => {
   const rng = new Random(22);
-  for (const g of [geometry([3, 5, 9, 11], 7, 3, 1, 1), geometry([2, 67, 6, 7], 70, 1)]) {
+  for (const g of [convCase([3, 5, 9, 11], 7, 3, 1, 1), convCase([2, 67, 6, 7], 70, 1)]) {
     await checkConv2dAgainstReference(gpu, g, rng, {
       seed: 2,
       what: `gpu Conv2d+ReLU ${JSON.stringify(g)}`,
@@ -69,8 +59,8 @@ gpuFamilyTest(
   async (gpu) => {
     const rng = new Random(23);
     for (
-      const [g, fuseRelu] of [[geometry([2, 1, 23, 25], 6, 11, 4), false], [
-        geometry([3, 2, 31, 29], 5, 11, 4, 1),
+      const [g, fuseRelu] of [[convCase([2, 1, 23, 25], 6, 11, 4), false], [
+        convCase([3, 2, 31, 29], 5, 11, 4, 1),
         true,
       ]] as const
     ) {

@@ -9,33 +9,15 @@ import {
   conv2dBackwardInputRef,
   conv2dBackwardWeightRef,
   conv2dForwardRef,
-  type ConvGeometry,
-  convOutputSize,
+  type ConvCase,
+  convCase,
+  convOutputShape,
 } from "./reference/conv2d.ts";
 import { finiteDifferenceGrad } from "./reference/finite_diff.ts";
 import { checkConv2dAgainstReference, computesInputGrad } from "./layer_checks.ts";
 
-/** Geometry from (n, c, h, w) -> (oc, k, s, p). */
-function geometry(
-  [n, inChannels, height, width]: number[],
-  outChannels: number,
-  kernel: number,
-  stride: number,
-  padding: number,
-): ConvGeometry {
-  return { n, inChannels, height, width, outChannels, kernel, stride, padding };
-}
-
-function inputShape(g: ConvGeometry): number[] {
-  return [g.n, g.inChannels, g.height, g.width];
-}
-
-function outputShapeOf(g: ConvGeometry): number[] {
-  return [g.n, g.outChannels, ...convOutputSize(g)];
-}
-
-function makeConv(gpu: Gpu, g: ConvGeometry, seed: number): Conv2d {
-  return new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, {
+function makeConv(gpu: Gpu, g: ConvCase, seed: number): Conv2d {
+  return new Conv2d(gpu, g.input[1], g.outChannels, g.kernel, g.stride, g.padding, {
     rng: new Random(seed),
   });
 }
@@ -43,18 +25,18 @@ function makeConv(gpu: Gpu, g: ConvGeometry, seed: number): Conv2d {
 // Odd and non-square sizes, channel counts that are not multiples of 4, 1x1, stride > kernel, padding > 0,
 // batch 1 and > 1, the NiN first layer's 11/4/0, blocks of channels and positions beyond one workgroup, and
 // input channel counts that select each input-gradient variant (blocks of 96: 131, 70...; of 128: 250).
-const CONFIGS: ConvGeometry[] = [
-  geometry([2, 3, 7, 5], 5, 3, 1, 1),
-  geometry([1, 1, 23, 25], 6, 11, 4, 0),
-  geometry([3, 5, 6, 6], 3, 1, 1, 0),
-  geometry([2, 3, 9, 8], 4, 2, 3, 1),
-  geometry([2, 4, 8, 9], 9, 3, 2, 2),
-  geometry([1, 7, 6, 5], 2, 5, 1, 2),
-  geometry([2, 70, 5, 4], 67, 3, 1, 1),
-  geometry([4, 9, 3, 3], 17, 1, 1, 0),
-  geometry([1, 2, 1, 1], 3, 3, 1, 1),
-  geometry([2, 131, 3, 4], 129, 3, 1, 1),
-  geometry([2, 250, 3, 2], 7, 3, 2, 1),
+const CONFIGS: ConvCase[] = [
+  convCase([2, 3, 7, 5], 5, 3, 1, 1),
+  convCase([1, 1, 23, 25], 6, 11, 4, 0),
+  convCase([3, 5, 6, 6], 3, 1, 1, 0),
+  convCase([2, 3, 9, 8], 4, 2, 3, 1),
+  convCase([2, 4, 8, 9], 9, 3, 2, 2),
+  convCase([1, 7, 6, 5], 2, 5, 1, 2),
+  convCase([2, 70, 5, 4], 67, 3, 1, 1),
+  convCase([4, 9, 3, 3], 17, 1, 1, 0),
+  convCase([1, 2, 1, 1], 3, 3, 1, 1),
+  convCase([2, 131, 3, 4], 129, 3, 1, 1),
+  convCase([2, 250, 3, 2], 7, 3, 2, 1),
 ];
 
 // float32 sums of up to ~600 products of values in [-1, 1]: errors stay far below 1e-4 relative.
@@ -68,12 +50,12 @@ gpuTest("Conv2d forward and gradients match the float64 reference", async (gpu) 
 });
 
 gpuTest("Conv2d gradients agree with central finite differences of sum(dy * conv(x))", async (gpu) => {
-  const g = geometry([2, 2, 5, 4], 3, 3, 2, 1);
+  const g = convCase([2, 2, 5, 4], 3, 3, 2, 1);
   const rng = new Random(11);
-  const xs = Float64Array.from(rng.uniformArray(g.n * g.inChannels * g.height * g.width));
-  const ws = Float64Array.from(rng.uniformArray(g.outChannels * g.inChannels * g.kernel * g.kernel));
+  const xs = Float64Array.from(rng.uniformArray(shapeSize(g.input)));
+  const ws = Float64Array.from(rng.uniformArray(g.outChannels * g.input[1] * g.kernel * g.kernel));
   const bs = Float64Array.from(rng.uniformArray(g.outChannels));
-  const dys = Float64Array.from(rng.uniformArray(shapeSize(outputShapeOf(g))));
+  const dys = Float64Array.from(rng.uniformArray(shapeSize(convOutputShape(g))));
   const loss = (x: Float64Array, w: Float64Array, b: Float64Array) =>
     conv2dForwardRef(g, x, w, b).reduce((sum, v, i) => sum + v * dys[i], 0);
   const eps = 1e-5;
@@ -99,7 +81,7 @@ gpuTest("Conv2d gradients agree with central finite differences of sum(dy * conv
   const conv = makeConv(gpu, g, 0);
   gpu.write(conv.weight.value.buffer, Float32Array.from(ws));
   gpu.write(conv.bias.value.buffer, Float32Array.from(bs));
-  const x = Tensor.fromArray(gpu, xs, inputShape(g));
+  const x = Tensor.fromArray(gpu, xs, g.input);
   const y = conv.forward(x);
   const dy = Tensor.fromArray(gpu, dys, y.shape);
   // The gpu family has no strided input gradient (checkConv2dAgainstReference checks that it says so).
@@ -115,12 +97,12 @@ gpuTest("Conv2d gradients agree with central finite differences of sum(dy * conv
 
 gpuTest("Conv2d with fuseRelu equals Conv2d followed by ReLU", async (gpu) => {
   const rng = new Random(5);
-  for (const g of [geometry([2, 3, 7, 6], 70, 3, 1, 1), geometry([3, 66, 4, 5], 5, 1, 1, 0)]) {
+  for (const g of [convCase([2, 3, 7, 6], 70, 3, 1, 1), convCase([3, 66, 4, 5], 5, 1, 1, 0)]) {
     const what = `fused ${JSON.stringify(g)}`;
     const fused = makeConv(gpu, g, 1);
     const plain = makeConv(gpu, g, 1);
     const relu = new ReLU(gpu);
-    const x = Tensor.fromArray(gpu, rng.uniformArray(g.n * g.inChannels * g.height * g.width), inputShape(g));
+    const x = Tensor.fromArray(gpu, rng.uniformArray(shapeSize(g.input)), g.input);
     const yFused = fused.forwardRelu(x);
     const z = plain.forward(x);
     const yPlain = relu.forward(z);
@@ -153,10 +135,10 @@ gpuTest("Conv2d with fuseRelu equals Conv2d followed by ReLU", async (gpu) => {
 });
 
 gpuTest("Conv2d backward accumulates parameter gradients and can skip the input gradient", async (gpu) => {
-  const g = geometry([2, 3, 6, 5], 4, 3, 1, 1);
+  const g = convCase([2, 3, 6, 5], 4, 3, 1, 1);
   const rng = new Random(9);
   const conv = makeConv(gpu, g, 2);
-  const x = Tensor.fromArray(gpu, rng.uniformArray(g.n * g.inChannels * g.height * g.width), inputShape(g));
+  const x = Tensor.fromArray(gpu, rng.uniformArray(shapeSize(g.input)), g.input);
   const y = conv.forward(x);
   const dy = Tensor.fromArray(gpu, rng.uniformArray(y.size), y.shape);
   (conv.backward(dy) as Tensor).dispose();
@@ -167,7 +149,7 @@ gpuTest("Conv2d backward accumulates parameter gradients and can skip the input 
   const skipped = conv.backward(dy, false);
   if (skipped !== null) throw new Error("backward(dy, false) must return null");
   // Only the weight gradient (2 per MAC) and the bias gradient (one add per element) were dispatched.
-  const macs = y.size * g.inChannels * g.kernel * g.kernel;
+  const macs = y.size * g.input[1] * g.kernel * g.kernel;
   if (gpu.flopsDispatched - flopsBefore !== 2 * macs + y.size) {
     throw new Error(
       `unexpected FLOP count ${gpu.flopsDispatched - flopsBefore}, expected ${2 * macs + y.size}`,
@@ -304,6 +286,6 @@ gpuTest("Conv2d forward and backward leak no buffers", async (gpu) => {
   }
 });
 
-function shapeSize(shape: number[]): number {
+function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

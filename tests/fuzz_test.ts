@@ -8,7 +8,7 @@ import { NinError } from "../lib/errors.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
 import { Random } from "../lib/random.ts";
-import type { ConvGeometry } from "./reference/conv2d.ts";
+import { convCase } from "./reference/conv2d.ts";
 import type { PoolGeometry } from "./reference/maxpool2d.ts";
 import { checkConv2dAgainstReference, checkMaxPool2dAgainstReference } from "./layer_checks.ts";
 
@@ -38,16 +38,9 @@ gpuTest(
       const kernel = between(rng, 1, 5);
       const padding = between(rng, 0, 2);
       const smallest = Math.max(1, kernel - 2 * padding);
-      const g: ConvGeometry = {
-        n: between(rng, 1, 3),
-        inChannels: between(rng, 1, 5),
-        height: between(rng, smallest, smallest + 9),
-        width: between(rng, smallest, smallest + 9),
-        outChannels: between(rng, 1, 6),
-        kernel,
-        stride: between(rng, 1, 3),
-        padding,
-      };
+      const side = () => between(rng, smallest, smallest + 9);
+      const input = [between(rng, 1, 3), between(rng, 1, 5), side(), side()];
+      const g = convCase(input, between(rng, 1, 6), kernel, between(rng, 1, 3), padding);
       const fuseRelu = rng.int(2) === 1;
       await checkConv2dAgainstReference(gpu, g, rng, {
         seed: trial,

@@ -6,14 +6,15 @@ import type { Module } from "../lib/module.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { MaxPool2d } from "../lib/layers/maxpool2d.ts";
 import { Random } from "../lib/random.ts";
+import { shapeSize } from "../lib/tensor.ts";
 import { NinError } from "../lib/errors.ts";
 import {
   conv2dBackwardBiasRef,
   conv2dBackwardInputRef,
   conv2dBackwardWeightRef,
   conv2dForwardRef,
-  type ConvGeometry,
-  convOutputSize,
+  type ConvCase,
+  convOutputShape,
 } from "./reference/conv2d.ts";
 import { maxPool2dBackwardRef, maxPool2dForwardRef, type PoolGeometry } from "./reference/maxpool2d.ts";
 
@@ -26,7 +27,7 @@ const POOL_GRAD_TOL = { atol: 1e-6, rtol: 1e-6 };
  * Whether the device's kernel family computes the input gradient of `g`: the gpu family does for stride 1
  * only (NiN's one strided conv is its first layer, which needs none), the software family always.
  */
-export function computesInputGrad(gpu: Gpu, g: ConvGeometry): boolean {
+export function computesInputGrad(gpu: Gpu, g: ConvCase): boolean {
   return gpu.kernels !== "gpu" || g.stride === 1;
 }
 
@@ -39,24 +40,24 @@ export function computesInputGrad(gpu: Gpu, g: ConvGeometry): boolean {
  *
  * @example
  * ```ts
- * const g = { n: 2, inChannels: 3, height: 7, width: 5, outChannels: 5, kernel: 3, stride: 1, padding: 1 };
+ * const g = convCase([2, 3, 7, 5], 5, 3, 1, 1);
  * await checkConv2dAgainstReference(gpu, g, new Random(7), { seed: 3, what: `Conv2d ${JSON.stringify(g)}` });
  * ```
  */
 export async function checkConv2dAgainstReference(
   gpu: Gpu,
-  g: ConvGeometry,
+  g: ConvCase,
   rng: Random,
   options: { seed: number; what: string; fuseRelu?: boolean },
 ): Promise<void> {
   const { what, fuseRelu = false } = options;
-  const conv = new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, {
+  const conv = new Conv2d(gpu, g.input[1], g.outChannels, g.kernel, g.stride, g.padding, {
     rng: new Random(options.seed),
   });
-  const xs = rng.uniformArray(g.n * g.inChannels * g.height * g.width);
-  const x = Tensor.fromArray(gpu, xs, [g.n, g.inChannels, g.height, g.width]);
+  const xs = rng.uniformArray(shapeSize(g.input));
+  const x = Tensor.fromArray(gpu, xs, g.input);
   const y = fuseRelu ? conv.forwardRelu(x) : conv.forward(x);
-  assertEquals(y.shape, [g.n, g.outChannels, ...convOutputSize(g)], `${what} shape`);
+  assertEquals(y.shape, convOutputShape(g), `${what} shape`);
   const ws = await conv.weight.value.toArray();
   const bs = await conv.bias.value.toArray();
   const expected = conv2dForwardRef(g, xs, ws, bs).map((v) => fuseRelu ? Math.max(v, 0) : v);

@@ -1,6 +1,6 @@
 // The plot's round ticks and curve styles, and the progress ETA's h/m/s format.
 import { assertJsonEqual as assertEquals } from "./util.ts";
-import { lineChartSvg, niceTicks } from "../lib/svg_plot.ts";
+import { lineChartSvg, niceTicks, SERIES_STYLES } from "../lib/svg_plot.ts";
 import { formatDuration, Progress } from "../tasks/progress.ts";
 
 Deno.test("niceTicks: 1-2-5 steps from 0 to at least the maximum", () => {
@@ -28,6 +28,31 @@ Deno.test("lineChartSvg: fractional x, one dash pattern and marker per curve, gr
     (svg.match(/<rect x="[^"]*" y="[^"]*" width="6" height="6" fill="#222"/g) ?? []).length,
     4,
     "squares",
+  );
+});
+
+Deno.test("lineChartSvg: the k-th series takes the style fields it leaves out from the k-th default style", () => {
+  const plain = Array.from(
+    { length: SERIES_STYLES.length + 1 },
+    (_, k) => ({ name: `s${k}`, values: [k, k + 1] }),
+  );
+  const strokes = (svg: string) =>
+    [...svg.matchAll(
+      /<path d="M[^"]*" fill="none" stroke="([^"]*)" stroke-width="2"(?: stroke-dasharray="([^"]*)")?/g,
+    )]
+      .map((m) => [m[1], m[2] ?? ""]);
+  assertEquals(
+    strokes(lineChartSvg(plain)),
+    [...SERIES_STYLES, SERIES_STYLES[0]].map((s) => [s.color, s.dash ?? ""]),
+    "the cycle in order, then from the start again",
+  );
+  const own = lineChartSvg([plain[0], { ...plain[1], color: "#123456", marker: "triangle" }]);
+  assertEquals(strokes(own)[1], ["#123456", SERIES_STYLES[1].dash ?? ""], "own colour, the cycle's dash");
+  const count = (pattern: RegExp) => (own.match(pattern) ?? []).length;
+  assertEquals(
+    [count(/<path d="M[^"]*Z" fill="#123456"\/>/g), count(/<rect [^>]*fill="#123456"/g)],
+    [3, 0],
+    "own marker: a triangle at both points and in the legend, no squares",
   );
 });
 

@@ -1,35 +1,53 @@
 // Float64 CPU reference for Conv2d (NCHW input, OIHW weight, PyTorch's zero padding and floor output size),
 // written as the plain sums of the definition, independently of the WGSL kernels.
 
-/** Geometry of one convolution: input [n, c, h, w], weight [oc, c, k, k], stride and padding. */
-export interface ConvGeometry {
-  n: number;
-  inChannels: number;
-  height: number;
-  width: number;
+/**
+ * One convolution as the reference takes it: the input's shape `[n, c, h, w]` and the layer's own arguments
+ * (output channels, square kernel side, stride, zero padding on every side). The weight is
+ * `[outChannels, c, kernel, kernel]`.
+ */
+export interface ConvCase {
+  /** Input shape `[n, c, h, w]`. */
+  input: readonly number[];
   outChannels: number;
   kernel: number;
   stride: number;
   padding: number;
 }
 
-/** Output height and width: floor((size + 2p - k) / s) + 1. */
-export function convOutputSize(g: ConvGeometry): [number, number] {
-  return [
-    Math.floor((g.height + 2 * g.padding - g.kernel) / g.stride) + 1,
-    Math.floor((g.width + 2 * g.padding - g.kernel) / g.stride) + 1,
-  ];
+/** A {@link ConvCase} from the input shape and Conv2d's arguments, in Conv2d's order and with its defaults. */
+export function convCase(
+  input: readonly number[],
+  outChannels: number,
+  kernel: number,
+  stride = 1,
+  padding = 0,
+): ConvCase {
+  return { input, outChannels, kernel, stride, padding };
+}
+
+/** Every size the sums below use, by their short names; the output size is floor((size + 2p - k) / s) + 1. */
+function sizes(g: ConvCase) {
+  const [n, ic, h, wd] = g.input;
+  const { outChannels: oc, kernel: k, stride: s, padding: p } = g;
+  const out = (size: number) => Math.floor((size + 2 * p - k) / s) + 1;
+  return { n, ic, h, wd, oc, oh: out(h), ow: out(wd), k, s, p };
+}
+
+/** Output shape `[n, outChannels, oh, ow]`. */
+export function convOutputShape(g: ConvCase): number[] {
+  const { n, oc, oh, ow } = sizes(g);
+  return [n, oc, oh, ow];
 }
 
 /** y[n, o, i, j] = b[o] + sum over c, u, v of w[o, c, u, v] * x[n, c, i*s - p + u, j*s - p + v]. */
 export function conv2dForwardRef(
-  g: ConvGeometry,
+  g: ConvCase,
   x: ArrayLike<number>,
   w: ArrayLike<number>,
   b: ArrayLike<number>,
 ): Float64Array {
-  const [oh, ow] = convOutputSize(g);
-  const { n, inChannels: ic, height: h, width: wd, outChannels: oc, kernel: k, stride: s, padding: p } = g;
+  const { n, ic, h, wd, oc, oh, ow, k, s, p } = sizes(g);
   const y = new Float64Array(n * oc * oh * ow);
   for (let b0 = 0; b0 < n; b0++) {
     for (let o = 0; o < oc; o++) {
@@ -61,12 +79,11 @@ export function conv2dForwardRef(
  * the forward sum.
  */
 export function conv2dBackwardInputRef(
-  g: ConvGeometry,
+  g: ConvCase,
   dy: ArrayLike<number>,
   w: ArrayLike<number>,
 ): Float64Array {
-  const [oh, ow] = convOutputSize(g);
-  const { n, inChannels: ic, height: h, width: wd, outChannels: oc, kernel: k, stride: s, padding: p } = g;
+  const { n, ic, h, wd, oc, oh, ow, k, s, p } = sizes(g);
   const dx = new Float64Array(n * ic * h * wd);
   for (let b0 = 0; b0 < n; b0++) {
     for (let o = 0; o < oc; o++) {
@@ -93,12 +110,11 @@ export function conv2dBackwardInputRef(
 
 /** dw[o, c, u, v] = sum over n, i, j of dy[n, o, i, j] * x[n, c, i*s - p + u, j*s - p + v]. */
 export function conv2dBackwardWeightRef(
-  g: ConvGeometry,
+  g: ConvCase,
   x: ArrayLike<number>,
   dy: ArrayLike<number>,
 ): Float64Array {
-  const [oh, ow] = convOutputSize(g);
-  const { n, inChannels: ic, height: h, width: wd, outChannels: oc, kernel: k, stride: s, padding: p } = g;
+  const { n, ic, h, wd, oc, oh, ow, k, s, p } = sizes(g);
   const dw = new Float64Array(oc * ic * k * k);
   for (let o = 0; o < oc; o++) {
     for (let c = 0; c < ic; c++) {
@@ -125,12 +141,12 @@ export function conv2dBackwardWeightRef(
 }
 
 /** db[o] = sum over n, i, j of dy[n, o, i, j]. */
-export function conv2dBackwardBiasRef(g: ConvGeometry, dy: ArrayLike<number>): Float64Array {
-  const [oh, ow] = convOutputSize(g);
-  const db = new Float64Array(g.outChannels);
-  for (let b0 = 0; b0 < g.n; b0++) {
-    for (let o = 0; o < g.outChannels; o++) {
-      for (let q = 0; q < oh * ow; q++) db[o] += dy[(b0 * g.outChannels + o) * oh * ow + q];
+export function conv2dBackwardBiasRef(g: ConvCase, dy: ArrayLike<number>): Float64Array {
+  const { n, oc, oh, ow } = sizes(g);
+  const db = new Float64Array(oc);
+  for (let b0 = 0; b0 < n; b0++) {
+    for (let o = 0; o < oc; o++) {
+      for (let q = 0; q < oh * ow; q++) db[o] += dy[(b0 * oc + o) * oh * ow + q];
     }
   }
   return db;
