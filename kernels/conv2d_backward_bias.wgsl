@@ -7,9 +7,11 @@
 // plain reduction, deterministic; it reads dy once, little next to the GEMMs).
 struct Params {
   n: u32,
-  channels: u32,
+  count: u32, // output channels
   positions: u32,
 }
+
+//!include per_element.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -21,16 +23,10 @@ struct Params {
 // it, `saved` and `g` are bound to placeholders and never touched).
 override masked: bool = false;
 
-@compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let o = (wid.x + wid.y * nwg.x) * 8u + lid;
-  if (o >= p.channels) {
-    return;
-  }
+fn element(o: u32) {
   var sum = 0.0;
   for (var n = 0u; n < p.n; n++) {
-    let start = (n * p.channels + o) * p.positions;
+    let start = (n * p.count + o) * p.positions;
     for (var i = start; i < start + p.positions; i++) {
       var v = dy[i];
       if (masked) {

@@ -31,18 +31,12 @@ fn dropout_hash(seed: u32, step: u32, index: u32) -> u32 {
   return mix32(mix32(index ^ key) + key);
 }
 
-//!include element_index.wgsl
+//!include per_element.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = element_index(wid, nwg, lid);
-  if (i >= p.count) {
-    return;
-  }
+fn element(i: u32) {
   let keep = dropout_hash(p.seed, p.step, p.sample_offset * p.per_sample + i) >= p.threshold;
   output[i] = select(0.0, input[i] * p.scale, keep);
 }

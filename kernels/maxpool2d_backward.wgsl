@@ -3,18 +3,8 @@
 // is this element, visited row-major.
 // Thread mapping: one invocation per input element, linear over [N * C, H, W]. The windows containing row iy
 // are oy in [ceil((iy + pad - k + 1) / s), floor((iy + pad) / s)] clipped to [0, OH - 1]; likewise columns.
-struct Params {
-  planes: u32,
-  height: u32,
-  width: u32,
-  out_height: u32,
-  out_width: u32,
-  kernel: u32,
-  stride: u32,
-  padding: u32,
-}
-
-//!include element_index.wgsl
+//!include maxpool2d_params.wgsl
+//!include per_element.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> indices: array<u32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
@@ -29,24 +19,16 @@ fn first_window(i: u32) -> u32 {
   return (u32(reach) + p.stride - 1u) / p.stride;
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = element_index(wid, nwg, lid);
-  let in_plane = p.height * p.width;
-  if (i >= p.planes * in_plane) {
-    return;
-  }
-  let index = i % in_plane;
-  let ix = index % p.width;
-  let iy = index / p.width;
-  let out_base = (i / in_plane) * p.out_height * p.out_width;
-  let oy_end = min((iy + p.padding) / p.stride + 1u, p.out_height);
-  let ox_end = min((ix + p.padding) / p.stride + 1u, p.out_width);
+fn element(i: u32) {
+  let cell = plane_cell(i, p.height, p.width);
+  let index = cell.row * p.width + cell.col;
+  let out_base = cell.plane * p.out_height * p.out_width;
+  let oy_end = min((cell.row + p.padding) / p.stride + 1u, p.out_height);
+  let ox_end = min((cell.col + p.padding) / p.stride + 1u, p.out_width);
 
   var sum = 0.0;
-  for (var oy = first_window(iy); oy < oy_end; oy++) {
-    for (var ox = first_window(ix); ox < ox_end; ox++) {
+  for (var oy = first_window(cell.row); oy < oy_end; oy++) {
+    for (var ox = first_window(cell.col); ox < ox_end; ox++) {
       let o = out_base + oy * p.out_width + ox;
       if (indices[o] == index) {
         sum += dy[o];

@@ -4,37 +4,22 @@
 // row-major and keeps the first maximum (strict >, so ties go to the earliest element; a NaN wins, as in
 // PyTorch). In training it also writes the argmax as the flat index iy * W + ix within the input plane,
 // which the backward kernel gathers against.
-struct Params {
-  planes: u32,
-  height: u32,
-  width: u32,
-  out_height: u32,
-  out_width: u32,
-  kernel: u32,
-  stride: u32,
-  padding: u32,
-  save_indices: u32, // 0 in eval mode: `indices` is then a placeholder that is never written
-}
 
-//!include element_index.wgsl
+// True in training: also write the argmax (in eval, `indices` is a placeholder that is never written).
+override save_indices: bool = false;
+
+//!include maxpool2d_params.wgsl
+//!include per_element.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = element_index(wid, nwg, lid);
-  let out_plane = p.out_height * p.out_width;
-  if (i >= p.planes * out_plane) {
-    return;
-  }
-  let ox = i % p.out_width;
-  let oy = (i / p.out_width) % p.out_height;
-  let base = (i / out_plane) * p.height * p.width;
-  let y0 = i32(oy * p.stride) - i32(p.padding);
-  let x0 = i32(ox * p.stride) - i32(p.padding);
+fn element(i: u32) {
+  let cell = plane_cell(i, p.out_height, p.out_width);
+  let base = cell.plane * p.height * p.width;
+  let y0 = i32(cell.row * p.stride) - i32(p.padding);
+  let x0 = i32(cell.col * p.stride) - i32(p.padding);
 
   var best = 0.0;
   var best_index = 0u;
@@ -59,7 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
   }
   y[i] = best;
-  if (p.save_indices != 0u) {
+  if (save_indices) {
     indices[i] = best_index;
   }
 }

@@ -5,7 +5,7 @@
 // Pixels arrive packed four per u32 word (byte k of the upload is bits 8 * (k % 4) of word k / 4).
 // Thread mapping: one invocation per output pixel, linear over [N, size, size].
 struct Params {
-  images: u32,
+  count: u32, // output pixels
   height: u32,
   width: u32,
   size: u32,
@@ -13,7 +13,7 @@ struct Params {
   scale_x: f32, // width / size
 }
 
-//!include element_index.wgsl
+//!include per_element.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pixels: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -35,17 +35,11 @@ fn taps(dst: u32, scale: f32, in_size: u32) -> Taps {
   return Taps(lo, min(lo + 1u, in_size - 1u), src - f32(lo));
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = element_index(wid, nwg, lid);
-  let out_plane = p.size * p.size;
-  if (i >= p.images * out_plane) {
-    return;
-  }
-  let ty = taps((i / p.size) % p.size, p.scale_y, p.height);
-  let tx = taps(i % p.size, p.scale_x, p.width);
-  let base = (i / out_plane) * p.height * p.width;
+fn element(i: u32) {
+  let cell = plane_cell(i, p.size, p.size);
+  let ty = taps(cell.row, p.scale_y, p.height);
+  let tx = taps(cell.col, p.scale_x, p.width);
+  let base = cell.plane * p.height * p.width;
   let row_lo = base + ty.lo * p.width;
   let row_hi = base + ty.hi * p.width;
   let top = (1.0 - tx.t) * pixel(row_lo + tx.lo) + tx.t * pixel(row_lo + tx.hi);

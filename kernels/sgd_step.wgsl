@@ -14,19 +14,13 @@ struct Params {
   first_step: u32, // 1 when buf holds nothing yet
 }
 
-//!include element_index.wgsl
+//!include per_element.wgsl
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> buf: array<f32>;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = element_index(wid, nwg, lid);
-  if (i >= p.count) {
-    return;
-  }
+fn element(i: u32) {
   let weight_decay = p.weight_decay;
   let momentum = p.momentum;
   var g = grad[i];

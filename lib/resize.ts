@@ -60,7 +60,7 @@ export function resizeImages(
     gpu.dispatch(
       RESIZE_BILINEAR,
       { pixels: upload, out: out.buffer },
-      { images: n, height, width, size, scale_y: height / size, scale_x: width / size },
+      { count: out.size, height, width, size, scale_y: height / size, scale_x: width / size },
       workgroupsFor(out.size, RESIZE_BILINEAR),
       0,
     );

@@ -1,7 +1,7 @@
 // Shared by the "gpu" conv2d family (kernels/gpu/, passes in lib/layers/conv2d_gpu.ts): included
-// (`//!include gpu/conv2d_gpu_common.wgsl`) by conv2d_gpu_forward.wgsl, conv2d_gpu_weight_grad.wgsl,
-// conv2d_gpu_bias_grad.wgsl and conv2d_gpu_flip.wgsl. One uniform layout for every kernel of the family
-// (each reads the fields it needs; the TypeScript side fills them by name).
+// (`//!include gpu/conv2d_gpu_common.wgsl`) by conv2d_gpu_forward.wgsl, conv2d_gpu_weight_grad.wgsl and
+// conv2d_gpu_bias_grad.wgsl. One uniform layout for the family's convolution passes (each reads the fields
+// it needs; the TypeScript side fills them by name).
 struct Params {
   n: u32,
   in_channels: u32,

@@ -3,25 +3,20 @@
 // with zero padding; with fuseRelu the epilogue applies max(., 0). Also the input gradient of a stride-1
 // conv (run on dy with the flipped weights of conv2d_gpu_flip.wgsl, padding k - 1 - p, has_bias = 0).
 //
-// GEMM view: M = N*OH*OW output positions (m = (n*OH + oh)*OW + ow), N = OC channels, K = IC*k*k with
+// GEMM view (the tiled GEMM of conv2d_gpu_gemm.wgsl): rows are the N*OH*OW output positions
+// (m = (n*OH + oh)*OW + ow), channels the OC output channels, the reduction runs over IC*k*k steps
 // e = (c*k + kh)*k + kw (OIHW order, so w is read as the row-major [OC, K] matrix it already is).
-// - A workgroup (256 invocations) owns 64 positions x 64 channels; invocation (tx, ty) = (t % 16, t / 16)
-//   holds the 4 x 4 block positions m0 + tx + 16i x channels o0 + 4ty + j, so consecutive invocations
-//   write consecutive positions (coalesced stores into NCHW).
-// - Per chunk of 16 reduction steps the workgroup stages the input tile [16 k][64 m] and the weight tile
-//   [16 k][64 o] in workgroup memory. Input loader: row k0 + t/16, positions m0 + t%16 + 16j (16 consecutive
-//   invocations read 16 consecutive positions); the positions are decoded once before the loop (image base,
-//   top, left), the row once per chunk (two divisions per invocation per chunk, outside the FMA loop).
-//   Weight loader: step k0 + t%16 of channels o0 + t/16 + 16j (16 consecutive invocations read 16
+// - Consecutive invocations hold consecutive positions: coalesced stores into NCHW.
+// - Input loader: step k0 + t/16, positions m0 + t%16 + 16j (16 consecutive invocations read 16 consecutive
+//   positions); the positions are decoded once before the loop (image base, top, left), the step once per
+//   chunk (two divisions per invocation per chunk, outside the FMA loop). Its row stride of 80 floats puts
+//   the two steps that 32 invocations store 16 banks apart.
+// - Weight loader: step k0 + t%16 of channels o0 + t/16 + 16j (16 consecutive invocations read 16
 //   consecutive floats of one weight row).
-// - FMA loop: per step 4 scalar reads of the input tile (consecutive across tx: no bank conflicts), one
-//   vec4 read of the weight tile (the same for all tx: broadcast), 16 multiply-adds. No integer division.
-// - Row strides: 80 floats for the input tile (its two rows per 32 invocations land 16 banks apart), 17
-//   vec4s for the weight tile (vec4-aligned; its transposing stores conflict at most 2-way).
-// Includes conv2d_gpu_common.wgsl (Params, TILE, CHUNK, FAR).
 override fuseRelu: bool = false;
 
 //!include gpu/conv2d_gpu_common.wgsl
+//!include gpu/conv2d_gpu_gemm.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -29,11 +24,12 @@ override fuseRelu: bool = false;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const A_STRIDE = 80u;
-const B_STRIDE = 17u;
+const ROW_STRIDE = 80u;
 
-var<workgroup> tileA: array<f32, 1280>; // CHUNK * A_STRIDE
-var<workgroup> tileB: array<vec4f, 272>; // CHUNK * B_STRIDE
+// Weight of channel o at reduction step `at`.
+fn channelOperand(o: u32, at: u32) -> f32 {
+  return w[o * p.in_channels * p.kernel * p.kernel + at];
+}
 
 // Adds bias, applies the optional ReLU and writes positions m of channels o.. (one accumulator).
 fn store(acc: vec4f, m: u32, o: u32) {
@@ -63,92 +59,49 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let wg = wid.x + wid.y * nwg.x;
   let ohw = p.out_height * p.out_width;
   let positions = p.n * ohw;
-  let channelTiles = (p.out_channels + TILE - 1u) / TILE;
-  if (wg >= channelTiles * ((positions + TILE - 1u) / TILE)) {
+  if (wg >= tileCount(positions)) {
     return;
   }
-  let o0 = (wg % channelTiles) * TILE;
-  let m0 = (wg / channelTiles) * TILE;
-  let kk = p.kernel * p.kernel;
-  let depth = p.in_channels * kk;
-  let hw = p.height * p.width;
-  let width = i32(p.width);
+  let origin = tileOrigin(wg);
+  let m0 = origin.x;
+  let o0 = origin.y;
+  let depth = p.in_channels * p.kernel * p.kernel;
 
   // Input loader: its four positions, decoded once.
-  let aRow = t / 16u;
-  let aCol = t % 16u;
+  let aStep = t / 16u;
+  let aLane = t % 16u;
   var base = vec4i(0);
   var top = vec4i(FAR);
   var left = vec4i(0);
   for (var j = 0u; j < 4u; j++) {
-    let m = m0 + aCol + 16u * j;
+    let m = m0 + aLane + 16u * j;
     if (m < positions) {
       let n = m / ohw;
       let r = m - n * ohw;
       let oh = r / p.out_width;
       top[j] = i32(oh * p.stride) - p.padding;
       left[j] = i32((r - oh * p.out_width) * p.stride) - p.padding;
-      base[j] = i32(n * p.in_channels * hw) + top[j] * width + left[j];
+      base[j] = i32(n * p.in_channels * p.height * p.width) + top[j] * i32(p.width) + left[j];
     }
   }
-  // Weight loader: reduction step k0 + bRow of channels o0 + bCol + 16j.
-  let bRow = t % 16u;
-  let bCol = t / 16u;
-  let tx = t % 16u;
-  let ty = t / 16u;
-  var acc0 = vec4f(0.0);
-  var acc1 = vec4f(0.0);
-  var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
+  // Weight loader: reduction step k0 + bStep of channels o0 + bLane + 16j.
+  let bStep = t % 16u;
+  let bLane = t / 16u;
+  var acc = Accumulators();
   let chunks = (depth + CHUNK - 1u) / CHUNK;
   for (var chunk = 0u; chunk < chunks; chunk++) {
     let k0 = chunk * CHUNK;
-    // Input tile row: decode the reduction step into (c, kh, kw) and its offset inside an image.
-    let k = k0 + aRow;
-    var kh = FAR;
-    var kw = 0i;
-    var offset = 0i;
-    if (k < depth) {
-      let c = k / kk;
-      let tap = k - c * kk;
-      let row = tap / p.kernel;
-      kh = i32(row);
-      kw = i32(tap - row * p.kernel);
-      offset = i32(c * hw) + kh * width + kw;
-    }
-    // Negative coordinates wrap to huge unsigned values, so one comparison checks both ends.
-    let inside = (vec4u(top + vec4i(kh)) < vec4u(p.height)) & (vec4u(left + vec4i(kw)) < vec4u(p.width));
-    let at = base + vec4i(offset);
-    for (var j = 0u; j < 4u; j++) {
-      var v = 0.0;
-      if (inside[j]) {
-        v = x[at[j]];
-      }
-      tileA[aRow * A_STRIDE + aCol + 16u * j] = v;
-    }
-    let kb = k0 + bRow;
-    for (var j = 0u; j < 4u; j++) {
-      let o = o0 + bCol + 16u * j;
-      var v = 0.0;
-      if (kb < depth && o < p.out_channels) {
-        v = w[o * depth + kb];
-      }
-      tileB[bRow * B_STRIDE + bCol / 4u + 4u * j][bCol % 4u] = v;
-    }
+    let step = reductionStep(k0 + aStep);
+    stageRows(aStep, aLane, base + vec4i(step.offset), insideImage(top + vec4i(step.row), left + vec4i(step.col)));
+    stageChannels(bStep, o0, bLane, k0 + bStep < depth, k0 + bStep);
     workgroupBarrier();
-    for (var q = 0u; q < CHUNK; q++) {
-      let a = q * A_STRIDE + tx;
-      let b = tileB[q * B_STRIDE + ty];
-      acc0 = fma(vec4f(tileA[a]), b, acc0);
-      acc1 = fma(vec4f(tileA[a + 16u]), b, acc1);
-      acc2 = fma(vec4f(tileA[a + 32u]), b, acc2);
-      acc3 = fma(vec4f(tileA[a + 48u]), b, acc3);
-    }
+    acc = multiplyChunk(acc, t % 16u, t / 16u);
     workgroupBarrier();
   }
-  let o = o0 + 4u * ty;
-  store(acc0, m0 + tx, o);
-  store(acc1, m0 + tx + 16u, o);
-  store(acc2, m0 + tx + 32u, o);
-  store(acc3, m0 + tx + 48u, o);
+  let o = o0 + 4u * (t / 16u);
+  let m = m0 + t % 16u;
+  store(acc.a0, m, o);
+  store(acc.a1, m + 16u, o);
+  store(acc.a2, m + 32u, o);
+  store(acc.a3, m + 48u, o);
 }

@@ -10,16 +10,22 @@
  * @module
  */
 import conv2dCommon from "../../kernels/conv2d_common.wgsl" with { type: "text" };
-import elementIndex from "../../kernels/element_index.wgsl" with { type: "text" };
+import conv2dTaps from "../../kernels/conv2d_taps.wgsl" with { type: "text" };
+import perElement from "../../kernels/per_element.wgsl" with { type: "text" };
+import maxpool2dParams from "../../kernels/maxpool2d_params.wgsl" with { type: "text" };
 import adaptivePoolWindow from "../../kernels/adaptive_pool_window.wgsl" with { type: "text" };
 import conv2dGpuCommon from "../../kernels/gpu/conv2d_gpu_common.wgsl" with { type: "text" };
+import conv2dGpuGemm from "../../kernels/gpu/conv2d_gpu_gemm.wgsl" with { type: "text" };
 
 /** The shared WGSL snippets a kernel may include, by path under `kernels/`. */
 const SNIPPETS: Readonly<Record<string, string>> = {
   "conv2d_common.wgsl": conv2dCommon,
-  "element_index.wgsl": elementIndex,
+  "conv2d_taps.wgsl": conv2dTaps,
+  "per_element.wgsl": perElement,
+  "maxpool2d_params.wgsl": maxpool2dParams,
   "adaptive_pool_window.wgsl": adaptivePoolWindow,
   "gpu/conv2d_gpu_common.wgsl": conv2dGpuCommon,
+  "gpu/conv2d_gpu_gemm.wgsl": conv2dGpuGemm,
 };
 
 /** A scalar field of a kernel's `Params` uniform. */
@@ -126,6 +132,18 @@ function bindingsOf(code: string): Map<string, number> {
   return out;
 }
 
+/**
+ * The value of a kernel's numeric `const` or `override` (the kernel's constants first, then the WGSL's
+ * literal initializer), so that sizes the TypeScript side needs, like a tile's width, are written once.
+ */
+export function constantOf(k: Pick<Kernel, "name" | "code" | "constants">, name: string): number {
+  if (name in k.constants) return k.constants[name];
+  const declared = new RegExp(`(?:const|override)\\s+${name}\\s*(?::\\s*[iu]32)?\\s*=\\s*(\\d+)[iu]?\\s*;`)
+    .exec(k.code);
+  if (!declared) throw new Error(`${k.name}: no numeric const or override ${name}`);
+  return Number(declared[1]);
+}
+
 function workgroupSizeOf(
   code: string,
   entryPoint: string,
@@ -136,10 +154,6 @@ function workgroupSizeOf(
   if (!match) throw new Error(`${name}: no @workgroup_size on entry point ${entryPoint}`);
   return match[1].split(",").map((term) => term.trim()).filter((t) => t).reduce((product, term) => {
     const literal = /^(\d+)u?$/.exec(term);
-    if (literal) return product * Number(literal[1]);
-    if (term in constants) return product * constants[term];
-    const declared = new RegExp(`(?:const|override)\\s+${term}\\s*(?::\\s*u32)?\\s*=\\s*(\\d+)u?`).exec(code);
-    if (!declared) throw new Error(`${name}: cannot resolve workgroup size term ${term}`);
-    return product * Number(declared[1]);
+    return product * (literal ? Number(literal[1]) : constantOf({ name, code, constants }, term));
   }, 1);
 }

@@ -75,7 +75,7 @@ export class AdaptiveAvgPool2d extends Module {
     this.gpu.dispatch(
       ADAPTIVE_AVGPOOL2D_FORWARD,
       { x: x.buffer, y: y.buffer },
-      this.#params(x.shape),
+      { ...this.#params(x.shape), count: y.size },
       workgroupsFor(y.size, ADAPTIVE_AVGPOOL2D_FORWARD),
       planes * (this.#windowArea(x.shape) + shape[2] * shape[3]),
     );
@@ -101,7 +101,7 @@ export class AdaptiveAvgPool2d extends Module {
     this.gpu.dispatch(
       ADAPTIVE_AVGPOOL2D_BACKWARD,
       { dy: gradOutput.buffer, dx: dx.buffer },
-      this.#params(inputShape),
+      { ...this.#params(inputShape), count: dx.size },
       workgroupsFor(dx.size, ADAPTIVE_AVGPOOL2D_BACKWARD),
       2 * inputShape[0] * inputShape[1] * this.#windowArea(inputShape),
     );
@@ -124,8 +124,8 @@ export class AdaptiveAvgPool2d extends Module {
   }
 
   #params(inputShape: readonly number[]) {
-    const [n, c, height, width] = inputShape;
+    const [, , height, width] = inputShape;
     const [out_height, out_width] = this.outputSize;
-    return { planes: n * c, height, width, out_height, out_width };
+    return { height, width, out_height, out_width };
   }
 }

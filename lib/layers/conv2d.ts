@@ -168,15 +168,11 @@ export class Conv2d extends Module {
   }
 
   #forward(x: Tensor, ctx: ForwardContext, relu: boolean): Tensor {
-    const geometry = this.#geometry(x.shape);
-    const y = convPasses(this.gpu).forward({
-      gpu: this.gpu,
-      geometry,
-      x,
-      weight: this.weight.value,
-      bias: this.bias.value,
-      relu,
-    });
+    const g = this.#geometry(x.shape);
+    const { kernel, params, workgroups } = convPasses(this.gpu).forward(g, relu);
+    const y = Tensor.empty(this.gpu, [g.n, g.outChannels, g.outHeight, g.outWidth], "activations");
+    const buffers = { x: x.buffer, w: this.weight.value.buffer, bias: this.bias.value.buffer, y: y.buffer };
+    this.gpu.dispatch(kernel, buffers, params, workgroups, 2 * convMacs(g));
     this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null } : null;
     return y;
   }

@@ -22,18 +22,11 @@
  */
 import { NinError } from "../errors.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { kernel } from "../gpu/kernel.ts";
+import { constantOf, kernel } from "../gpu/kernel.ts";
 import { tunedTarget } from "../tuning.ts";
 import { workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
-import {
-  type ConvBackward,
-  type ConvForward,
-  type ConvGeometry,
-  convMacs,
-  type ConvPasses,
-  convUniform,
-} from "./conv2d_passes.ts";
+import { type ConvGeometry, convMacs, type ConvPasses, convUniform } from "./conv2d_passes.ts";
 import forwardCode from "../../kernels/gpu/conv2d_gpu_forward.wgsl" with { type: "text" };
 import flipCode from "../../kernels/gpu/conv2d_gpu_flip.wgsl" with { type: "text" };
 import weightGradCode from "../../kernels/gpu/conv2d_gpu_weight_grad.wgsl" with { type: "text" };
@@ -44,17 +37,17 @@ const FORWARD = kernel("conv2d_gpu_forward", forwardCode);
 const FORWARD_RELU = kernel("conv2d_gpu_forward_relu", forwardCode, { constants: { fuseRelu: 1 } });
 /** The input gradient: the forward kernel over the output gradient and flipped weights (named apart for profiles). */
 const BACKWARD_INPUT = kernel("conv2d_gpu_backward_input", forwardCode);
-const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode);
+const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode, { constants: { WORKGROUP_SIZE: 256 } });
 const WEIGHT_GRAD = kernel("conv2d_gpu_backward_weight", weightGradCode);
 const BIAS_GRAD = kernel("conv2d_gpu_backward_bias", biasGradCode);
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
 const BIAS_GRAD_RELU = kernel("conv2d_gpu_backward_bias_relu", biasGradCode, { constants: { masked: 1 } });
-const REDUCE = kernel("conv2d_gpu_reduce", reduceCode);
+const REDUCE = kernel("conv2d_gpu_reduce", reduceCode, { constants: { WORKGROUP_SIZE: 256 } });
 
 /** Output tile of the GEMM kernels: TILE x TILE per workgroup (16 x 16 invocations, 4 x 4 each). */
-const TILE = 64;
+const TILE = constantOf(FORWARD, "TILE");
 /** Reduction steps per trip through workgroup memory; split-K slice lengths are multiples of it. */
-const CHUNK = 16;
+const CHUNK = constantOf(FORWARD, "CHUNK");
 /** Workgroups the split passes aim for: two waves of 528 (four per SM of a 132-SM H200). */
 const TARGET_WORKGROUPS = 1056;
 /** A slice of the weight or bias reduction covers at least this many positions (one per invocation). */
@@ -130,108 +123,104 @@ function reduce(gpu: Gpu, partial: Tensor, out: Tensor, slices: number): void {
   );
 }
 
-/** Records a convolution's forward (bias, and ReLU when fused, in the epilogue). */
-function forward({ gpu, geometry: g, x, weight, bias, relu }: ConvForward): Tensor {
-  const y = Tensor.empty(gpu, [g.n, g.outChannels, g.outHeight, g.outWidth], "activations");
-  gpu.dispatch(
-    relu ? FORWARD_RELU : FORWARD,
-    { x: x.buffer, w: weight.buffer, bias: bias.buffer, y: y.buffer },
-    uniform(g),
-    gemmTiles(g.n * g.outHeight * g.outWidth, g.outChannels),
-    2 * convMacs(g),
-  );
-  return y;
-}
+/** The "gpu" family's convolution passes. */
+export const GPU_CONV: ConvPasses = {
+  /** The forward (bias, and ReLU when fused, in the epilogue). */
+  forward: (g, relu) => ({
+    kernel: relu ? FORWARD_RELU : FORWARD,
+    params: uniform(g),
+    workgroups: gemmTiles(g.n * g.outHeight * g.outWidth, g.outChannels),
+  }),
 
-/**
- * Records the bias gradient (masking dy into a workspace when the ReLU is fused), the weight gradient,
- * and the input gradient when asked; throws before recording anything for a strided input gradient.
- */
-function backward(
-  { gpu, geometry: g, x, dy, y, weight, dw, db, needInputGrad }: ConvBackward,
-): Tensor | null {
-  if (needInputGrad && g.stride !== 1) {
-    throw new NinError(
-      `Conv2d(${g.inChannels}, ${g.outChannels}, k=${g.kernel}, s=${g.stride}, p=${g.padding}): the gpu ` +
-        `kernel family computes input gradients of stride-1 convolutions only (this one has stride ${g.stride}); ` +
-        "a strided layer must come first (it needs no input gradient), or use the software kernels",
-    );
-  }
-  const positions = g.n * g.outHeight * g.outWidth;
-  const gemmFlops = 2 * convMacs(g);
+  /**
+   * Records the bias gradient (masking dy into a workspace when the ReLU is fused), the weight gradient,
+   * and the input gradient when asked; throws before recording anything for a strided input gradient.
+   */
+  backward({ gpu, geometry: g, x, dy, y, weight, dw, db, needInputGrad }): Tensor | null {
+    if (needInputGrad && g.stride !== 1) {
+      throw new NinError(
+        `Conv2d(${g.inChannels}, ${g.outChannels}, k=${g.kernel}, s=${g.stride}, p=${g.padding}): the gpu ` +
+          `kernel family computes input gradients of stride-1 convolutions only (this one has stride ${g.stride}); ` +
+          "a strided layer must come first (it needs no input gradient), or use the software kernels",
+      );
+    }
+    const positions = g.n * g.outHeight * g.outWidth;
+    const gemmFlops = 2 * convMacs(g);
 
-  // Bias gradient: per (channel, slice) partial sums, then the fixed-order reduction into db.
-  // Without the ReLU the kernel's `saved` and `g` are placeholders it never touches.
-  const masked = Tensor.empty(gpu, y ? dy.shape : [1], "workspace");
-  const bias = biasGradSplit(g);
-  const biasPartials = Tensor.empty(gpu, [bias.slices, g.outChannels], "workspace");
-  gpu.dispatch(
-    y ? BIAS_GRAD_RELU : BIAS_GRAD,
-    { dy: dy.buffer, partial: biasPartials.buffer, saved: (y ?? dy).buffer, g: masked.buffer },
-    uniform(g, { slices: bias.slices, slice_length: bias.sliceLength }),
-    g.outChannels * bias.slices,
-    positions * g.outChannels,
-  );
-  reduce(gpu, biasPartials, db, bias.slices);
-  const grad = y ? masked : dy;
-
-  // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
-  const depth = g.inChannels * g.kernel * g.kernel;
-  const weightSplit = weightGradSplit(
-    g,
-    tunedTarget(gpu, g) ?? TARGET_WORKGROUPS,
-    gpu.limits.maxStorageBufferBindingSize,
-  );
-  const direct = weightSplit.slices === 1;
-  const weightPartials = direct
-    ? null
-    : Tensor.empty(gpu, [weightSplit.slices, g.outChannels, depth], "workspace");
-  gpu.dispatch(
-    WEIGHT_GRAD,
-    { x: x.buffer, g: grad.buffer, out: (weightPartials ?? dw).buffer },
-    uniform(g, { slices: weightSplit.slices, slice_length: weightSplit.sliceLength, direct: direct ? 1 : 0 }),
-    gemmTiles(g.outChannels, depth) * weightSplit.slices,
-    gemmFlops,
-  );
-  if (weightPartials) reduce(gpu, weightPartials, dw, weightSplit.slices);
-
-  // Input gradient: dx = conv(grad, flipped weights) with padding k - 1 - p, the transposed convolution.
-  let dx: Tensor | null = null;
-  let flipped: Tensor | null = null;
-  if (needInputGrad) {
-    flipped = Tensor.empty(gpu, [g.inChannels, g.outChannels, g.kernel, g.kernel], "workspace");
+    // Bias gradient: per (channel, slice) partial sums, then the fixed-order reduction into db.
+    // Without the ReLU the kernel's `saved` and `g` are placeholders it never touches.
+    const masked = Tensor.empty(gpu, y ? dy.shape : [1], "workspace");
+    const bias = biasGradSplit(g);
+    const biasPartials = Tensor.empty(gpu, [bias.slices, g.outChannels], "workspace");
     gpu.dispatch(
-      FLIP,
-      { w: weight.buffer, wf: flipped.buffer },
-      uniform(g),
-      workgroupsFor(flipped.size, FLIP),
+      y ? BIAS_GRAD_RELU : BIAS_GRAD,
+      { dy: dy.buffer, partial: biasPartials.buffer, saved: (y ?? dy).buffer, g: masked.buffer },
+      uniform(g, { slices: bias.slices, slice_length: bias.sliceLength }),
+      g.outChannels * bias.slices,
+      positions * g.outChannels,
     );
-    dx = Tensor.empty(gpu, x.shape, "activation gradients");
-    const transposed: ConvGeometry = {
-      n: g.n,
-      inChannels: g.outChannels,
-      height: g.outHeight,
-      width: g.outWidth,
-      outChannels: g.inChannels,
-      outHeight: g.height,
-      outWidth: g.width,
-      kernel: g.kernel,
-      stride: 1,
-      padding: g.kernel - 1 - g.padding,
-    };
-    // No bias: the weights stand in for the unused binding.
+    reduce(gpu, biasPartials, db, bias.slices);
+    const grad = y ? masked : dy;
+
+    // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
+    const depth = g.inChannels * g.kernel * g.kernel;
+    const weightSplit = weightGradSplit(
+      g,
+      tunedTarget(gpu, g) ?? TARGET_WORKGROUPS,
+      gpu.limits.maxStorageBufferBindingSize,
+    );
+    const direct = weightSplit.slices === 1;
+    const weightPartials = direct
+      ? null
+      : Tensor.empty(gpu, [weightSplit.slices, g.outChannels, depth], "workspace");
     gpu.dispatch(
-      BACKWARD_INPUT,
-      { x: grad.buffer, w: flipped.buffer, bias: weight.buffer, y: dx.buffer },
-      uniform(transposed, { has_bias: 0 }),
-      gemmTiles(g.n * g.height * g.width, g.inChannels),
+      WEIGHT_GRAD,
+      { x: x.buffer, g: grad.buffer, out: (weightPartials ?? dw).buffer },
+      uniform(g, {
+        slices: weightSplit.slices,
+        slice_length: weightSplit.sliceLength,
+        direct: direct ? 1 : 0,
+      }),
+      gemmTiles(g.outChannels, depth) * weightSplit.slices,
       gemmFlops,
     );
-  }
-  // Safe to release now: later users of the pooled buffers are recorded after these dispatches.
-  for (const t of [masked, biasPartials, weightPartials, flipped]) t?.dispose();
-  return dx;
-}
+    if (weightPartials) reduce(gpu, weightPartials, dw, weightSplit.slices);
 
-/** The "gpu" family's convolution passes. */
-export const GPU_CONV: ConvPasses = { forward, backward };
+    // Input gradient: dx = conv(grad, flipped weights) with padding k - 1 - p, the transposed convolution.
+    let dx: Tensor | null = null;
+    let flipped: Tensor | null = null;
+    if (needInputGrad) {
+      flipped = Tensor.empty(gpu, [g.inChannels, g.outChannels, g.kernel, g.kernel], "workspace");
+      gpu.dispatch(
+        FLIP,
+        { w: weight.buffer, wf: flipped.buffer },
+        { count: flipped.size, in_channels: g.inChannels, out_channels: g.outChannels, kernel: g.kernel },
+        workgroupsFor(flipped.size, FLIP),
+      );
+      dx = Tensor.empty(gpu, x.shape, "activation gradients");
+      const transposed: ConvGeometry = {
+        n: g.n,
+        inChannels: g.outChannels,
+        height: g.outHeight,
+        width: g.outWidth,
+        outChannels: g.inChannels,
+        outHeight: g.height,
+        outWidth: g.width,
+        kernel: g.kernel,
+        stride: 1,
+        padding: g.kernel - 1 - g.padding,
+      };
+      // No bias: the weights stand in for the unused binding.
+      gpu.dispatch(
+        BACKWARD_INPUT,
+        { x: grad.buffer, w: flipped.buffer, bias: weight.buffer, y: dx.buffer },
+        uniform(transposed, { has_bias: 0 }),
+        gemmTiles(g.n * g.height * g.width, g.inChannels),
+        gemmFlops,
+      );
+    }
+    // Safe to release now: later users of the pooled buffers are recorded after these dispatches.
+    for (const t of [masked, biasPartials, weightPartials, flipped]) t?.dispose();
+    return dx;
+  },
+};

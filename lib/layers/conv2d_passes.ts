@@ -1,11 +1,13 @@
 /**
  * What a kernel family implements for Conv2d: its forward and backward passes over one geometry. The layer
- * (`conv2d.ts`) owns parameters, shape rules and saved state; a family (`conv2d_software.ts`,
- * `conv2d_gpu.ts`) only records dispatches, and `lib/kernels.ts` picks the family for a device.
+ * (`conv2d.ts`) owns parameters, shape rules and saved state, and records the forward dispatch a family
+ * describes; a family (`conv2d_software.ts`, `conv2d_gpu.ts`) records its backward passes, and
+ * `lib/kernels.ts` picks the family for a device.
  *
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
+import type { Kernel } from "../gpu/kernel.ts";
 import type { Tensor } from "../tensor.ts";
 
 /** One convolution call's sizes: input `[n, inChannels, height, width]`, output `[n, outChannels, outHeight, outWidth]`. */
@@ -53,20 +55,18 @@ export function convUniform(g: ConvGeometry): Record<string, number> {
   };
 }
 
-/** Inputs of a forward pass; returns `y` (with the ReLU applied when `relu`). */
-export interface ConvForward {
-  /** The device. */
-  gpu: Gpu;
-  /** Sizes. */
-  geometry: ConvGeometry;
-  /** Input. */
-  x: Tensor;
-  /** Weights, OIHW. */
-  weight: Tensor;
-  /** Biases. */
-  bias: Tensor;
-  /** Whether the ReLU that follows is fused into the epilogue. */
-  relu: boolean;
+/**
+ * A family's forward for one geometry: the kernel, its params and workgroup count. Every forward kernel
+ * binds `x`, `w` (OIHW), `bias` and `y`, and computes y = conv(x, w) + bias (then the ReLU when fused);
+ * Conv2d records it.
+ */
+export interface ConvDispatch {
+  /** The kernel. */
+  kernel: Kernel;
+  /** Its `Params`, by WGSL field name. */
+  params: Record<string, number>;
+  /** Workgroups to dispatch. */
+  workgroups: number;
 }
 
 /** Inputs of a backward pass; `dw` and `db` are accumulated into (`+=`), the input gradient returned. */
@@ -93,8 +93,8 @@ export interface ConvBackward {
 
 /** A kernel family's Conv2d passes. */
 export interface ConvPasses {
-  /** Records the forward; returns the new output tensor. */
-  forward(args: ConvForward): Tensor;
+  /** The forward over `g`, with the following ReLU fused into its epilogue when `relu`. */
+  forward(g: ConvGeometry, relu: boolean): ConvDispatch;
   /** Records the backward; returns the input gradient, or null when not needed. */
   backward(args: ConvBackward): Tensor | null;
 }

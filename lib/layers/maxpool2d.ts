@@ -13,6 +13,10 @@ import forwardCode from "../../kernels/maxpool2d_forward.wgsl" with { type: "tex
 import backwardCode from "../../kernels/maxpool2d_backward.wgsl" with { type: "text" };
 
 const MAXPOOL2D_FORWARD = kernel("maxpool2d_forward", forwardCode);
+/** The training-mode forward, which also saves the argmax of every window. */
+const MAXPOOL2D_FORWARD_TRAIN = kernel("maxpool2d_forward_train", forwardCode, {
+  constants: { save_indices: 1 },
+});
 const MAXPOOL2D_BACKWARD = kernel("maxpool2d_backward", backwardCode);
 
 /** What a training-mode forward leaves for backward: the argmax of every window and the input's shape. */
@@ -103,11 +107,12 @@ export class MaxPool2d extends Module {
     this.clearSaved();
     const y = Tensor.empty(this.gpu, shape, "activations");
     const indices = this.gpu.allocate(ctx.training ? y.size * 4 : 16, "maxpool indices");
+    const forward = ctx.training ? MAXPOOL2D_FORWARD_TRAIN : MAXPOOL2D_FORWARD;
     this.gpu.dispatch(
-      MAXPOOL2D_FORWARD,
+      forward,
       { x: x.buffer, y: y.buffer, indices },
-      { ...this.#params(x.shape, shape), save_indices: ctx.training ? 1 : 0 },
-      workgroupsFor(y.size, MAXPOOL2D_FORWARD),
+      { ...this.#params(x.shape, shape), count: y.size },
+      workgroupsFor(y.size, forward),
       y.size * this.kernelSize * this.kernelSize,
     );
     // In eval mode `indices` is a placeholder the kernel never writes; release it right away.
@@ -134,7 +139,7 @@ export class MaxPool2d extends Module {
       this.gpu.dispatch(
         MAXPOOL2D_BACKWARD,
         { indices: saved.indices, dy: gradOutput.buffer, dx: dx.buffer },
-        this.#params(saved.inputShape, outShape),
+        { ...this.#params(saved.inputShape, outShape), count: dx.size },
         workgroupsFor(dx.size, MAXPOOL2D_BACKWARD),
         gradOutput.size,
       );
@@ -150,9 +155,9 @@ export class MaxPool2d extends Module {
   }
 
   #params(inputShape: readonly number[], outShape: readonly number[]) {
-    const [n, c, height, width] = inputShape;
+    const [, , height, width] = inputShape;
     const [, , out_height, out_width] = outShape;
     const { kernelSize: kernel, stride, padding } = this;
-    return { planes: n * c, height, width, out_height, out_width, kernel, stride, padding };
+    return { height, width, out_height, out_width, kernel, stride, padding };
   }
 }
