@@ -10,6 +10,7 @@ import { NinError } from "./errors.ts";
 import { workgroupsFor } from "./module.ts";
 import { Random } from "./random.ts";
 import code from "../kernels/matmul_roofline.wgsl" with { type: "text" };
+import { median } from "./median.ts";
 
 const MATMUL_ROOFLINE = kernel("matmul_roofline", code);
 
@@ -73,8 +74,7 @@ export async function measureRoofline(gpu: Gpu, size = 1024, repeats = 3): Promi
       for (let k = 0; k < size; k++) sum += a[i * size + k] * b[k * size + j];
       maxError = Math.max(maxError, Math.abs(sum - c[i * size + j]));
     }
-    times.sort((x, y) => x - y);
-    const seconds = times[Math.floor(times.length / 2)];
+    const seconds = median(times);
     return { size, seconds, gflops: flops / seconds / 1e9, maxError };
   } finally {
     for (const buffer of [bufA, bufB, bufC]) gpu.release(buffer);

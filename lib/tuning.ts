@@ -11,6 +11,7 @@ import type { Gpu } from "./gpu/device.ts";
 import type { ConvGeometry } from "./layers/conv2d_passes.ts";
 import { defaultCacheDir } from "./env.ts";
 import { writeFileAtomic } from "./data/atomic_write.ts";
+import { median } from "./median.ts";
 
 /** Split-K targets tried per layer: workgroups the weight gradient's slices aim for (1: no split). */
 export const SPLIT_TARGETS = [1, 528, 1056, 2112] as const;
@@ -95,7 +96,7 @@ export async function tuneConvolutions(
           records.filter((r) => /backward_weight|reduce/.test(r.kernel)).reduce((s, r) => s + r.ns, 0),
         );
       }
-      const ns = times.sort((a, b) => a - b)[times.length >> 1];
+      const ns = median(times);
       if (ns < best.ns) best = { target, ns };
     }
     tuning.targets[key] = best.target;

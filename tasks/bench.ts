@@ -18,6 +18,7 @@ import { Random } from "../lib/random.ts";
 import { measureRoofline } from "../lib/roofline.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { trainStep } from "../lib/train.ts";
+import { median } from "../lib/median.ts";
 
 /** The task's `--help` and flags. */
 const TASK = {
@@ -165,11 +166,6 @@ interface KernelFigure {
   gflop: number;
   gflops: number;
   roofline_share: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function summarize(records: DispatchRecord[], phase: "train" | "infer", roofline: number): KernelFigure[] {

@@ -1,11 +1,17 @@
 // Every WGSL file under kernels/ is valid WGSL once its `//!include` lines are resolved (the one include step,
 // lib/gpu/kernel.ts), and the runtime can read its layout: Params fields are snake_case scalars.
 import assert, { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { constantOf, kernel, packParams, paramFields, resolveIncludes } from "../lib/gpu/kernel.ts";
+import {
+  constantOf,
+  includedFiles,
+  kernel,
+  packParams,
+  paramFields,
+  resolveIncludes,
+} from "../lib/gpu/kernel.ts";
 import { gpuTest } from "./util.ts";
 
 const KERNELS = new URL("../kernels/", import.meta.url);
-const INCLUDE = /^\/\/!include\s+(\S+)\s*$/gm;
 
 async function kernelFiles(dir = KERNELS, prefix = ""): Promise<string[]> {
   const out: string[] = [];
@@ -23,7 +29,7 @@ gpuTest("every kernel file compiles on its own after the include step", async (g
   // Snippets (the files some kernel includes) define hooks their includers fill, so they compile as part of
   // those kernels; every snippet is included somewhere.
   const included = new Set(
-    [...sources.values()].flatMap((code) => [...code.matchAll(INCLUDE)].map((m) => m[1])),
+    [...sources.values()].flatMap(includedFiles),
   );
   for (const snippet of included) assert(sources.has(snippet), `include of a missing file ${snippet}`);
   const kernels = [...sources.keys()].filter((file) => !included.has(file));

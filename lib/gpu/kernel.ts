@@ -46,6 +46,8 @@ export interface Kernel {
   readonly entryPoint: string;
   /** Values for the shader's `override` constants. */
   readonly constants: Readonly<Record<string, number>>;
+  /** Every numeric module-scope `const` and `override` of the WGSL, with `constants` applied. */
+  readonly values: ReadonlyMap<string, number>;
   /** Fields of `struct Params` (bound at binding 0 as a uniform), in WGSL order; empty without one. */
   readonly params: readonly ParamField[];
   /** Binding index of every storage buffer, by its WGSL variable name. */
@@ -70,20 +72,30 @@ export function kernel(name: string, source: string, options: KernelOptions = {}
   const code = resolveIncludes(source, name);
   const entryPoint = options.entryPoint ?? "main";
   const constants = options.constants ?? {};
+  const values = valuesOf(code, constants);
   return {
     name,
     code,
     entryPoint,
     constants,
+    values,
     params: paramFields(code, name),
     bindings: bindingsOf(code),
-    workgroupSize: workgroupSizeOf(code, entryPoint, constants, name),
+    workgroupSize: workgroupSizeOf(code, entryPoint, values, name),
   };
+}
+
+/** A `//!include file.wgsl` line; the file is the first group. */
+const INCLUDE_LINE = /^\/\/!include\s+(\S+)\s*$/gm;
+
+/** The files a source includes, in order. */
+export function includedFiles(source: string): string[] {
+  return [...source.matchAll(INCLUDE_LINE)].map((m) => m[1]);
 }
 
 /** Replaces every `//!include file.wgsl` line by that snippet (snippets include nothing themselves). */
 export function resolveIncludes(source: string, name = "kernel"): string {
-  return source.replace(/^\/\/!include\s+(\S+)\s*$/gm, (_, file: string) => {
+  return source.replace(INCLUDE_LINE, (_, file: string) => {
     const snippet = SNIPPETS[file];
     if (snippet === undefined) throw new Error(`${name}: unknown include ${file}`);
     return snippet;
@@ -106,8 +118,10 @@ export function packParams(k: Kernel, values: Readonly<Record<string, number>>):
     } else if (field.type === "i32") view.setInt32(i * 4, value, true);
     else view.setUint32(i * 4, value, true);
   });
-  for (const name of Object.keys(values)) {
-    if (!k.params.some((f) => f.name === name)) throw new Error(`${k.name}: unknown param ${name}`);
+  // Every field was found above, so an extra key is one that names no field.
+  if (Object.keys(values).length !== k.params.length) {
+    const unknown = Object.keys(values).find((name) => !k.params.some((f) => f.name === name));
+    throw new Error(`${k.name}: unknown param ${unknown}`);
   }
   return words;
 }
@@ -132,28 +146,37 @@ function bindingsOf(code: string): Map<string, number> {
   return out;
 }
 
+/** The literal initializers of numeric `const`s and `override`s, then the given `constants` over them. */
+function valuesOf(code: string, constants: Readonly<Record<string, number>>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of code.matchAll(/\b(?:const|override)\s+(\w+)\s*(?::\s*[iu]32)?\s*=\s*(\d+)[iu]?\s*;/g)) {
+    out.set(m[1], Number(m[2]));
+  }
+  for (const [name, value] of Object.entries(constants)) out.set(name, value);
+  return out;
+}
+
 /**
- * The value of a kernel's numeric `const` or `override` (the kernel's constants first, then the WGSL's
- * literal initializer), so that sizes the TypeScript side needs, like a tile's width, are written once.
+ * The value of a kernel's numeric `const` or `override` (its constants first, then the WGSL's literal
+ * initializer), so that sizes the TypeScript side needs, like a tile's width, are written once.
  */
-export function constantOf(k: Pick<Kernel, "name" | "code" | "constants">, name: string): number {
-  if (name in k.constants) return k.constants[name];
-  const declared = new RegExp(`(?:const|override)\\s+${name}\\s*(?::\\s*[iu]32)?\\s*=\\s*(\\d+)[iu]?\\s*;`)
-    .exec(k.code);
-  if (!declared) throw new Error(`${k.name}: no numeric const or override ${name}`);
-  return Number(declared[1]);
+export function constantOf(k: Kernel, name: string): number {
+  const value = k.values.get(name);
+  if (value === undefined) throw new Error(`${k.name}: no numeric const or override ${name}`);
+  return value;
 }
 
 function workgroupSizeOf(
   code: string,
   entryPoint: string,
-  constants: Record<string, number>,
+  values: ReadonlyMap<string, number>,
   name: string,
 ): number {
   const match = new RegExp(`@workgroup_size\\(([^)]*)\\)\\s*fn\\s+${entryPoint}\\b`).exec(code);
   if (!match) throw new Error(`${name}: no @workgroup_size on entry point ${entryPoint}`);
   return match[1].split(",").map((term) => term.trim()).filter((t) => t).reduce((product, term) => {
-    const literal = /^(\d+)u?$/.exec(term);
-    return product * (literal ? Number(literal[1]) : constantOf({ name, code, constants }, term));
+    const value = /^\d+u?$/.test(term) ? parseInt(term) : values.get(term);
+    if (value === undefined) throw new Error(`${name}: cannot resolve workgroup size term ${term}`);
+    return product * value;
   }, 1);
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { CommandRecorder } from "./recorder.ts";
+import { median } from "../median.ts";
 
 /** One recorded dispatch: what the counting device, `bench --plan` and the profiler report. */
 export interface DispatchRecord {
@@ -108,7 +109,7 @@ export class Profiler {
         await this.device.queue.onSubmittedWorkDone();
         times.push(performance.now() - start);
       }
-      replay.record.ns = times.sort((a, b) => a - b)[REPLAYS >> 1] * 1e6;
+      replay.record.ns = median(times) * 1e6;
     }
     this.#timed = [];
     this.#replays = [];

@@ -168,7 +168,7 @@ export class Conv2d extends Module {
   }
 
   #forward(x: Tensor, ctx: ForwardContext, relu: boolean): Tensor {
-    const g = this.#geometry(x.shape);
+    const g = this.geometry(x.shape);
     const { kernel, params, workgroups } = convPasses(this.gpu).forward(g, relu);
     const y = Tensor.empty(this.gpu, [g.n, g.outChannels, g.outHeight, g.outWidth], "activations");
     const buffers = { x: x.buffer, w: this.weight.value.buffer, bias: this.bias.value.buffer, y: y.buffer };
@@ -185,7 +185,7 @@ export class Conv2d extends Module {
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
     const saved = this.#saved;
     if (!saved) throw new NinError(`${this.#name()}.backward called without a training-mode forward`);
-    const geometry = this.#geometry(saved.x.shape);
+    const geometry = this.geometry(saved.x.shape);
     const shape = [geometry.n, geometry.outChannels, geometry.outHeight, geometry.outWidth];
     if (formatShape(gradOutput.shape) !== formatShape(shape)) {
       throw new NinError(
@@ -215,7 +215,7 @@ export class Conv2d extends Module {
 
   /** Multiply-adds of one forward on `inputShape` (the input and weight gradients cost the same each). */
   macs(inputShape: readonly number[]): number {
-    return convMacs(this.#geometry(inputShape));
+    return convMacs(this.geometry(inputShape));
   }
 
   /** `Conv2d(in, out, k=.., s=.., p=..)` for error messages. */
@@ -223,7 +223,8 @@ export class Conv2d extends Module {
     return `Conv2d(${this.inChannels}, ${this.outChannels}, k=${this.kernelSize}, s=${this.stride}, p=${this.padding})`;
   }
 
-  #geometry(inputShape: readonly number[]): ConvGeometry {
+  /** The sizes of one call on `inputShape` (validated like {@link Conv2d.forward}'s input). */
+  geometry(inputShape: readonly number[]): ConvGeometry {
     const [n, , outHeight, outWidth] = this.outputShape(inputShape);
     const [, inChannels, height, width] = inputShape;
     const { outChannels, kernelSize: kernel, stride, padding } = this;
