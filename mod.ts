@@ -41,6 +41,7 @@ export {
   type ConvInit,
   convWeightBound,
 } from "./lib/layers/conv2d.ts";
+export { type ConvGeometry } from "./lib/layers/conv2d_passes.ts";
 export { ReLU } from "./lib/layers/relu.ts";
 export { MaxPool2d } from "./lib/layers/maxpool2d.ts";
 export { Dropout, type DropoutOptions } from "./lib/layers/dropout.ts";
