@@ -81,7 +81,6 @@ function countingDevice(limits: typeof LIMITS): GPUDevice {
     beginComputePass: () => pass,
     clearBuffer() {},
     copyBufferToBuffer() {},
-    resolveQuerySet() {},
     finish: () => ({}),
   };
   const pipeline = { getBindGroupLayout: () => ({}) };
@@ -89,14 +88,13 @@ function countingDevice(limits: typeof LIMITS): GPUDevice {
     limits,
     features: new Set<string>(),
     lost: new Promise<never>(() => {}),
-    queue: { submit() {}, writeBuffer() {}, onSubmittedWorkDone: () => Promise.resolve() },
+    queue: { submit() {}, onSubmittedWorkDone: () => Promise.resolve() },
     addEventListener() {},
     createBuffer: countingBuffer,
     createShaderModule: () => ({}),
     createComputePipeline: () => pipeline,
     createBindGroup: () => ({}),
     createCommandEncoder: () => encoder,
-    createQuerySet: () => ({ destroy() {} }),
     destroy() {},
   };
   return device as unknown as GPUDevice;

@@ -10,10 +10,10 @@ import { NinError } from "../errors.ts";
 import { readEnv } from "../env.ts";
 import { type Kernel, packParams } from "./kernel.ts";
 import { BufferPool, bufferSize, type MemoryStats } from "./pool.ts";
-import { type DispatchRecord, Profiler, type TimingMethod } from "./profiler.ts";
-import { CommandRecorder, readFailure } from "./recorder.ts";
+import { type DispatchRecord, Profiler } from "./profiler.ts";
+import { CommandRecorder, encode } from "./recorder.ts";
 
-export type { DispatchRecord, Kernel, MemoryStats, TimingMethod };
+export type { DispatchRecord, Kernel, MemoryStats };
 
 /** Which WebGPU implementation to use: Deno's built-in (wgpu) or Chrome's Dawn from `npm:webgpu`. */
 export type Engine = "deno" | "dawn";
@@ -49,7 +49,7 @@ export interface AdapterInfo {
   /** The kernel family asked for. */
   kernels: KernelChoice;
   /** Vendor, architecture and driver, for caches kept per adapter. */
-  key?: string;
+  key: string;
   /** Called after the device is destroyed (drops the Dawn instance). */
   onDestroy?: () => void;
 }
@@ -106,14 +106,14 @@ export class Gpu {
     this.adapterName = info.adapterName;
     this.isSoftware = info.isSoftware;
     this.kernels = info.kernels === "auto" ? (info.isSoftware ? "software" : "gpu") : info.kernels;
-    this.adapterKey = info.key ?? `${info.engine} ${info.adapterName}`;
+    this.adapterKey = info.key;
     this.limits = device.limits;
     this.#onDestroy = info.onDestroy ?? (() => {});
     this.pool = new BufferPool((size, label) => device.createBuffer({ size, usage: STORAGE_USAGE, label }));
     this.recorder = new CommandRecorder(device, async (e) => {
       await this.#settleLoss();
       this.checkHealthy();
-      throw readFailure(e);
+      throw new NinError(`reading a GPU buffer failed: ${e.message.split("\n")[0]}`);
     });
     this.profiler = new Profiler(device, this.recorder, device.features.has("timestamp-query"));
     device.addEventListener("uncapturederror", (event) => {
@@ -248,11 +248,6 @@ export class Gpu {
     this.pool.release(buffer);
   }
 
-  /** Frees every pooled buffer on the device (live buffers are untouched). */
-  trimPool(): void {
-    for (const buffer of this.pool.trim()) this.recorder.retire(buffer);
-  }
-
   /**
    * Records one dispatch: `params` fill the kernel's `Params` uniform by field name, `buffers` its storage
    * bindings by variable name, and `workgroups` workgroups run. A count above the per-dimension limit is
@@ -286,11 +281,10 @@ export class Gpu {
     const record = trace &&
       { kernel: k.name, workgroups, workgroupSize: k.workgroupSize, flops, scope: this.scope, ns: NaN };
     if (record) trace.records.push(record);
-    if (record && trace.timed) return this.profiler.dispatch(record, pipeline, bindGroup, x, y);
-    const pass = this.recorder.pass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y);
+    const work = { pipeline, bindGroup, x, y };
+    const timed = trace?.timed ? record : null;
+    encode(timed ? this.profiler.pass(timed, work) : this.recorder.pass(), work);
+    if (timed) this.recorder.endPass();
   }
 
   /** Records zero-filling of a buffer, ordered with the dispatches around it. */

@@ -34,12 +34,12 @@ export function bufferSize(bytes: number): number {
 
 /**
  * Storage buffers by size class. `allocate` takes a free one of the same size or creates one; `release`
- * returns it. Nothing is destroyed until {@link BufferPool.trim}.
+ * returns it. Nothing is destroyed before the device is.
  */
 export class BufferPool {
   #free = new Map<number, GPUBuffer[]>();
   #live = new Map<GPUBuffer, LiveBuffer>();
-  #stats: MemoryStats = { liveBuffers: 0, liveBytes: 0, peakBytes: 0, pooledBytes: 0 };
+  #stats = { liveBytes: 0, peakBytes: 0, pooledBytes: 0 };
   #atPeak: LiveBuffer[] = [];
 
   /** A pool creating its buffers with `create`. */
@@ -57,7 +57,6 @@ export class BufferPool {
       buffer = this.create(size, category);
     }
     this.#live.set(buffer, { size, category, scope });
-    this.#stats.liveBuffers += 1;
     this.#stats.liveBytes += size;
     if (this.#stats.liveBytes > this.#stats.peakBytes) {
       this.#stats.peakBytes = this.#stats.liveBytes;
@@ -71,7 +70,6 @@ export class BufferPool {
     const live = this.#live.get(buffer);
     if (!live) throw new Error(`release of a buffer that is not live (${buffer.label})`);
     this.#live.delete(buffer);
-    this.#stats.liveBuffers -= 1;
     this.#stats.liveBytes -= live.size;
     this.#stats.pooledBytes += live.size;
     buffer.label = "pooled";
@@ -80,17 +78,9 @@ export class BufferPool {
     else this.#free.set(live.size, [buffer]);
   }
 
-  /** Empties the pool; returns the free buffers for the caller to destroy once pending work is done. */
-  trim(): GPUBuffer[] {
-    const out = [...this.#free.values()].flat();
-    this.#free.clear();
-    this.#stats.pooledBytes = 0;
-    return out;
-  }
-
   /** A copy of the current figures. */
   get memory(): MemoryStats {
-    return { ...this.#stats };
+    return { liveBuffers: this.#live.size, ...this.#stats };
   }
 
   /** The buffers live now, in the order they were allocated. */

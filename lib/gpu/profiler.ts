@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { CommandRecorder } from "./recorder.ts";
+import { type CommandRecorder, type Dispatch, encode } from "./recorder.ts";
 import { median } from "../median.ts";
 
 /** One recorded dispatch: what the counting device, `bench --plan` and the profiler report. */
@@ -32,10 +32,7 @@ const REPLAYS = 3;
 
 interface Replay {
   record: DispatchRecord;
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-  x: number;
-  y: number;
+  dispatch: Dispatch;
 }
 
 /** Times the dispatches recorded while it is on. */
@@ -51,15 +48,11 @@ export class Profiler {
     this.method = hasTimestamps ? "GPU timestamps" : "each dispatch alone, awaited to completion";
   }
 
-  /** Records `record`'s dispatch in a pass of its own that will be timed. */
-  dispatch(
-    record: DispatchRecord,
-    pipeline: GPUComputePipeline,
-    bindGroup: GPUBindGroup,
-    x: number,
-    y: number,
-  ) {
-    let pass: GPUComputePassEncoder;
+  /**
+   * The pass for `record`'s dispatch (the caller encodes the dispatch and ends the pass): a new one with
+   * timestamp writes, or the open one with the dispatch kept for a replay.
+   */
+  pass(record: DispatchRecord, dispatch: Dispatch): GPUComputePassEncoder {
     if (this.method === "GPU timestamps" && this.#timed.length < CAPACITY) {
       this.#queries ??= {
         set: this.device.createQuerySet({ type: "timestamp", count: CAPACITY * 2 }),
@@ -70,19 +63,14 @@ export class Profiler {
       };
       const slot = this.#timed.length;
       this.#timed.push(record);
-      pass = this.recorder.pass({
+      return this.recorder.pass({
         querySet: this.#queries.set,
         beginningOfPassWriteIndex: 2 * slot,
         endOfPassWriteIndex: 2 * slot + 1,
       });
-    } else {
-      pass = this.recorder.pass();
-      if (this.method !== "GPU timestamps") this.#replays.push({ record, pipeline, bindGroup, x, y });
     }
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y);
-    this.recorder.endPass();
+    if (this.method !== "GPU timestamps") this.#replays.push({ record, dispatch });
+    return this.recorder.pass();
   }
 
   /** Fills in the `ns` of the records dispatched since the last call (waits for the GPU). */
@@ -93,16 +81,17 @@ export class Profiler {
       const times = new BigInt64Array(await this.recorder.read(this.#queries.resolve, count * 8));
       this.#timed.forEach((r, i) => r.ns = Number(times[2 * i + 1] - times[2 * i]));
     }
-    this.recorder.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    if (this.#replays.length > 0) {
+      // The step's own work first, so that no replay is timed with it.
+      this.recorder.flush();
+      await this.device.queue.onSubmittedWorkDone();
+    }
     for (const replay of this.#replays) {
       const times: number[] = [];
       for (let i = 0; i < REPLAYS; i++) {
         const encoder = this.device.createCommandEncoder();
         const pass = encoder.beginComputePass();
-        pass.setPipeline(replay.pipeline);
-        pass.setBindGroup(0, replay.bindGroup);
-        pass.dispatchWorkgroups(replay.x, replay.y);
+        encode(pass, replay.dispatch);
         pass.end();
         const start = performance.now();
         this.device.queue.submit([encoder.finish()]);

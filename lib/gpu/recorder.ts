@@ -4,8 +4,6 @@
  *
  * @module
  */
-import { NinError } from "../errors.ts";
-
 const MAX_UNIFORM_CACHE = 4096;
 
 /** Records commands on one device; `flush` submits them, `read` submits and maps a result. */
@@ -133,7 +131,21 @@ export class CommandRecorder {
   }
 }
 
-/** A NinError for a failed read, when the device itself reported nothing. */
-export function readFailure(e: Error): NinError {
-  return new NinError(`reading a GPU buffer failed: ${e.message.split("\n")[0]}`);
+/** One dispatch, ready to encode: a pipeline, its bind group and the workgroup grid. */
+export interface Dispatch {
+  /** The kernel's pipeline. */
+  pipeline: GPUComputePipeline;
+  /** Its bindings. */
+  bindGroup: GPUBindGroup;
+  /** Workgroups in x. */
+  x: number;
+  /** Workgroups in y. */
+  y: number;
+}
+
+/** Encodes `dispatch` in `pass`. */
+export function encode(pass: GPUComputePassEncoder, dispatch: Dispatch): void {
+  pass.setPipeline(dispatch.pipeline);
+  pass.setBindGroup(0, dispatch.bindGroup);
+  pass.dispatchWorkgroups(dispatch.x, dispatch.y);
 }
