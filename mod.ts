@@ -30,7 +30,7 @@ export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
 export { type ForwardContext, Module, Parameter } from "./lib/module.ts";
 export { type BufferPool, type LiveBuffer } from "./lib/gpu/pool.ts";
-export { type CommandRecorder } from "./lib/gpu/recorder.ts";
+export { type CommandRecorder, type Dispatch } from "./lib/gpu/recorder.ts";
 export { type Profiler, type TimingMethod } from "./lib/gpu/profiler.ts";
 export { type ParamField } from "./lib/gpu/kernel.ts";
 export { Random } from "./lib/random.ts";
