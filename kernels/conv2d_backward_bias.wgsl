@@ -1,8 +1,7 @@
 // Conv2d bias gradient, accumulated into db (micro-batching):
 //   db[o] += sum over (n, oh, ow) of g[n, o, oh, ow]
-// Plain: the gradient is dy. With the override `masked` (Conv2d with fused ReLU): g = dy where the saved output
-// (post-ReLU) is positive, else 0, and g is also written out for the weight and input gradient kernels, so the
-// ReLU's backward costs no pass of its own and its mask is applied once, not in every GEMM step.
+// g is dy, or with the override `masked` (fused ReLU) dy masked by the saved output, which is also written
+// out (conv2d_relu_mask.wgsl).
 // Thread mapping: one invocation per output channel, looping over the batch and the positions in order (a
 // plain reduction, deterministic; it reads dy once, little next to the GEMMs).
 struct Params {
@@ -12,6 +11,7 @@ struct Params {
 }
 
 //!include per_element.wgsl
+//!include conv2d_relu_mask.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -19,21 +19,12 @@ struct Params {
 @group(0) @binding(3) var<storage, read> saved: array<f32>;
 @group(0) @binding(4) var<storage, read_write> g: array<f32>;
 
-// True for the fused-ReLU variant: mask dy by the saved output and write the masked gradient to g (without
-// it, `saved` and `g` are bound to placeholders and never touched).
-override masked: bool = false;
-
 fn element(o: u32) {
   var sum = 0.0;
   for (var n = 0u; n < p.n; n++) {
     let start = (n * p.count + o) * p.positions;
     for (var i = start; i < start + p.positions; i++) {
-      var v = dy[i];
-      if (masked) {
-        v = select(0.0, v, saved[i] > 0.0);
-        g[i] = v;
-      }
-      sum += v;
+      sum += gradient(i);
     }
   }
   db[o] += sum;

@@ -57,10 +57,7 @@ fn columns(e: u32) -> Corners {
 // The four columns' input values for the output position whose window starts at (ih0, iw0) in image `image`
 // (zero in the padding).
 fn inputs(cols: Corners, image: u32, ih0: i32, iw0: i32) -> vec4f {
-  let ih = cols.row + ih0;
-  let iw = cols.col + iw0;
-  // Negative coordinates wrap to huge unsigned values, so one comparison checks both ends.
-  let inside = (vec4u(ih) < vec4u(p.height)) & (vec4u(iw) < vec4u(p.width));
+  let inside = insideImage(cols.row + ih0, cols.col + iw0);
   let at = select(vec4u(0u), vec4u(cols.offset + ih0 * i32(p.width) + iw0) + image, inside);
   return select(vec4f(0.0), vec4f(x[at.x], x[at.y], x[at.z], x[at.w]), inside);
 }

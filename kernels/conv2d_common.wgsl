@@ -1,7 +1,7 @@
 // Shared by the three conv2d GEMM kernels of the software family (`//!include conv2d_common.wgsl`):
-// conv2d_forward.wgsl, conv2d_backward_input.wgsl and conv2d_backward_weight.wgsl. Their Params layout and
-// their register-blocked GEMM, shaped for llvmpipe (a workgroup of 8 invocations runs on one CPU thread, the
-// invocations are its SIMD lanes):
+// conv2d_forward.wgsl, conv2d_backward_input.wgsl and conv2d_backward_weight.wgsl. Their Params layout, the
+// test of input coordinates against the padding, and their register-blocked GEMM, shaped for llvmpipe (a
+// workgroup of 8 invocations runs on one CPU thread, the invocations are its SIMD lanes):
 // - a workgroup computes a block of 32 * rowQuads matrix rows x 32 matrix columns; invocation `lid` owns
 //   4 * rowQuads rows (rowQuads quads) for all 32 columns (8 quads);
 // - its accumulators are a Block: rowQuads Rows of eight mat4x4, row j's accumulator t holds matrix rows
@@ -34,6 +34,12 @@ struct Corners {
   offset: vec4i,
   row: vec4i,
   col: vec4i,
+}
+
+// Whether input rows ih and columns iw lie inside the image. Negative coordinates wrap to huge unsigned
+// values, so one comparison checks both ends.
+fn insideImage(ih: vec4i, iw: vec4i) -> vec4<bool> {
+  return (vec4u(ih) < vec4u(p.height)) & (vec4u(iw) < vec4u(p.width));
 }
 
 // Indices first.. first + 3, clamped to count - 1: indices past the end compute values that are never stored.

@@ -42,10 +42,7 @@ fn quad(q: u32) -> Corners {
 
 // A quad's input offsets at one tap, invalid where the tap reads padding.
 fn tap(c: Corners, kh: u32, kw: u32) -> Tap {
-  let ih = c.row + i32(kh);
-  let iw = c.col + i32(kw);
-  // Negative coordinates wrap to huge unsigned values, so one comparison checks both ends.
-  let inside = (vec4u(ih) < vec4u(p.height)) & (vec4u(iw) < vec4u(p.width));
+  let inside = insideImage(c.row + i32(kh), c.col + i32(kw));
   return Tap(select(vec4u(0u), vec4u(c.offset + i32(kh * p.width + kw)), inside), inside);
 }
 

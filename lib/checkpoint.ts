@@ -97,7 +97,7 @@ export async function saveCheckpoint(
   }
   await saveSafetensors(path, tensors, {
     format: FORMAT,
-    state: JSON.stringify({ ...state, optimizerSteps: optimizer?.stepCount ?? state.step }),
+    state: JSON.stringify(state),
   });
 }
 

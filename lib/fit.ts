@@ -9,7 +9,7 @@ import type { Module } from "./module.ts";
 import type { SGD } from "./optim.ts";
 import { resizeImages } from "./resize.ts";
 import { evalStep, trainStep } from "./train.ts";
-import { batchesPerEpoch, epochBatches } from "./data/batches.ts";
+import { epochBatchCount, epochBatches } from "./data/batches.ts";
 import type { Split } from "./data/fashion_mnist.ts";
 
 /** Figures of one finished epoch (d2l's Animator plots loss, train acc and test acc). */
@@ -117,17 +117,14 @@ export async function fit(
   const history: EpochMetrics[] = [];
   for (let epoch = (options.startEpoch ?? 0) + 1; epoch <= options.epochs; epoch++) {
     let lossSum = 0, correct = 0, seen = 0, seconds = 0, batch = 0;
-    const batches = epochBatches(data.train, {
+    const epochOptions = {
       batchSize: options.batchSize,
       seed: options.seed,
       epoch: epoch - 1,
       limit: options.limitTrain,
-    });
-    const total = batchesPerEpoch(
-      Math.min(options.limitTrain ?? Infinity, data.train.count),
-      options.batchSize,
-    );
-    for (const b of batches) {
+    };
+    const total = epochBatchCount(data.train, epochOptions);
+    for (const b of epochBatches(data.train, epochOptions)) {
       if (options.shouldStop?.()) return history;
       const started = performance.now();
       // Guarded as a whole: a device lost between steps first shows in the resize's upload.
@@ -236,8 +233,9 @@ export async function evaluate(
   const gpu = net.parameters()[0].value.gpu;
   net.eval();
   let lossSum = 0, correct = 0, count = 0, batch = 0;
-  const batches = batchesPerEpoch(Math.min(options.limitTest ?? Infinity, split.count), options.batchSize);
-  for (const b of epochBatches(split, { batchSize: options.batchSize, limit: options.limitTest })) {
+  const epochOptions = { batchSize: options.batchSize, limit: options.limitTest };
+  const batches = epochBatchCount(split, epochOptions);
+  for (const b of epochBatches(split, epochOptions)) {
     if (options.shouldStop?.()) break;
     const started = performance.now();
     const r = await gpu.guard(async () => {

@@ -78,16 +78,18 @@ export interface NinOptions {
   init?: ConvInit;
 }
 
-/** The options of {@link nin} with defaults filled in. */
+/**
+ * The options of {@link nin} with defaults filled in where a value is missing or undefined; other keys of
+ * `options` (a larger options object passed through) are left out.
+ */
 export function ninConfig(options?: NinOptions): Required<NinOptions> {
   const config: Required<NinOptions> = {
-    numClasses: 10,
-    inChannels: 1,
-    dropout: 0.5,
-    oneByOneConvs: 2,
-    seed: 0,
-    init: "xavier",
-    ...options,
+    numClasses: options?.numClasses ?? 10,
+    inChannels: options?.inChannels ?? 1,
+    dropout: options?.dropout ?? 0.5,
+    oneByOneConvs: options?.oneByOneConvs ?? 2,
+    seed: options?.seed ?? 0,
+    init: options?.init ?? "xavier",
   };
   const positiveInt = (name: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) {

@@ -122,7 +122,9 @@ const WEIGHT_GRADIENT = /_backward_(weight|bias)/;
 class Probe extends Module {
   forwards = 0;
   microBatch = 0;
-  peakAt = "";
+  /** Where the peak so far was reached (e.g. `backward of 0.2`), and in which micro-batch (from 1). */
+  peakPhase = "";
+  peakMicroBatch = 0;
   saved = new Map<string, number>();
   flops = { forward: 0, loss: 0, backward: 0, optimizer: 0 };
   #peak = 0;
@@ -133,7 +135,7 @@ class Probe extends Module {
   }
 
   start(): void {
-    Object.assign(this, { forwards: 0, microBatch: 0, peakAt: "", saved: new Map() });
+    Object.assign(this, { forwards: 0, microBatch: 0, peakPhase: "", peakMicroBatch: 0, saved: new Map() });
     this.flops = { forward: 0, loss: 0, backward: 0, optimizer: 0 };
     this.#peak = this.gpu.memory.peakBytes;
     this.#flops = this.gpu.flopsDispatched;
@@ -146,7 +148,8 @@ class Probe extends Module {
     if (this.gpu.memory.peakBytes > this.#peak) {
       this.#peak = this.gpu.memory.peakBytes;
       const scope = this.gpu.pool.atPeak.at(-1)?.scope;
-      this.peakAt = `${where}${scope ? ` of ${scope}` : ""}#${this.forwards}`;
+      this.peakPhase = where + (scope ? ` of ${scope}` : "");
+      this.peakMicroBatch = this.forwards;
     }
   }
 
@@ -202,12 +205,12 @@ async function runPass(probe: Probe, before: number, base: object, work: () => P
   const breakdown = Object.fromEntries(
     Object.entries(bytesBy(gpu.pool.atPeak, 1, { ...base })).filter(([, bytes]) => bytes !== 0),
   );
-  const [phase, micro] = probe.peakAt.split("#");
   const flops = { ...probe.flops, total: dispatches.reduce((sum, d) => sum + d.flops, 0) };
   return {
     bytes: gpu.memory.peakBytes - before,
     breakdown,
-    peakAt: phase + (probe.forwards > 1 ? ` (micro-batch ${micro} of ${probe.forwards})` : ""),
+    peakAt: probe.peakPhase +
+      (probe.forwards > 1 ? ` (micro-batch ${probe.peakMicroBatch} of ${probe.forwards})` : ""),
     microBatch: probe.microBatch,
     microBatches: probe.forwards,
     flops,
@@ -236,9 +239,7 @@ export async function runResources(gpu: Gpu, options: ResourceOptions): Promise<
       throw new NinError(`${what} must be a positive integer, got ${value}`);
     }
   }
-  const { numClasses, inChannels, dropout, oneByOneConvs, seed } = options;
-  const given = { numClasses, inChannels, dropout, oneByOneConvs, seed };
-  const config = ninConfig(Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)));
+  const config = ninConfig(options);
   const inputShape = [batchSize, config.inChannels, resize, resize];
   await gpu.sync();
   const before = gpu.memory.liveBytes;

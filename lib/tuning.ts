@@ -13,6 +13,12 @@ import { defaultCacheDir } from "./env.ts";
 import { writeFileAtomic } from "./data/atomic_write.ts";
 import { median } from "./median.ts";
 
+/**
+ * The name of the gpu family's weight-gradient kernel, and the prefix of its split's reduction
+ * (`..._reduce`): the dispatches {@link tuneConvolutions} times.
+ */
+export const WEIGHT_GRADIENT_KERNELS = "conv2d_gpu_backward_weight";
+
 /** Split-K targets tried per layer: workgroups the weight gradient's slices aim for (1: no split). */
 export const SPLIT_TARGETS = [1, 528, 1056, 2112] as const;
 
@@ -72,8 +78,9 @@ export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | 
 
 /**
  * Measures every split-K target of {@link SPLIT_TARGETS} for each geometry (the weight gradient's dispatches,
- * GPU-timed, median of `repeats`), keeps the fastest, puts the choices in force on `gpu` and writes them to
- * the cache. `run(g)` must record one backward of a layer of geometry `g`.
+ * named from {@link WEIGHT_GRADIENT_KERNELS}, GPU-timed, median of `repeats`), keeps the fastest, puts the
+ * choices in force on `gpu` and writes them to the cache. `run(g)` must record one backward of a layer of
+ * geometry `g`.
  */
 export async function tuneConvolutions(
   gpu: Gpu,
@@ -93,7 +100,7 @@ export async function tuneConvolutions(
       for (let i = 0; i < (options.repeats ?? 3); i++) {
         const records = await gpu.trace(() => run(g), { timed: true });
         times.push(
-          records.filter((r) => /backward_weight|reduce/.test(r.kernel)).reduce((s, r) => s + r.ns, 0),
+          records.filter((r) => r.kernel.startsWith(WEIGHT_GRADIENT_KERNELS)).reduce((s, r) => s + r.ns, 0),
         );
       }
       const ns = median(times);

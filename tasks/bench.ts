@@ -10,7 +10,6 @@ import { type DispatchRecord, type Gpu, kernelChoice, requestGpu } from "../lib/
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { type LayerShape, layerShapes, nin } from "../lib/nin.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
-import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
 import { geometryKey, loadTuning, tuneConvolutions } from "../lib/tuning.ts";
 import { SGD } from "../lib/optim.ts";
@@ -19,6 +18,7 @@ import { measureRoofline } from "../lib/roofline.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { trainStep } from "../lib/train.ts";
 import { median } from "../lib/median.ts";
+import { LAUNCH_RULE, PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.ts";
 
 /** The task's `--help` and flags. */
 const TASK = {
@@ -42,57 +42,29 @@ const TASK = {
   ),
 };
 
-/** The launch rule the plan reports against: dispatches big enough to fill a large GPU (132 SMs x 4). */
-const RULE = { minWorkgroups: 528, minWorkgroupSize: 64 };
-
-/**
- * The binding limit the plan assumes: a large GPU's (an H200 binds about 4 GiB), so the batch runs as one
- * micro-batch unless `--micro-batch` splits it.
- */
-const PLAN_BINDING_BYTES = 4 * 2 ** 30;
-
-/** One dispatch of the plan. */
-interface PlannedDispatch {
-  kernel: string;
-  workgroups: number;
-  workgroup_size: number;
-  flops: number;
-}
-
-/** Traces one training step of NiN on a counting device: every dispatch, with the share meeting {@link RULE}. */
+/** Traces one training step of NiN on a counting device: every dispatch, with the share meeting {@link LAUNCH_RULE}. */
 async function plan(gpu: Gpu, batch: number, size: number, microBatch: number | undefined) {
   const net = nin(gpu, { seed: 0 });
-  checkFlag("--resize", size, () => layerShapes(net, [batch, 1, size, size]));
-  const opt = new SGD(net.parameters(), { lr: 0.01 });
-  const images = Tensor.zeros(gpu, [batch, 1, size, size]);
-  let micro = 0;
-  const records = await gpu.trace(async () => {
-    micro = (await trainStep(net, opt, images, new Int32Array(batch), { microBatch })).microBatch;
-  });
-  images.dispose();
-  opt.dispose();
+  const input = [batch, 1, size, size];
+  checkFlag("--resize", size, () => layerShapes(net, input));
+  const p = await planTrainingStep(gpu, net, input, microBatch);
   net.dispose();
-  const dispatches: PlannedDispatch[] = records.map((r) => ({
-    kernel: r.kernel,
-    workgroups: r.workgroups,
-    workgroup_size: r.workgroupSize,
-    flops: r.flops,
-  }));
-  const meets = (d: PlannedDispatch) =>
-    d.workgroups >= RULE.minWorkgroups && d.workgroup_size >= RULE.minWorkgroupSize;
-  const totalFlops = dispatches.reduce((s, d) => s + d.flops, 0);
-  const meetingFlops = dispatches.filter(meets).reduce((s, d) => s + d.flops, 0);
   return {
     device: gpu.describe(),
     kernel_family: gpu.kernels,
     resize: size,
     batch_size: batch,
-    micro_batch: micro,
-    total_flops: totalFlops,
-    rule: { min_workgroups: RULE.minWorkgroups, min_workgroup_size: RULE.minWorkgroupSize },
-    flops_share_meeting_rule: totalFlops > 0 ? meetingFlops / totalFlops : 1,
-    dispatches_meeting_rule: dispatches.filter(meets).length,
-    dispatches,
+    micro_batch: p.microBatch,
+    total_flops: p.totalFlops,
+    rule: { min_workgroups: LAUNCH_RULE.minWorkgroups, min_workgroup_size: LAUNCH_RULE.minWorkgroupSize },
+    flops_share_meeting_rule: p.flopsShareMeetingRule,
+    dispatches_meeting_rule: p.dispatchesMeetingRule,
+    dispatches: p.dispatches.map((d) => ({
+      kernel: d.kernel,
+      workgroups: d.workgroups,
+      workgroup_size: d.workgroupSize,
+      flops: d.flops,
+    })),
   };
 }
 
@@ -111,24 +83,10 @@ async function tune(
     return { text: "none (only the gpu kernel family has tuned choices)", json: null };
   }
   const micro = microBatchSize(shapes, input, gpu.limits.maxStorageBufferBindingSize, requestedMicroBatch);
-  const geometries: ConvGeometry[] = [];
-  shapes.forEach((row, i) => {
-    if (!(row.layer instanceof Conv2d)) return;
-    const [, inChannels, height, width] = i === 0 ? input : shapes[i - 1].shape;
-    const [, outChannels, outHeight, outWidth] = row.shape;
-    const { kernelSize: kernel, stride, padding } = row.layer;
-    geometries.push({
-      n: micro,
-      inChannels,
-      height,
-      width,
-      outChannels,
-      outHeight,
-      outWidth,
-      kernel,
-      stride,
-      padding,
-    });
+  const geometries = shapes.flatMap((row, i) => {
+    if (!(row.layer instanceof Conv2d)) return [];
+    const [, ...image] = i === 0 ? input : shapes[i - 1].shape;
+    return [row.layer.geometry([micro, ...image])];
   });
   const tuning = measure
     ? await tuneConvolutions(gpu, geometries, async (g) => {
@@ -216,7 +174,7 @@ if (import.meta.main) {
       log(
         `${p.dispatches.length} dispatches, ${(p.total_flops / 1e9).toFixed(1)} GFLOP; ` +
           `${(100 * p.flops_share_meeting_rule).toFixed(2)}% of the FLOPs in dispatches of >= ` +
-          `${RULE.minWorkgroups} workgroups of >= ${RULE.minWorkgroupSize} invocations`,
+          `${LAUNCH_RULE.minWorkgroups} workgroups of >= ${LAUNCH_RULE.minWorkgroupSize} invocations`,
       );
       return;
     }

@@ -42,7 +42,7 @@ export type Flags<T extends Record<string, FlagSpec>> = {
  * Every flag of every task, in one place: the same flag has the same type, range and help text in every
  * task. A task picks the names it takes with {@link pickFlags}, with its own default where it differs.
  */
-export const FLAG_SPECS = {
+const FLAG_SPECS = {
   "lr": { type: "float", default: 0.1, min: 0, minExclusive: true, max: 100, help: "learning rate" },
   "epochs": {
     type: "int",
@@ -165,7 +165,7 @@ export function pickFlags<N extends FlagName, const D extends FlagDefaults<N> = 
 }
 
 /** Help text for a task. */
-export function helpText(usage: string, summary: string, specs: Record<string, FlagSpec>): string {
+function helpText(usage: string, summary: string, specs: Record<string, FlagSpec>): string {
   const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];
   for (const [name, spec] of Object.entries(specs)) {
     const arg = spec.type === "boolean"
@@ -192,15 +192,8 @@ export interface ParsedFlags<T extends Record<string, FlagSpec>> {
  * Parses `args` against `specs`; returns null after printing help for `--help` or `-h`. Bad flags throw a
  * NinError with exit code 2 and one line naming the flag and what it takes (an unknown flag names the
  * nearest known one).
- *
- * @example
- * ```ts
- * import { parseFlags, pickFlags } from "./cli.ts";
- * const parsed = parseFlags("demo", "A demo.", pickFlags(["lr", "gpu"]), ["--lr", "0.5"]);
- * console.log(parsed?.values.lr, parsed?.values.gpu, parsed?.given.has("lr")); // 0.5 deno true
- * ```
  */
-export function parseFlags<T extends Record<string, FlagSpec>>(
+function parseFlags<T extends Record<string, FlagSpec>>(
   usage: string,
   summary: string,
   specs: T,
@@ -367,21 +360,41 @@ export function checkFlag<T>(flag: string, value: unknown, check: () => T): T {
   }
 }
 
+/** Ctrl-C during a long task, from {@link listenForInterrupt}. */
+export interface Interrupt {
+  /** Whether Ctrl-C was pressed once: the task should stop at the next safe point. */
+  readonly requested: boolean;
+  /** Stops listening for SIGINT. */
+  remove(): void;
+}
+
 /**
- * Prints a data-loading message on stderr; when the official files could not be had and the run was not
- * `--offline`, adds that `--offline` skips the download attempt.
+ * Listens for SIGINT: the first only sets {@link Interrupt.requested} and calls `onFirst`, so the task can
+ * stop at a safe point and say so; a second quits at once with exit code 130 (checkpoints are written
+ * atomically, so nothing is left half-written).
  *
  * @example
  * ```ts
- * import { printDataProgress } from "./cli.ts";
- * printDataProgress("converting the npm copy...", false);
+ * import { listenForInterrupt } from "./cli.ts";
+ * const interrupt = listenForInterrupt(() => console.error("stopping after this step..."));
+ * for (let step = 0; step < 3 && !interrupt.requested; step++) console.log(step);
+ * interrupt.remove();
  * ```
  */
-export function printDataProgress(message: string, offline: boolean): void {
-  const hint = !offline && message.includes("IDX files not used")
-    ? " (--offline skips the download attempt)"
-    : "";
-  console.error(message + hint);
+export function listenForInterrupt(onFirst?: () => void): Interrupt {
+  let requested = false;
+  const listener = () => {
+    if (requested) Deno.exit(130);
+    requested = true;
+    onFirst?.();
+  };
+  Deno.addSignalListener("SIGINT", listener);
+  return {
+    get requested() {
+      return requested;
+    },
+    remove: () => Deno.removeSignalListener("SIGINT", listener),
+  };
 }
 
 /** What a task is, for {@link runTask}: its `--help` and the flags it takes. */
@@ -395,7 +408,7 @@ export interface TaskSpec<T extends Record<string, FlagSpec>> {
 }
 
 /**
- * Runs a task: parses `args` (default: the command line) against `task.flags` (see {@link parseFlags}) and
+ * Runs a task: parses `args` (default: the command line) against `task.flags` (see `parseFlags`) and
  * calls `main` with the values and the set of flags given; `--help` or `-h` prints the help and exits 0
  * without calling it. A NinError (or any error), from the flags or from `main`, becomes `error: <one line>`
  * on stderr and its exit code (2 for bad flags); success exits 0 explicitly, so a GPU engine holding the

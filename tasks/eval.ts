@@ -3,17 +3,18 @@
  *
  * @module
  */
-import { checkFlag, pickFlags, printDataProgress, runTask } from "./cli.ts";
+import { checkFlag, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { confusionMatrix, predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";
-import { CLASS_NAMES, loadFashionMnist } from "../lib/data/fashion_mnist.ts";
+import { CLASS_NAMES } from "../lib/data/fashion_mnist.ts";
 import { batchesPerEpoch, epochBatches } from "../lib/data/batches.ts";
 import type { HostTensor } from "../lib/safetensors.ts";
 import { Progress } from "./progress.ts";
+import { loadTaskData } from "./data.ts";
 
 /** The task's `--help` and flags. */
 const TASK = {
@@ -69,21 +70,11 @@ if (import.meta.main) {
       );
     }
     checkFlag("--resize", resize, () => layerShapes(net, [1, 1, resize, resize]));
-    const data = await loadFashionMnist({
-      dataDir: flags["data-dir"],
-      download: !flags.offline,
-      onProgress: (message) => printDataProgress(message, flags.offline),
-    });
-    console.error(`data: ${data.source.split("; ")[0]}`);
+    const data = await loadTaskData(flags);
     const count = Math.min(flags["limit-test"] ?? Infinity, data.test.count);
     const batches = batchesPerEpoch(count, flags["batch-size"]);
     const progress = new Progress(Deno.stderr.isTerminal(), { trainSteps: 0, testBatches: batches });
-    let interrupted = false;
-    const onSigint = () => {
-      if (interrupted) Deno.exit(130);
-      interrupted = true;
-    };
-    Deno.addSignalListener("SIGINT", onSigint);
+    const interrupt = listenForInterrupt();
     console.error(
       `compiling kernels and evaluating ${count} test images${
         gpu.isSoftware ? " (on a software adapter the first batch can take a minute)" : ""
@@ -94,7 +85,7 @@ if (import.meta.main) {
     const predictions: number[] = [];
     let batch = 0;
     for (const b of epochBatches(data.test, { batchSize: flags["batch-size"], limit: count })) {
-      if (interrupted) break;
+      if (interrupt.requested) break;
       const started = performance.now();
       const images = resizeImages(gpu, b.images, b.count, data.test.height, data.test.width, resize);
       predictions.push(...await predictClasses(net, images));
@@ -104,8 +95,10 @@ if (import.meta.main) {
       progress.testBatch(`eval ${batch}/${batches}`, (performance.now() - started) / 1000, batch / batches);
     }
     progress.clear();
-    Deno.removeSignalListener("SIGINT", onSigint);
-    if (interrupted) throw new NinError(`interrupted after ${labels.length} of ${count} test images`, 130);
+    interrupt.remove();
+    if (interrupt.requested) {
+      throw new NinError(`interrupted after ${labels.length} of ${count} test images`, 130);
+    }
     const matrix = confusionMatrix(labels, predictions, CLASS_NAMES.length);
     const correct = matrix.reduce((s, row, i) => s + row[i], 0);
     console.log(

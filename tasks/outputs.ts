@@ -5,22 +5,24 @@
  * @module
  */
 import { dirname, normalize } from "node:path";
+import { checkWritable } from "../lib/data/atomic_write.ts";
 
 /** The directory for outputs (checkpoints, plots, metrics) of the README's commands. */
-export const RUNS_DIR = "runs";
+const RUNS_DIR = "runs";
 
 /**
- * Returns `path` unchanged, creating `runs/` first when `path` is directly inside it.
+ * Readies `path` for a task's output before any work is done: creates `runs/` first when `path` is directly
+ * inside it, then checks that the file can be written there (an error naming it if not).
  *
  * @example
  * ```ts
- * import { outputPath } from "./outputs.ts";
- * console.log(await outputPath("/tmp/model.safetensors")); // /tmp/model.safetensors
+ * import { prepareOutput } from "./outputs.ts";
+ * await prepareOutput("runs/model.safetensors"); // runs/ now exists
  * ```
  */
-export async function outputPath(path: string): Promise<string> {
+export async function prepareOutput(path: string): Promise<void> {
   if (normalize(dirname(path)) === RUNS_DIR) {
     await Deno.mkdir(RUNS_DIR, { recursive: true }).catch(() => {});
   }
-  return path;
+  await checkWritable(path);
 }

@@ -24,9 +24,10 @@ export interface ProgressPlan {
   trainSteps: number;
   /** Evaluation batches left in the whole run. */
   testBatches: number;
-  /** How long one evaluation batch takes relative to a training step, until one has been timed. */
-  testCostGuess?: number;
 }
+
+/** How long one evaluation batch is taken to last relative to a training step, until one has been timed. */
+const TEST_COST_GUESS = 0.35;
 
 /** Renders progress: call {@link Progress.trainStep} and {@link Progress.testBatch} as work gets done. */
 export class Progress {
@@ -39,7 +40,6 @@ export class Progress {
   #trainTimed = 0;
   #testSeconds = 0;
   #testTimed = 0;
-  #testCostGuess: number;
   #firstTrain: number | null = null;
   #firstTest: number | null = null;
 
@@ -58,7 +58,6 @@ export class Progress {
   constructor(readonly terminal: boolean, plan: ProgressPlan, readonly interval = 30) {
     this.#trainLeft = plan.trainSteps;
     this.#testLeft = plan.testBatches;
-    this.#testCostGuess = plan.testCostGuess ?? 0.35;
   }
 
   /** Seconds the rest of the run should take, from the steps timed so far (NaN before any). */
@@ -66,7 +65,7 @@ export class Progress {
     const step = this.secondsPerStep;
     const test = this.#testTimed
       ? this.#testSeconds / this.#testTimed
-      : this.#firstTest ?? step * this.#testCostGuess;
+      : this.#firstTest ?? step * TEST_COST_GUESS;
     return (this.#trainLeft > 0 ? this.#trainLeft * step : 0) +
       (this.#testLeft > 0 ? this.#testLeft * test : 0);
   }
@@ -97,12 +96,6 @@ export class Progress {
     if (this.#firstTest === null) this.#firstTest = seconds;
     else this.#time("test", seconds);
     this.#show(label, fraction, milestone);
-  }
-
-  /** Removes `steps` training steps and `batches` evaluation batches from the plan (e.g. a skipped epoch). */
-  skip(steps: number, batches: number): void {
-    this.#trainLeft = Math.max(0, this.#trainLeft - steps);
-    this.#testLeft = Math.max(0, this.#testLeft - batches);
   }
 
   /** Prints `line` on its own line (the bar is cleared first and redrawn after). */

@@ -318,8 +318,13 @@ if (import.meta.main) {
         const batchSize = flags["measure-batch-size"] ??
           (gpu.isSoftware ? Math.max(1, Math.min(options.batchSize, affordable)) : options.batchSize);
         const limit = gpu.limits.maxStorageBufferBindingSize;
-        const counting = countingGpu({ maxStorageBufferBindingSize: limit, kernels: gpu.kernels });
-        const counted = await runResources(counting, { ...options, batchSize });
+        // At the analyzed batch and binding limit, the counting run is the one analyzeResources made.
+        const counted = batchSize === options.batchSize && limit === maxBindingBytes
+          ? resources.run
+          : await runResources(
+            countingGpu({ maxStorageBufferBindingSize: limit, kernels: gpu.kernels }),
+            { ...options, batchSize },
+          );
         const measured = await runResources(gpu, { ...options, batchSize });
         measurement = { device: device!, maxBindingBytes: limit, counted, measured };
         const { inference, training } = measured;

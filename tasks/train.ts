@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { checkFlag, type Flags, pickFlags, printDataProgress, runTask } from "./cli.ts";
+import { checkFlag, type Flags, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
 import {
   type Checkpoint,
   type CurvePoint,
@@ -20,11 +20,11 @@ import { loadTuning } from "../lib/tuning.ts";
 import { layerShapes, nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { lineChartSvg } from "../lib/svg_plot.ts";
-import { loadFashionMnist } from "../lib/data/fashion_mnist.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
-import { checkWritable, writeFileAtomic } from "../lib/data/atomic_write.ts";
+import { writeFileAtomic } from "../lib/data/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { outputPath } from "./outputs.ts";
+import { prepareOutput } from "./outputs.ts";
+import { loadTaskData } from "./data.ts";
 
 /** Flags that define the run; a resumed run takes them from the checkpoint (a different value is an error). */
 const RUN_FLAGS = [
@@ -85,8 +85,11 @@ const SOFTWARE_PRESET = {
 const CHAPTER_COMMAND =
   "deno task train --resize 224 --batch-size 128 --epochs 10 --lr 0.1 --init xavier --limit-train 60000";
 
-/** Outputs a resumed run continues when the command line names none. */
-const OUTPUT_FLAGS = ["plot", "metrics"] as const;
+/** Outputs a resumed run continues when the command line names none (its checkpoint is the one resumed). */
+const CONTINUED_OUTPUTS = ["plot", "metrics"] as const;
+
+/** The flags that name an output file. */
+const OUTPUT_FLAGS = ["checkpoint", ...CONTINUED_OUTPUTS] as const;
 
 /** d2l's Animator adds a point of the training curves this many times per epoch. */
 const POINTS_PER_EPOCH = 5;
@@ -99,14 +102,10 @@ if (import.meta.main) {
       resumed = await loadCheckpoint(flags.resume);
       applyCheckpointConfig(flags, given, resumed, flags.resume);
     }
-    for (const name of ["checkpoint", "plot", "metrics"] as const) {
-      const path = flags[name];
-      if (path) flags[name] = await outputPath(path);
-    }
-
     // Everything that can fail cheaply is checked before the data and the GPU are touched.
-    for (const path of [flags.checkpoint, flags.plot, flags.metrics]) {
-      if (path) await checkWritable(path);
+    for (const name of OUTPUT_FLAGS) {
+      const path = flags[name];
+      if (path) await prepareOutput(path);
     }
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
     if (gpu.isSoftware && !resumed) {
@@ -138,7 +137,7 @@ if (import.meta.main) {
       weightDecay: flags["weight-decay"],
     });
     const config: Record<string, unknown> = Object.fromEntries(
-      [...RUN_FLAGS, "epochs" as const, ...OUTPUT_FLAGS].map((name) => [name, flags[name] ?? null]),
+      [...RUN_FLAGS, "epochs" as const, ...CONTINUED_OUTPUTS].map((name) => [name, flags[name] ?? null]),
     );
     const history: Record<string, number>[] = [];
     const curve: CurvePoint[] = [];
@@ -146,39 +145,29 @@ if (import.meta.main) {
     if (resumed) {
       restoreCheckpoint(resumed, net, optimizer);
       history.push(...resumed.state.history);
-      curve.push(...(resumed.state.curve ?? []).filter((p) => p.x <= startEpoch));
+      curve.push(...(resumed.state.curve ?? []));
       console.error(
         `resuming ${flags.resume} after epoch ${startEpoch} (step ${resumed.state.step}), ` +
           `training to epoch ${flags.epochs}`,
       );
     }
-    const data = await loadFashionMnist({
-      dataDir: flags["data-dir"],
-      download: !flags.offline,
-      onProgress: (message) => printDataProgress(message, flags.offline),
-    });
-    console.error(`data: ${data.source.split("; ")[0]}`);
+    const data = await loadTaskData(flags);
     const tuning = gpu.kernels === "gpu" ? await loadTuning(gpu) : undefined;
     console.error(`device: ${gpu.describe()}${tuning ? `, tuned choices from ${tuning.path}` : ""}`);
 
+    // A limit beyond the split (e.g. the preset's on a small data set) means the whole split.
     const trainCount = Math.min(flags["limit-train"] ?? Infinity, data.train.count);
+    const testCount = Math.min(flags["limit-test"] ?? Infinity, data.test.count);
     const steps = batchesPerEpoch(trainCount, flags["batch-size"]);
-    const testBatches = batchesPerEpoch(
-      Math.min(flags["limit-test"] ?? Infinity, data.test.count),
-      flags["batch-size"],
-    );
+    const testBatches = batchesPerEpoch(testCount, flags["batch-size"]);
     const epochsLeft = flags.epochs - startEpoch;
     const progress = new Progress(Deno.stderr.isTerminal(), {
       trainSteps: epochsLeft * steps,
       testBatches: epochsLeft * testBatches,
     });
-    let interrupted = false;
-    const onSigint = () => {
-      if (interrupted) Deno.exit(130); // a second Ctrl-C: quit now (checkpoints are written atomically)
-      interrupted = true;
-      progress.note("stopping after this step (Ctrl-C again to quit at once)...");
-    };
-    Deno.addSignalListener("SIGINT", onSigint);
+    const interrupt = listenForInterrupt(() =>
+      progress.note("stopping after this step (Ctrl-C again to quit at once)...")
+    );
     console.error(
       `training ${epochsLeft} epoch${epochsLeft === 1 ? "" : "s"} of ${steps} steps (batch ${
         flags["batch-size"]
@@ -199,14 +188,11 @@ if (import.meta.main) {
       batchSize: flags["batch-size"],
       resize: flags.resize,
       seed: flags.seed,
-      // A limit beyond the split (e.g. the preset's on a small data set) means the whole split.
-      limitTrain: flags["limit-train"] === undefined ? undefined : trainCount,
-      limitTest: flags["limit-test"] === undefined
-        ? undefined
-        : Math.min(flags["limit-test"], data.test.count),
+      limitTrain: trainCount,
+      limitTest: testCount,
       microBatch: flags["micro-batch"],
       startEpoch,
-      shouldStop: () => interrupted,
+      shouldStop: () => interrupt.requested,
       onStep: (p) => {
         const milestone = p.batch === 1 || p.batch === p.batches ||
           p.batch % Math.max(1, Math.round(p.batches / 10)) === 0;
@@ -254,9 +240,9 @@ if (import.meta.main) {
         await writePlot();
       },
     });
-    Deno.removeSignalListener("SIGINT", onSigint);
+    interrupt.remove();
     progress.clear();
-    if (interrupted) {
+    if (interrupt.requested) {
       const where = flags.checkpoint ? `; resume with --resume ${flags.checkpoint}` : "";
       throw new NinError(`interrupted during epoch ${history.length + 1}${where}`, 130);
     }
@@ -271,13 +257,8 @@ if (import.meta.main) {
       );
       console.log(`${(examples / totalSeconds).toFixed(1)} examples/sec on ${gpu.adapterName}`);
     }
-    for (
-      const [what, path] of [["checkpoint", flags.checkpoint], ["plot", flags.plot], [
-        "metrics",
-        flags.metrics,
-      ]]
-    ) {
-      if (path) console.error(`${what}: ${path}`);
+    for (const name of OUTPUT_FLAGS) {
+      if (flags[name]) console.error(`${name}: ${flags[name]}`);
     }
     net.dispose();
     gpu.destroy();
@@ -317,7 +298,7 @@ function applyCheckpointConfig(
       2,
     );
   }
-  for (const name of OUTPUT_FLAGS) {
+  for (const name of CONTINUED_OUTPUTS) {
     if (!given.has(name) && typeof saved[name] === "string") target[name] = saved[name];
   }
   if (!given.has("checkpoint")) flags.checkpoint = path;

@@ -8,9 +8,8 @@ import { countingGpu } from "../lib/gpu/counting.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { NinError } from "../lib/errors.ts";
 import { nin } from "../lib/nin.ts";
-import { SGD } from "../lib/optim.ts";
+import { LAUNCH_RULE, PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.ts";
 import { Random } from "../lib/random.ts";
-import { trainStep } from "../lib/train.ts";
 import { type ConvCase, convCase } from "./reference/conv2d.ts";
 import { checkConv2dAgainstReference } from "./layer_checks.ts";
 
@@ -117,9 +116,9 @@ gpuFamilyTest(
     assertJsonEqual(kernels, [
       "conv2d_gpu_forward_relu",
       "conv2d_gpu_backward_bias_relu",
-      "conv2d_gpu_reduce",
+      "conv2d_gpu_backward_bias_reduce",
       "conv2d_gpu_backward_weight",
-      "conv2d_gpu_reduce",
+      "conv2d_gpu_backward_weight_reduce",
       "conv2d_gpu_backward_input_flip",
       "conv2d_gpu_backward_input",
     ], "dispatches of a split-K forward and backward");
@@ -177,8 +176,9 @@ Deno.test("gpu conv2d family: temporaries are workspace, released after the back
   for (const r of records) flops[r.kernel] += r.flops;
   assertJsonEqual(flops, {
     conv2d_gpu_backward_bias_relu: y.size,
-    conv2d_gpu_reduce: 0,
+    conv2d_gpu_backward_bias_reduce: 0,
     conv2d_gpu_backward_weight: 2 * macs,
+    conv2d_gpu_backward_weight_reduce: 0,
     conv2d_gpu_backward_input_flip: 0,
     conv2d_gpu_backward_input: 2 * macs,
   }, "FLOPs by kernel");
@@ -189,26 +189,21 @@ Deno.test("gpu conv2d family: temporaries are workspace, released after the back
 // An H200 binds the whole batch (its binding limit is ~4 GiB; the step's largest tensor, the first conv's
 // output, is 143 MB), so the step runs as one micro-batch, as it would there.
 Deno.test("gpu conv2d family: >= 95% of a NiN-224 batch-128 training step's FLOPs run in >= 528 workgroups of >= 64", async () => {
-  const gpu = countingGpu({ kernels: "gpu", maxStorageBufferBindingSize: 4 * 2 ** 30 });
+  const gpu = countingGpu({ kernels: "gpu", maxStorageBufferBindingSize: PLAN_BINDING_BYTES });
   const net = nin(gpu, { seed: 0 });
-  const opt = new SGD(net.parameters(), { lr: 0.01 });
-  const images = Tensor.zeros(gpu, [128, 1, 224, 224]);
-  let microBatch = 0;
-  const records = await gpu.trace(async () => {
-    ({ microBatch } = await trainStep(net, opt, images, new Int32Array(128)));
-  });
-  assertJsonEqual(microBatch, 128, "micro-batch");
-  const total = records.reduce((s, r) => s + r.flops, 0);
-  const meeting = records.filter((r) => r.workgroups >= 528 && r.workgroupSize >= 64);
-  const share = meeting.reduce((s, r) => s + r.flops, 0) / total;
+  const plan = await planTrainingStep(gpu, net, [128, 1, 224, 224]);
+  net.dispose();
+  assertJsonEqual(plan.microBatch, 128, "micro-batch");
+  assertJsonEqual(LAUNCH_RULE, { minWorkgroups: 528, minWorkgroupSize: 64 }, "the rule");
+  const share = plan.flopsShareMeetingRule;
   if (share < 0.95) throw new Error(`only ${(100 * share).toFixed(2)}% of the step's FLOPs meet the rule`);
   // Every conv kernel uses >= 64 invocations.
-  for (const r of records.filter((r) => r.kernel.startsWith("conv2d_gpu"))) {
+  const convs = plan.dispatches.filter((r) => r.kernel.startsWith("conv2d_gpu"));
+  for (const r of convs) {
     if (r.workgroupSize < 64) throw new Error(`${r.scope} ${r.kernel}: ${r.workgroupSize} invocations`);
   }
-  const convFlops = records.filter((r) => r.kernel.startsWith("conv2d_gpu")).reduce((s, r) => s + r.flops, 0);
-  if (convFlops < 0.99 * total) throw new Error(`the convs did only ${convFlops / total} of the FLOPs`);
-  images.dispose();
-  opt.dispose();
-  net.dispose();
+  const convFlops = convs.reduce((s, r) => s + r.flops, 0);
+  if (convFlops < 0.99 * plan.totalFlops) {
+    throw new Error(`the convs did only ${convFlops / plan.totalFlops} of the FLOPs`);
+  }
 });

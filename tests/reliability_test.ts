@@ -7,6 +7,7 @@ import {
   assertRejectsWith,
   assertThrowsWith as assertThrows,
   gpuTest,
+  handBuilt,
   Tensor,
   testEngine,
 } from "./util.ts";
@@ -336,16 +337,6 @@ gpuTest(
     }
   },
 );
-
-/** `[u64 header length][header][data]`, the header taken as given (no padding). */
-function handBuilt(header: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const json = new TextEncoder().encode(header);
-  const out = new Uint8Array(8 + json.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  out.set(data, 8 + json.length);
-  return out;
-}
 
 Deno.test("safetensors never reads outside the file: offsets past its end fail even when memory follows it", () => {
   const file = handBuilt('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', new Uint8Array(8));

@@ -185,6 +185,8 @@ Deno.test("resources: a split lowers the peak, not the FLOPs; bad input is one N
   assertEquals(split.trainStep.total, plain.trainStep.total, "a split does not change the FLOPs");
   assertEquals(plain.run.inference.bytes < plain.run.training.bytes, true, "inference < training");
   const gpu = (): Gpu => countingGpu();
+  const kaiming = await runResources(gpu(), { batchSize: 1, resize: 96, init: "kaiming" });
+  assertEquals(kaiming.options.init, "kaiming", "every model option is carried through, init included");
   await assertRejectsWith(() => runResources(gpu(), { batchSize: 0, resize: 224 }), NinError, "batch size");
   await assertRejectsWith(
     () => runResources(gpu(), { batchSize: 1, resize: 50 }),

@@ -12,19 +12,7 @@ import { checkWritable } from "../lib/data/atomic_write.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
 import { deepStrictEqual, ok } from "node:assert/strict";
-import { assertJsonEqual, assertRejectsWith, assertThrowsWith, gpuTest, Tensor } from "./util.ts";
-
-const encoder = new TextEncoder();
-
-/** A file laid out by hand: u64 LE header length, the header text as given (no padding added), data. */
-function handBuilt(header: string, data: number[] | Uint8Array = []): Uint8Array {
-  const json = encoder.encode(header);
-  const out = new Uint8Array(8 + json.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  out.set(data, 8 + json.length);
-  return out;
-}
+import { assertJsonEqual, assertRejectsWith, assertThrowsWith, gpuTest, handBuilt, Tensor } from "./util.ts";
 
 function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);

@@ -3,6 +3,7 @@ import {
   type Engine,
   type Gpu,
   type KernelChoice,
+  kernelChoice,
   type KernelFamily,
   requestGpu,
 } from "../lib/gpu/device.ts";
@@ -15,7 +16,7 @@ const devices = new Map<string, Promise<Gpu>>();
 export const testEngine: Engine = (Deno.env.get("NIN_TEST_ENGINE") as Engine | undefined) ?? "deno";
 
 /** The kernel family the suite runs on: NIN_KERNELS=gpu runs the layer tests on the gpu family. */
-export const testKernels: KernelChoice = (Deno.env.get("NIN_KERNELS") as KernelChoice | undefined) || "auto";
+export const testKernels: KernelChoice = kernelChoice(undefined);
 
 /**
  * One device per kernel family for the whole test process (shader compilation is slow on llvmpipe; compile
@@ -149,4 +150,14 @@ export async function assertRejectsWith<E extends Error>(
     return checkError(e, type, parts);
   }
   throw nothingThrown(type, parts);
+}
+
+/** A safetensors file laid out by hand: u64 LE header length, the header text as given (no padding), data. */
+export function handBuilt(header: string, data: number[] | Uint8Array = []): Uint8Array {
+  const json = new TextEncoder().encode(header);
+  const out = new Uint8Array(8 + json.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  return out;
 }

@@ -1,14 +1,14 @@
 // First pass of the conv2d bias gradient, for real GPUs: per (channel, slice) partial sums
 //   partial[slice, o] = sum over the slice's flattened positions r = (n*OH + oh)*OW + ow of g[n, o, oh, ow]
 // then conv2d_gpu_reduce.wgsl adds the slices into db in slice order (db accumulates; deterministic).
-// Plain: the gradient is dy. With the override `masked` (fused ReLU): g = dy where the saved (post-ReLU) output
-// is positive, else 0, and g is also written out, once, for the weight and input gradient GEMMs (which then
-// read it unmasked).
+// g is dy, or with the override `masked` (fused ReLU) dy masked by the saved output, which is also written
+// out, once, for the weight and input gradient GEMMs (conv2d_relu_mask.wgsl).
 // Workgroup (slice, o) = (wg / OC, wg % OC), 256 invocations striding over the slice's positions
 // (consecutive invocations read consecutive positions of one image plane; the position is stepped without
 // division), then a tree reduction in workgroup memory.
 // Includes conv2d_gpu_common.wgsl (Params).
 //!include gpu/conv2d_gpu_common.wgsl
+//!include conv2d_relu_mask.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -65,10 +65,6 @@ fn reduce(sum: f32, t: u32, slice: u32, o: u32) {
   }
 }
 
-// True for the fused-ReLU variant: mask dy by the saved output and write the masked gradient to g (without
-// it, `saved` and `g` are bound to placeholders and never touched).
-override masked: bool = false;
-
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
@@ -80,12 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let slice = wg / p.out_channels;
   var sum = 0.0;
   for (var walk = begin(slice, o, t); walk.r < walk.end; walk = advance(walk)) {
-    var v = dy[walk.at];
-    if (masked) {
-      v = select(0.0, v, saved[walk.at] > 0.0);
-      g[walk.at] = v;
-    }
-    sum += v;
+    sum += gradient(walk.at);
   }
   reduce(sum, t, slice, o);
 }

@@ -15,8 +15,6 @@ struct Params {
   // Signed: the input gradient runs the forward kernel with padding k - 1 - p, negative when p > k - 1
   // (a crop).
   padding: i32,
-  // Forward: 1 adds bias[o] in the epilogue, 0 adds nothing (the bias binding is then a dummy).
-  has_bias: u32,
   // Weight and bias gradients: the reduction over (n, oh, ow) is cut into `slices` contiguous ranges of
   // `slice_length` flattened positions, one range per workgroup (split-K).
   slices: u32,

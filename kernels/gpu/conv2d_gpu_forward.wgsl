@@ -1,7 +1,7 @@
 // Conv2d forward as a workgroup-tiled implicit GEMM (no im2col buffer), for real GPUs:
 //   y[n, o, oh, ow] = bias[o] + sum over (c, kh, kw) of w[o, c, kh, kw] * x[n, c, oh*s - p + kh, ow*s - p + kw]
 // with zero padding; with fuseRelu the epilogue applies max(., 0). Also the input gradient of a stride-1
-// conv (run on dy with the flipped weights of conv2d_gpu_flip.wgsl, padding k - 1 - p, has_bias = 0).
+// conv (run on dy with the flipped weights of conv2d_gpu_flip.wgsl, padding k - 1 - p, has_bias = false).
 //
 // GEMM view (the tiled GEMM of conv2d_gpu_gemm.wgsl): rows are the N*OH*OW output positions
 // (m = (n*OH + oh)*OW + ow), channels the OC output channels, the reduction runs over IC*k*k steps
@@ -14,6 +14,8 @@
 // - Weight loader: step k0 + t%16 of channels o0 + t/16 + 16j (16 consecutive invocations read 16
 //   consecutive floats of one weight row).
 override fuseRelu: bool = false;
+// False for the input gradient: no bias is added (the bias binding is then a dummy).
+override has_bias: bool = true;
 
 //!include gpu/conv2d_gpu_common.wgsl
 //!include gpu/conv2d_gpu_gemm.wgsl
@@ -42,7 +44,7 @@ fn store(acc: vec4f, m: u32, o: u32) {
   for (var j = 0u; j < 4u; j++) {
     if (o + j < p.out_channels) {
       var v = acc[j];
-      if (p.has_bias != 0u) {
+      if (has_bias) {
         v += bias[o + j];
       }
       if (fuseRelu) {

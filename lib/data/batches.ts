@@ -80,6 +80,14 @@ export function batchesPerEpoch(count: number, batchSize: number): number {
 }
 
 /**
+ * How many batches {@link epochBatches} yields for `examples` with these options: an epoch of the first
+ * `limit` examples, or all of them (a limit past their count, which `epochBatches` refuses, counts as none).
+ */
+export function epochBatchCount(examples: Examples, options: EpochOptions): number {
+  return batchesPerEpoch(Math.min(options.limit ?? Infinity, examples.count), options.batchSize);
+}
+
+/**
  * Yields one epoch's mini-batches from `examples`.
  *
  * @example
@@ -97,7 +105,7 @@ export function* epochBatches(examples: Examples, options: EpochOptions): Genera
   const limit = options.limit ?? examples.count;
   if (examples.count < 1) throw new NinError("cannot make batches from an empty split");
   checkInteger("limit", limit, 1, examples.count, ` (the split has ${examples.count} examples)`);
-  const total = batchesPerEpoch(limit, batchSize);
+  const total = epochBatchCount(examples, options);
   checkInteger("start batch", startBatch, 0, total);
   const order = shuffle ? epochOrder(limit, seed, epoch) : null;
   const pixels = examples.height * examples.width;

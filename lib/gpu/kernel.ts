@@ -11,6 +11,7 @@
  */
 import conv2dCommon from "../../kernels/conv2d_common.wgsl" with { type: "text" };
 import conv2dTaps from "../../kernels/conv2d_taps.wgsl" with { type: "text" };
+import conv2dReluMask from "../../kernels/conv2d_relu_mask.wgsl" with { type: "text" };
 import perElement from "../../kernels/per_element.wgsl" with { type: "text" };
 import maxpool2dParams from "../../kernels/maxpool2d_params.wgsl" with { type: "text" };
 import adaptivePoolWindow from "../../kernels/adaptive_pool_window.wgsl" with { type: "text" };
@@ -21,6 +22,7 @@ import conv2dGpuGemm from "../../kernels/gpu/conv2d_gpu_gemm.wgsl" with { type: 
 const SNIPPETS: Readonly<Record<string, string>> = {
   "conv2d_common.wgsl": conv2dCommon,
   "conv2d_taps.wgsl": conv2dTaps,
+  "conv2d_relu_mask.wgsl": conv2dReluMask,
   "per_element.wgsl": perElement,
   "maxpool2d_params.wgsl": maxpool2dParams,
   "adaptive_pool_window.wgsl": adaptivePoolWindow,

@@ -17,7 +17,7 @@ const ADAPTIVE_AVGPOOL2D_BACKWARD = kernel("adaptive_avgpool2d_backward", backwa
 /**
  * Adaptive average pooling over NCHW input, as `torch.nn.AdaptiveAvgPool2d(outputSize)`: output cell
  * `(i, j)` averages rows `floor(i * H / OH)` to `ceil((i + 1) * H / OH) - 1` and the columns defined the
- * same way. `AdaptiveAvgPool2d(1)` is global average pooling. Saves only the input shape for backward.
+ * same way. `AdaptiveAvgPool2d(1)` is global average pooling. Saves only the shapes for backward.
  *
  * FLOPs passed to `gpu.dispatch`: forward `N * C * (sum of window areas + OH * OW)` (one addition per
  * window element and one division per output); backward `2 * N * C * (sum of window areas)` (a division and
@@ -36,7 +36,8 @@ const ADAPTIVE_AVGPOOL2D_BACKWARD = kernel("adaptive_avgpool2d_backward", backwa
 export class AdaptiveAvgPool2d extends Module {
   /** Output height and width. */
   readonly outputSize: [number, number];
-  #inputShape: readonly number[] | null = null;
+  /** The input and output shapes of the last training-mode forward. */
+  #saved: { inputShape: readonly number[]; outShape: readonly number[] } | null = null;
 
   /** An adaptive average pooling layer producing `outputSize` (one number for a square output). */
   constructor(readonly gpu: Gpu, outputSize: number | [number, number] = 1) {
@@ -67,7 +68,7 @@ export class AdaptiveAvgPool2d extends Module {
     return [inputShape[0], inputShape[1], ...this.outputSize];
   }
 
-  /** Window averages; in training mode the input shape is remembered for backward. */
+  /** Window averages; in training mode the input and output shapes are remembered for backward. */
   forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
     const shape = this.outputShape(x.shape);
     const y = Tensor.empty(this.gpu, shape, "activations");
@@ -79,16 +80,15 @@ export class AdaptiveAvgPool2d extends Module {
       workgroupsFor(y.size, ADAPTIVE_AVGPOOL2D_FORWARD),
       planes * (this.#windowArea(x.shape) + shape[2] * shape[3]),
     );
-    this.#inputShape = ctx.training ? x.shape : null;
+    this.#saved = ctx.training ? { inputShape: x.shape, outShape: shape } : null;
     return y;
   }
 
   /** Spreads each output gradient evenly over its window. */
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
-    const inputShape = this.#inputShape;
-    if (!inputShape) throw new NinError(`${this}.backward called without a training-mode forward`);
-    this.#inputShape = null;
-    const outShape = this.outputShape(inputShape);
+    if (!this.#saved) throw new NinError(`${this}.backward called without a training-mode forward`);
+    const { inputShape, outShape } = this.#saved;
+    this.#saved = null;
     if (formatShape(gradOutput.shape) !== formatShape(outShape)) {
       throw new NinError(
         `${this}.backward: gradient shape ${formatShape(gradOutput.shape)} != output shape ${
@@ -108,9 +108,9 @@ export class AdaptiveAvgPool2d extends Module {
     return dx;
   }
 
-  /** Forgets the remembered input shape. */
+  /** Forgets the remembered shapes. */
   override clearSaved(): void {
-    this.#inputShape = null;
+    this.#saved = null;
   }
 
   /** Sum over output cells of their window's area (windows may overlap). */

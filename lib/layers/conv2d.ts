@@ -10,7 +10,7 @@ import { expectRank, type ForwardContext, Module, Parameter } from "../module.ts
 import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
 import { Random } from "../random.ts";
-import { type ConvGeometry, convMacs } from "./conv2d_passes.ts";
+import { convFlops, type ConvGeometry, convMacs, convOutputShape } from "./conv2d_passes.ts";
 
 /** What a training-mode forward leaves for backward. */
 interface Saved {
@@ -18,6 +18,8 @@ interface Saved {
   x: Tensor;
   /** The output when the ReLU was fused (its mask), else null. */
   fusedOutput: Tensor | null;
+  /** The forward's sizes. */
+  geometry: ConvGeometry;
 }
 
 /**
@@ -170,10 +172,10 @@ export class Conv2d extends Module {
   #forward(x: Tensor, ctx: ForwardContext, relu: boolean): Tensor {
     const g = this.geometry(x.shape);
     const { kernel, params, workgroups } = convPasses(this.gpu).forward(g, relu);
-    const y = Tensor.empty(this.gpu, [g.n, g.outChannels, g.outHeight, g.outWidth], "activations");
+    const y = Tensor.empty(this.gpu, convOutputShape(g), "activations");
     const buffers = { x: x.buffer, w: this.weight.value.buffer, bias: this.bias.value.buffer, y: y.buffer };
-    this.gpu.dispatch(kernel, buffers, params, workgroups, 2 * convMacs(g));
-    this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null } : null;
+    this.gpu.dispatch(kernel, buffers, params, workgroups, convFlops(g).gemm);
+    this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null, geometry: g } : null;
     return y;
   }
 
@@ -185,8 +187,8 @@ export class Conv2d extends Module {
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
     const saved = this.#saved;
     if (!saved) throw new NinError(`${this.#name()}.backward called without a training-mode forward`);
-    const geometry = this.geometry(saved.x.shape);
-    const shape = [geometry.n, geometry.outChannels, geometry.outHeight, geometry.outWidth];
+    const { x, fusedOutput: y, geometry } = saved;
+    const shape = convOutputShape(geometry);
     if (formatShape(gradOutput.shape) !== formatShape(shape)) {
       throw new NinError(
         `${this.#name()}.backward expects a gradient of shape ${formatShape(shape)}, got ${
@@ -195,17 +197,35 @@ export class Conv2d extends Module {
       );
     }
     this.clearSaved();
-    return convPasses(this.gpu).backward({
-      gpu: this.gpu,
-      geometry,
-      x: saved.x,
-      dy: gradOutput,
-      y: saved.fusedOutput,
-      weight: this.weight.value,
-      dw: this.weight.gradOrZeros(),
-      db: this.bias.gradOrZeros(),
-      needInputGrad,
-    });
+    const dw = this.weight.gradOrZeros();
+    const db = this.bias.gradOrZeros();
+    const passes = convPasses(this.gpu);
+    const unsupported = passes.unsupported?.(geometry, needInputGrad);
+    if (unsupported) throw new NinError(`${this.#name()}: ${unsupported}`);
+    const masked = Tensor.empty(this.gpu, y ? gradOutput.shape : [1], "workspace");
+    const dx = needInputGrad ? Tensor.empty(this.gpu, x.shape, "activation gradients") : null;
+    try {
+      passes.backward({
+        gpu: this.gpu,
+        geometry,
+        x,
+        dy: gradOutput,
+        y,
+        masked,
+        grad: y ? masked : gradOutput,
+        weight: this.weight.value,
+        dw,
+        db,
+        dx,
+      });
+    } catch (e) {
+      dx?.dispose();
+      throw e;
+    } finally {
+      // Safe to release now: later users of the pooled buffer are recorded after these dispatches.
+      masked.dispose();
+    }
+    return dx;
   }
 
   /** Forgets the remembered input and output (they are not owned by the layer). */

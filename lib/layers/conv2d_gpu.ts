@@ -7,26 +7,31 @@
  * - Input gradient (stride 1 only; NiN's one strided conv is its first layer, which needs none): the weights
  *   are flipped into the OIHW weights of the transposed convolution ([IC, OC, k, k], a workspace), then the
  *   forward kernel runs on the output gradient with padding k - 1 - p and no bias. A strided layer asked
- *   for an input gradient throws a {@link NinError}.
+ *   for an input gradient is refused (`unsupported`: Conv2d throws a NinError before any work).
  * - Weight gradient: split-K GEMM over slices of the N*OH*OW positions into a workspace [S, OC, IC*k*k],
  *   then a fixed-order reduction adds the slices into dw (one slice: the GEMM adds into dw directly).
  * - Bias gradient: per (channel, slice) tree reductions into [S, OC] partials, then the same fixed-order
  *   reduction into db. With the fused ReLU this pass also writes dy masked by (saved output > 0), which the
  *   weight and input gradients then read (the mask is applied once, not inside the GEMM loads).
  *
- * FLOPs as `Conv2d` counts them, the same in every family: each GEMM pass `2*N*OC*OH*OW*IC*k*k` (the input
- * gradient too, whatever its padding), the bias pass one add per element of dy. The weight flip and the
- * reductions of split partial sums are this family's overhead, not the layer's arithmetic: they count 0.
+ * FLOPs as every family counts them (`convFlops`): the input gradient's GEMM counts as the forward's,
+ * whatever its padding; the weight flip and the reductions of split partial sums are this family's overhead,
+ * not the layer's arithmetic: they count 0.
  *
  * @module
  */
-import { NinError } from "../errors.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { constantOf, kernel } from "../gpu/kernel.ts";
-import { tunedTarget } from "../tuning.ts";
+import { constantOf, type Kernel, kernel } from "../gpu/kernel.ts";
+import { tunedTarget, WEIGHT_GRADIENT_KERNELS } from "../tuning.ts";
 import { workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
-import { type ConvGeometry, convMacs, type ConvPasses, convUniform } from "./conv2d_passes.ts";
+import {
+  convFlops,
+  type ConvGeometry,
+  type ConvPasses,
+  convUniform,
+  reluMaskBindings,
+} from "./conv2d_passes.ts";
 import forwardCode from "../../kernels/gpu/conv2d_gpu_forward.wgsl" with { type: "text" };
 import flipCode from "../../kernels/gpu/conv2d_gpu_flip.wgsl" with { type: "text" };
 import weightGradCode from "../../kernels/gpu/conv2d_gpu_weight_grad.wgsl" with { type: "text" };
@@ -35,14 +40,17 @@ import reduceCode from "../../kernels/gpu/conv2d_gpu_reduce.wgsl" with { type: "
 
 const FORWARD = kernel("conv2d_gpu_forward", forwardCode);
 const FORWARD_RELU = kernel("conv2d_gpu_forward_relu", forwardCode, { constants: { fuseRelu: 1 } });
-/** The input gradient: the forward kernel over the output gradient and flipped weights (named apart for profiles). */
-const BACKWARD_INPUT = kernel("conv2d_gpu_backward_input", forwardCode);
+/** The input gradient: the forward kernel, without bias, over the output gradient and flipped weights. */
+const BACKWARD_INPUT = kernel("conv2d_gpu_backward_input", forwardCode, { constants: { has_bias: 0 } });
 const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode, { constants: { WORKGROUP_SIZE: 256 } });
-const WEIGHT_GRAD = kernel("conv2d_gpu_backward_weight", weightGradCode);
+/** The weight gradient's GEMM and split reduction, named from the prefix of what lib/tuning.ts times. */
+const WEIGHT_GRAD = kernel(WEIGHT_GRADIENT_KERNELS, weightGradCode);
+const REDUCE_CONSTANTS = { constants: { WORKGROUP_SIZE: 256 } };
+const WEIGHT_REDUCE = kernel(`${WEIGHT_GRADIENT_KERNELS}_reduce`, reduceCode, REDUCE_CONSTANTS);
 const BIAS_GRAD = kernel("conv2d_gpu_backward_bias", biasGradCode);
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
 const BIAS_GRAD_RELU = kernel("conv2d_gpu_backward_bias_relu", biasGradCode, { constants: { masked: 1 } });
-const REDUCE = kernel("conv2d_gpu_reduce", reduceCode, { constants: { WORKGROUP_SIZE: 256 } });
+const BIAS_REDUCE = kernel("conv2d_gpu_backward_bias_reduce", reduceCode, REDUCE_CONSTANTS);
 
 /** Output tile of the GEMM kernels: TILE x TILE per workgroup (16 x 16 invocations, 4 x 4 each). */
 const TILE = constantOf(FORWARD, "TILE");
@@ -64,12 +72,12 @@ interface Split {
   sliceLength: number;
 }
 
-/** The family's `Params` uniform for `g`, with the split and bias fields (defaults: bias, one slice). */
+/** The family's `Params` uniform for `g`, with the split fields (default: one slice). */
 function uniform(
   g: ConvGeometry,
   over: Partial<Record<string, number>> = {},
 ): Record<string, number> {
-  return { ...convUniform(g), has_bias: 1, slices: 1, slice_length: 0, direct: 0, ...over };
+  return { ...convUniform(g), slices: 1, slice_length: 0, direct: 0, ...over };
 }
 
 /** Workgroups of a GEMM over a rows x columns output in TILE x TILE tiles. */
@@ -112,15 +120,10 @@ function biasGradSplit(g: ConvGeometry): Split {
   );
 }
 
-/** Records `out[i] += sum over slices of partial[s, i]` in slice order. */
-function reduce(gpu: Gpu, partial: Tensor, out: Tensor, slices: number): void {
+/** Records `out[i] += sum over slices of partial[s, i]` in slice order with `k`, a conv2d_gpu_reduce.wgsl. */
+function reduce(gpu: Gpu, k: Kernel, partial: Tensor, out: Tensor, slices: number): void {
   const count = out.size;
-  gpu.dispatch(
-    REDUCE,
-    { partial: partial.buffer, out: out.buffer },
-    { count, slices },
-    workgroupsFor(count, REDUCE),
-  );
+  gpu.dispatch(k, { partial: partial.buffer, out: out.buffer }, { count, slices }, workgroupsFor(count, k));
 }
 
 /** The "gpu" family's convolution passes. */
@@ -132,35 +135,33 @@ export const GPU_CONV: ConvPasses = {
     workgroups: gemmTiles(g.n * g.outHeight * g.outWidth, g.outChannels),
   }),
 
+  /** Input gradients of strided convolutions: this family runs the input gradient at stride 1 only. */
+  unsupported: (g, needInputGrad) =>
+    needInputGrad && g.stride !== 1
+      ? "the gpu kernel family computes input gradients of stride-1 convolutions only " +
+        `(this one has stride ${g.stride}); a strided layer must come first (it needs no input gradient), ` +
+        "or use the software kernels"
+      : undefined,
+
   /**
-   * Records the bias gradient (masking dy into a workspace when the ReLU is fused), the weight gradient,
-   * and the input gradient when asked; throws before recording anything for a strided input gradient.
+   * Records the bias gradient (masking dy into the workspace when the ReLU is fused), the weight gradient,
+   * and the input gradient when asked.
    */
-  backward({ gpu, geometry: g, x, dy, y, weight, dw, db, needInputGrad }): Tensor | null {
-    if (needInputGrad && g.stride !== 1) {
-      throw new NinError(
-        `Conv2d(${g.inChannels}, ${g.outChannels}, k=${g.kernel}, s=${g.stride}, p=${g.padding}): the gpu ` +
-          `kernel family computes input gradients of stride-1 convolutions only (this one has stride ${g.stride}); ` +
-          "a strided layer must come first (it needs no input gradient), or use the software kernels",
-      );
-    }
-    const positions = g.n * g.outHeight * g.outWidth;
-    const gemmFlops = 2 * convMacs(g);
+  backward(args): void {
+    const { gpu, geometry: g, x, y, grad, weight, dw, db, dx } = args;
+    const flops = convFlops(g);
 
     // Bias gradient: per (channel, slice) partial sums, then the fixed-order reduction into db.
-    // Without the ReLU the kernel's `saved` and `g` are placeholders it never touches.
-    const masked = Tensor.empty(gpu, y ? dy.shape : [1], "workspace");
     const bias = biasGradSplit(g);
     const biasPartials = Tensor.empty(gpu, [bias.slices, g.outChannels], "workspace");
     gpu.dispatch(
       y ? BIAS_GRAD_RELU : BIAS_GRAD,
-      { dy: dy.buffer, partial: biasPartials.buffer, saved: (y ?? dy).buffer, g: masked.buffer },
+      { ...reluMaskBindings(args), partial: biasPartials.buffer },
       uniform(g, { slices: bias.slices, slice_length: bias.sliceLength }),
       g.outChannels * bias.slices,
-      positions * g.outChannels,
+      flops.bias,
     );
-    reduce(gpu, biasPartials, db, bias.slices);
-    const grad = y ? masked : dy;
+    reduce(gpu, BIAS_REDUCE, biasPartials, db, bias.slices);
 
     // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
     const depth = g.inChannels * g.kernel * g.kernel;
@@ -182,14 +183,13 @@ export const GPU_CONV: ConvPasses = {
         direct: direct ? 1 : 0,
       }),
       gemmTiles(g.outChannels, depth) * weightSplit.slices,
-      gemmFlops,
+      flops.gemm,
     );
-    if (weightPartials) reduce(gpu, weightPartials, dw, weightSplit.slices);
+    if (weightPartials) reduce(gpu, WEIGHT_REDUCE, weightPartials, dw, weightSplit.slices);
 
     // Input gradient: dx = conv(grad, flipped weights) with padding k - 1 - p, the transposed convolution.
-    let dx: Tensor | null = null;
     let flipped: Tensor | null = null;
-    if (needInputGrad) {
+    if (dx) {
       flipped = Tensor.empty(gpu, [g.inChannels, g.outChannels, g.kernel, g.kernel], "workspace");
       gpu.dispatch(
         FLIP,
@@ -197,7 +197,6 @@ export const GPU_CONV: ConvPasses = {
         { count: flipped.size, in_channels: g.inChannels, out_channels: g.outChannels, kernel: g.kernel },
         workgroupsFor(flipped.size, FLIP),
       );
-      dx = Tensor.empty(gpu, x.shape, "activation gradients");
       const transposed: ConvGeometry = {
         n: g.n,
         inChannels: g.outChannels,
@@ -214,13 +213,12 @@ export const GPU_CONV: ConvPasses = {
       gpu.dispatch(
         BACKWARD_INPUT,
         { x: grad.buffer, w: flipped.buffer, bias: weight.buffer, y: dx.buffer },
-        uniform(transposed, { has_bias: 0 }),
+        uniform(transposed),
         gemmTiles(g.n * g.height * g.width, g.inChannels),
-        gemmFlops,
+        flops.gemm,
       );
     }
     // Safe to release now: later users of the pooled buffers are recorded after these dispatches.
-    for (const t of [masked, biasPartials, weightPartials, flipped]) t?.dispose();
-    return dx;
+    for (const t of [biasPartials, weightPartials, flipped]) t?.dispose();
   },
 };

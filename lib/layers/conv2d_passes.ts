@@ -34,9 +34,23 @@ export interface ConvGeometry {
   padding: number;
 }
 
+/** The output shape `[n, outChannels, outHeight, outWidth]` (also the output gradient's). */
+export function convOutputShape(g: ConvGeometry): number[] {
+  return [g.n, g.outChannels, g.outHeight, g.outWidth];
+}
+
 /** Multiply-adds of one GEMM pass (forward, input gradient or weight gradient): N*OC*OH*OW*IC*k*k. */
 export function convMacs(g: ConvGeometry): number {
   return g.n * g.outChannels * g.outHeight * g.outWidth * g.inChannels * g.kernel * g.kernel;
+}
+
+/**
+ * The FLOPs a pass over `g` declares, the same in every family: each GEMM pass (forward, input gradient,
+ * weight gradient) 2 per multiply-add, the bias gradient one add per element of the output gradient. A
+ * family's own overhead (weight flips, reductions of split partial sums) counts 0.
+ */
+export function convFlops(g: ConvGeometry): { gemm: number; bias: number } {
+  return { gemm: 2 * convMacs(g), bias: g.n * g.outChannels * g.outHeight * g.outWidth };
 }
 
 /** The conv kernels' `Params` uniform, by WGSL field name. */
@@ -69,7 +83,10 @@ export interface ConvDispatch {
   workgroups: number;
 }
 
-/** Inputs of a backward pass; `dw` and `db` are accumulated into (`+=`), the input gradient returned. */
+/**
+ * Inputs of a backward pass, with what every family shares prepared by Conv2d: the masked-gradient workspace
+ * and the input gradient. `dw` and `db` are accumulated into (`+=`), `dx` written.
+ */
 export interface ConvBackward {
   /** The device. */
   gpu: Gpu;
@@ -81,20 +98,40 @@ export interface ConvBackward {
   dy: Tensor;
   /** The fused forward's output (post-ReLU), or null without a fused ReLU. */
   y: Tensor | null;
+  /**
+   * Where the bias pass writes dy masked by (y > 0) when the ReLU is fused, once for both GEMMs; without the
+   * ReLU a one-element placeholder the bias pass binds but never touches.
+   */
+  masked: Tensor;
+  /** The output gradient the weight and input gradients read: `masked` with a fused ReLU, else `dy`. */
+  grad: Tensor;
   /** Weights, OIHW. */
   weight: Tensor;
   /** Weight gradient, accumulated into. */
   dw: Tensor;
   /** Bias gradient, accumulated into. */
   db: Tensor;
-  /** Whether to compute the input gradient (false for a first layer). */
-  needInputGrad: boolean;
+  /** The input gradient to write, or null when not needed (a first layer). */
+  dx: Tensor | null;
+}
+
+/**
+ * The bias gradient kernels' bindings of the fused ReLU's backward (kernels/conv2d_relu_mask.wgsl): `dy`, the
+ * saved output `saved` and the masked gradient `g` (`dy` stands in for the unused `saved` without the ReLU).
+ */
+export function reluMaskBindings(args: ConvBackward): Record<string, GPUBuffer> {
+  return { dy: args.dy.buffer, saved: (args.y ?? args.dy).buffer, g: args.masked.buffer };
 }
 
 /** A kernel family's Conv2d passes. */
 export interface ConvPasses {
   /** The forward over `g`, with the following ReLU fused into its epilogue when `relu`. */
   forward(g: ConvGeometry, relu: boolean): ConvDispatch;
-  /** Records the backward; returns the input gradient, or null when not needed. */
-  backward(args: ConvBackward): Tensor | null;
+  /**
+   * Why this family cannot run the backward of `g` (the end of Conv2d's error message), or undefined when it
+   * can; asked before any workspace is allocated or anything recorded.
+   */
+  unsupported?(g: ConvGeometry, needInputGrad: boolean): string | undefined;
+  /** Records the bias, weight and (when `dx` is given) input gradients. */
+  backward(args: ConvBackward): void;
 }

@@ -23,7 +23,8 @@ import { formatShape, NinError } from "../errors.ts";
  * ```
  */
 export class Flatten extends Module {
-  #inputShape: readonly number[] | null = null;
+  /** The input and output shapes of the last training-mode forward. */
+  #saved: { inputShape: readonly number[]; outShape: readonly number[] } | null = null;
 
   /** A flatten layer (the device is kept for symmetry with the other layers). */
   constructor(readonly gpu: Gpu) {
@@ -48,16 +49,15 @@ export class Flatten extends Module {
   /** A flattened view of `x`. */
   forward(x: Tensor, ctx: ForwardContext = this.context()): Tensor {
     const view = x.reshape(this.outputShape(x.shape));
-    this.#inputShape = ctx.training ? x.shape : null;
+    this.#saved = ctx.training ? { inputShape: x.shape, outShape: view.shape } : null;
     return view;
   }
 
   /** A view of `gradOutput` with the input's shape. */
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
-    const inputShape = this.#inputShape;
-    if (!inputShape) throw new NinError("Flatten.backward called without a training-mode forward");
-    this.#inputShape = null;
-    const outShape = this.outputShape(inputShape);
+    if (!this.#saved) throw new NinError("Flatten.backward called without a training-mode forward");
+    const { inputShape, outShape } = this.#saved;
+    this.#saved = null;
     if (formatShape(gradOutput.shape) !== formatShape(outShape)) {
       throw new NinError(
         `Flatten.backward: gradient shape ${formatShape(gradOutput.shape)} != output shape ${
@@ -68,8 +68,8 @@ export class Flatten extends Module {
     return needInputGrad ? gradOutput.reshape(inputShape) : null;
   }
 
-  /** Forgets the remembered input shape. */
+  /** Forgets the remembered shapes. */
   override clearSaved(): void {
-    this.#inputShape = null;
+    this.#saved = null;
   }
 }

@@ -19,10 +19,11 @@ const MAXPOOL2D_FORWARD_TRAIN = kernel("maxpool2d_forward_train", forwardCode, {
 });
 const MAXPOOL2D_BACKWARD = kernel("maxpool2d_backward", backwardCode);
 
-/** What a training-mode forward leaves for backward: the argmax of every window and the input's shape. */
+/** What a training-mode forward leaves for backward: the argmax of every window and the shapes. */
 interface Saved {
   indices: GPUBuffer;
   inputShape: readonly number[];
+  outShape: readonly number[];
 }
 
 /**
@@ -116,7 +117,7 @@ export class MaxPool2d extends Module {
       y.size * this.kernelSize * this.kernelSize,
     );
     // In eval mode `indices` is a placeholder the kernel never writes; release it right away.
-    if (ctx.training) this.#saved = { indices, inputShape: x.shape };
+    if (ctx.training) this.#saved = { indices, inputShape: x.shape, outShape: shape };
     else this.gpu.release(indices);
     return y;
   }
@@ -125,7 +126,7 @@ export class MaxPool2d extends Module {
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
     const saved = this.#saved;
     if (!saved) throw new NinError(`${this}.backward called without a training-mode forward`);
-    const outShape = this.outputShape(saved.inputShape);
+    const { inputShape, outShape } = saved;
     if (formatShape(gradOutput.shape) !== formatShape(outShape)) {
       throw new NinError(
         `${this}.backward: gradient shape ${formatShape(gradOutput.shape)} != output shape ${
@@ -135,11 +136,11 @@ export class MaxPool2d extends Module {
     }
     let dx: Tensor | null = null;
     if (needInputGrad) {
-      dx = Tensor.empty(this.gpu, saved.inputShape, "activation gradients");
+      dx = Tensor.empty(this.gpu, inputShape, "activation gradients");
       this.gpu.dispatch(
         MAXPOOL2D_BACKWARD,
         { indices: saved.indices, dy: gradOutput.buffer, dx: dx.buffer },
-        { ...this.#params(saved.inputShape, outShape), count: dx.size },
+        { ...this.#params(inputShape, outShape), count: dx.size },
         workgroupsFor(dx.size, MAXPOOL2D_BACKWARD),
         gradOutput.size,
       );

@@ -32,8 +32,8 @@ export class Sequential extends Module {
   readonly layers: Module[];
   /** What runs, decided once here: each step is a layer, or a Conv2d with the ReLU after it fused in. */
   readonly #steps: { index: number; layer: Module; fusedRelu: boolean }[] = [];
-  /** Steps run by the last training-mode forward, in order. */
-  #ran: { index: number; layer: Module }[] = [];
+  /** Whether the last forward was a training-mode one that ran every step (backward then runs them all). */
+  #trained = false;
   /** Intermediate activations of the last training-mode forward (owned here until backward). */
   #saved: Tensor[] = [];
 
@@ -69,8 +69,9 @@ export class Sequential extends Module {
           if (ctx.training) this.#saved.push(input);
           else input.dispose();
         }
-        if (ctx.training) this.#ran.push({ index, layer });
       }
+      // An empty container has nothing to backpropagate.
+      this.#trained = ctx.training && this.#steps.length > 0;
     } catch (e) {
       // A layer that rejects its input (or a failed allocation) must not strand what ran before it.
       if (current !== x) current.dispose();
@@ -82,13 +83,13 @@ export class Sequential extends Module {
 
   /** Backpropagates through the layers of the last training-mode forward, last first. */
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
-    if (this.#ran.length === 0) {
+    if (!this.#trained) {
       throw new NinError("Sequential.backward called without a training-mode forward");
     }
     const gpu = gradOutput.gpu;
     let grad: Tensor | null = gradOutput;
-    for (let i = this.#ran.length - 1; i >= 0; i--) {
-      const { index, layer } = this.#ran[i];
+    for (let i = this.#steps.length - 1; i >= 0; i--) {
+      const { index, layer } = this.#steps[i];
       const input: Tensor = grad!;
       grad = gpu.inScope(String(index), () => layer.backward(input, i > 0 || needInputGrad));
       if (input !== gradOutput) input.dispose();
@@ -106,7 +107,7 @@ export class Sequential extends Module {
   override clearSaved(): void {
     for (const t of this.#saved) t.dispose();
     this.#saved = [];
-    this.#ran = [];
+    this.#trained = false;
     super.clearSaved();
   }
 }
