@@ -48,16 +48,8 @@ export { Dropout, type DropoutOptions } from "./lib/layers/dropout.ts";
 export { AdaptiveAvgPool2d } from "./lib/layers/adaptive_avgpool2d.ts";
 export { Flatten } from "./lib/layers/flatten.ts";
 export { Sequential } from "./lib/layers/sequential.ts";
-export {
-  type LayerShape,
-  layerShapes,
-  nin,
-  ninBlock,
-  type NinBlockOptions,
-  ninConfig,
-  type NinOptions,
-  smallestInputSize,
-} from "./lib/nin.ts";
+export { nin, ninBlock, type NinBlockOptions, ninConfig, type NinOptions } from "./lib/nin.ts";
+export { type LayerShape, layerShapes, smallestInputSize } from "./lib/shapes.ts";
 export { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "./lib/loss.ts";
 export { SGD, type SGDOptions } from "./lib/optim.ts";
 export { evalStep, type StepOptions, type StepResult, trainStep } from "./lib/train.ts";

@@ -5,7 +5,7 @@
  */
 import { formatShape, NinError } from "./errors.ts";
 import { mib } from "./gpu/device.ts";
-import type { LayerShape } from "./nin.ts";
+import type { LayerShape } from "./shapes.ts";
 import { shapeSize } from "./tensor.ts";
 
 /** The largest activation of one sample, and where it occurs. */

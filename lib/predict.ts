@@ -5,7 +5,7 @@
  */
 import type { Module } from "./module.ts";
 import { microBatchSize } from "./microbatch.ts";
-import { layerShapes } from "./nin.ts";
+import { layerShapes } from "./shapes.ts";
 import { Tensor } from "./tensor.ts";
 
 /**

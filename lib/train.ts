@@ -8,7 +8,7 @@ import { formatShape, NinError } from "./errors.ts";
 import type { ForwardContext, Module } from "./module.ts";
 import { softmaxCrossEntropy, validateLabels } from "./loss.ts";
 import { microBatchSize } from "./microbatch.ts";
-import { layerShapes } from "./nin.ts";
+import { layerShapes } from "./shapes.ts";
 import type { SGD } from "./optim.ts";
 import { Tensor } from "./tensor.ts";
 

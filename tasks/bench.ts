@@ -8,7 +8,8 @@
 import { checkFlag, pickFlags, runTask } from "./cli.ts";
 import { type DispatchRecord, type Gpu, kernelChoice, requestGpu } from "../lib/gpu/device.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
-import { type LayerShape, layerShapes, nin } from "../lib/nin.ts";
+import { nin } from "../lib/nin.ts";
+import { type LayerShape, layerShapes } from "../lib/shapes.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
 import { geometryKey, loadTuning, tuneConvolutions } from "../lib/tuning.ts";
