@@ -5,7 +5,7 @@
  * @module
  */
 import type { Gpu } from "./gpu/device.ts";
-import { formatShape, NinError } from "./errors.ts";
+import { NinError } from "./errors.ts";
 import type { Module } from "./module.ts";
 import { Random } from "./random.ts";
 import { AdaptiveAvgPool2d } from "./layers/adaptive_avgpool2d.ts";
