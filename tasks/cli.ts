@@ -117,6 +117,11 @@ const FLAG_SPECS = {
     type: "boolean",
     help: "gpu kernels: measure the split-K choice of every convolution on this adapter and cache it",
   },
+  "quick": {
+    type: "boolean",
+    help: "report: small sizes for a software adapter (minutes), not the chapter's 224x224, batch 128",
+  },
+  "out": { type: "string", help: "directory to write into" },
   "plan": {
     type: "boolean",
     help: "print the dispatches of one training step instead (counting device: no adapter, nothing runs)",
