@@ -105,6 +105,7 @@ async function measureEngine(engine: Engine, quick: boolean, data: Parameters<ty
     );
     adapter = {
       name: gpu.adapterName,
+      backend: gpu.backend ?? "not told by the engine",
       is_software: gpu.isSoftware,
       limits: {
         maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
@@ -184,7 +185,12 @@ function markdown(
     "",
   );
   for (const e of report.engines) {
-    lines.push(`## ${e.engine}: ${e.adapter.name}${e.adapter.is_software ? " (software adapter)" : ""}`, "");
+    lines.push(
+      `## ${e.engine}: ${e.adapter.name} (${e.adapter.backend}${
+        e.adapter.is_software ? ", software adapter" : ""
+      })`,
+      "",
+    );
     lines.push(
       "| kernels | train ex/s | wall ms/step | GPU ms/step | host wait ms/step | infer ex/s | inference at other batches |",
       "|---|---|---|---|---|---|---|",

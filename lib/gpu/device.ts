@@ -8,6 +8,7 @@
  */
 import { NinError } from "../errors.ts";
 import { readEnv } from "../env.ts";
+import { denoBackend } from "./backend.ts";
 import { type Kernel, packParams } from "./kernel.ts";
 import { BufferPool, bufferSize, type LiveBuffer, type MemoryStats } from "./pool.ts";
 import { Profiler, type TimingMethod } from "./profiler.ts";
@@ -46,6 +47,8 @@ export interface AdapterInfo {
   engine: Engine;
   /** Adapter description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
   adapterName: string;
+  /** The graphics API under the adapter (`Vulkan`, `OpenGL`, `Metal`, `D3D12` ...), where the engine tells it. */
+  backend?: string;
   /** True for software adapters. */
   isSoftware: boolean;
   /** The kernel family asked for. */
@@ -79,6 +82,11 @@ export class Gpu {
   readonly engine: Engine;
   /** Adapter description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
   readonly adapterName: string;
+  /**
+   * The graphics API under the adapter (`Vulkan`, `OpenGL`, `Metal`, `D3D12` ...), or undefined where the
+   * engine does not tell it: Dawn always does; Deno only when `DENO_WEBGPU_BACKEND` names one backend.
+   */
+  readonly backend: string | undefined;
   /** True for software adapters (llvmpipe, SwiftShader, fallback adapters): slow, for correctness only. */
   readonly isSoftware: boolean;
   /** The kernel family layers use on this device. */
@@ -111,6 +119,7 @@ export class Gpu {
     this.device = device;
     this.engine = info.engine;
     this.adapterName = info.adapterName;
+    this.backend = info.backend;
     this.isSoftware = info.isSoftware;
     this.kernels = info.kernels === "auto" ? (info.isSoftware ? "software" : "gpu") : info.kernels;
     this.adapterKey = info.key;
@@ -132,11 +141,10 @@ export class Gpu {
     });
   }
 
-  /** `llvmpipe (...) (deno, software adapter, software kernels)`: the device line the tasks print. */
+  /** `llvmpipe (...) (deno, Vulkan, software adapter, software kernels)`: the device line the tasks print. */
   describe(): string {
-    return `${this.adapterName} (${this.engine}${
-      this.isSoftware ? ", software adapter" : ""
-    }, ${this.kernels} kernels)`;
+    const traits = [this.engine, this.backend, this.isSoftware ? "software adapter" : undefined];
+    return `${this.adapterName} (${traits.filter((t) => t).join(", ")}, ${this.kernels} kernels)`;
   }
 
   /** Live and peak GPU bytes held by tensors and saved state (a copy). */
@@ -447,10 +455,12 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   const powerPreference = options.powerPreference ?? "high-performance";
   let adapter: GPUAdapter | null;
   let onDestroy: (() => void) | undefined;
+  let backend: string | undefined;
   if (engine === "dawn") {
     const { requestDawnAdapter } = await import("../dawn.ts");
-    ({ adapter, release: onDestroy } = await requestDawnAdapter(powerPreference));
+    ({ adapter, backend, release: onDestroy } = await requestDawnAdapter(powerPreference));
   } else if (engine === "deno") {
+    backend = denoBackend();
     const gpuApi = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
     if (!gpuApi) throw new NinError("this Deno has no WebGPU (navigator.gpu); use Deno 2.9 or newer");
     adapter = await gpuApi.requestAdapter({ powerPreference });
@@ -482,9 +492,10 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   return new Gpu(device, {
     engine,
     adapterName,
+    backend,
     isSoftware: isFallback || SOFTWARE_ADAPTERS.test(allInfo),
     kernels,
-    key: [engine, info.vendor, info.architecture, info.device, info.description].join("|"),
+    key: [engine, backend ?? "", info.vendor, info.architecture, info.device, info.description].join("|"),
     onDestroy,
   });
 }
