@@ -3,7 +3,8 @@
 // and permission checks run a child Deno so they see a fresh process.
 import { match } from "node:assert/strict";
 import { assertClose, assertJsonEqual, assertRejectsWith, assertThrowsWith, Tensor } from "./util.ts";
-import { type Engine, type Gpu, requestGpu } from "../lib/gpu/device.ts";
+import type { Engine, Gpu } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
 import { NinError } from "../lib/errors.ts";
 import { ReLU } from "../lib/layers/relu.ts";
 import { reluForwardRef } from "./reference/relu.ts";
