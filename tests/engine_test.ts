@@ -10,7 +10,7 @@ import { ReLU } from "../lib/layers/relu.ts";
 import { reluForwardRef } from "./reference/relu.ts";
 
 const PROJECT_ROOT = new URL("..", import.meta.url);
-const GPU_MODULE = new URL("../lib/gpu/device.ts", import.meta.url).href;
+const GPU_MODULE = new URL("../lib/deno/gpu.ts", import.meta.url).href;
 const canLoadDawn = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
 const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe/i;
 
