@@ -5,58 +5,8 @@ import { buildSite } from "../tasks/web.ts";
 import { parseSafetensors } from "../lib/safetensors.ts";
 import { splitFromTensors } from "../lib/data/split.ts";
 import { readIdxSplit } from "../lib/deno/fashion_mnist.ts";
-import { ROOT, taskTest, tinyDataDir } from "./subprocess.ts";
-
-/** A running `deno task web`: its URL (from its first stdout line), and how to stop it. */
-export interface WebServer {
-  /** The page's URL, e.g. `http://127.0.0.1:41234/`. */
-  url: string;
-  /** Sends Ctrl-C and waits for the exit: the exit code and stderr. */
-  stop(): Promise<{ code: number; stderr: string }>;
-}
-
-/** Starts `tasks/web.ts` with `args` and waits for the URL it prints. */
-export async function startWebServer(args: string[]): Promise<WebServer> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-net=127.0.0.1",
-      "--allow-run",
-      "tasks/web.ts",
-      ...args,
-    ],
-    cwd: ROOT,
-    env: { NIN_DEBUG: "", NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  let url: string | undefined;
-  while (!url) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`deno task web ended without a URL: ${out}${await stderr}`);
-    out += value;
-    url = /http:\/\/127\.0\.0\.1:\d+\//.exec(out)?.[0];
-  }
-  reader.releaseLock();
-  const rest = child.stdout.cancel().catch(() => {});
-  return {
-    url,
-    stop: async () => {
-      child.kill("SIGINT");
-      const status = await child.status;
-      await rest;
-      return { code: status.code, stderr: await stderr };
-    },
-  };
-}
+import { taskTest, tinyDataDir } from "./subprocess.ts";
+import { startWebServer } from "./web_server.ts";
 
 /** What no browser has: `Deno.` APIs, `node:` modules and Deno's FFI; each found with its line. */
 export function nonBrowserReferences(code: string): string[] {

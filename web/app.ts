@@ -238,7 +238,7 @@ async function start(): Promise<void> {
   run = { net, optimizer, state, resize: c.resize };
   stopRequested = false;
   const total = c.epochs * batchesPerEpoch(Math.min(c.limitTrain, train.count), c.batchSize);
-  let done = 0, timedSeconds = 0, timedExamples = 0;
+  let done = 0, timedSeconds = 0, timedExamples = 0, lastStep = "";
   const progress = byId<HTMLProgressElement>("progress");
   const text = byId("progress-text");
   setStatus("training (the first step compiles the kernels)...");
@@ -262,11 +262,11 @@ async function start(): Promise<void> {
       curve.push({ x: p.epoch - 1 + p.batch / p.batches, loss: p.epochLoss, trainAcc: p.epochAcc });
       progress.value = done / total;
       const rate = timedExamples / timedSeconds;
-      text.textContent =
-        `epoch ${p.epoch}, step ${done}/${total}, loss ${p.epochLoss.toFixed(3)}, train acc ` +
+      lastStep = `epoch ${p.epoch}, step ${done}/${total}, loss ${p.epochLoss.toFixed(3)}, train acc ` +
         `${p.epochAcc.toFixed(3)}; ` + (done > 1
           ? `${rate.toFixed(1)} examples/s, ETA ${duration((total - done) * timedSeconds / (done - 1))}`
           : "compiled the kernels");
+      text.textContent = lastStep;
       drawChart(state);
     },
     onTestBatch: (p) => {
@@ -278,6 +278,7 @@ async function start(): Promise<void> {
       drawChart(state);
     },
   });
+  text.textContent = lastStep;
   const stopped = stopRequested;
   const last = state.history.at(-1);
   setStatus(
