@@ -18,19 +18,9 @@ import { SGD } from "../lib/optim.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { trainStep } from "../lib/train.ts";
 import { runTask, tinyDataDir } from "./subprocess.ts";
-import { startWebServer } from "./web_server.ts";
+import { CHROMIUM, CHROMIUM_FLAGS, startWebServer } from "./web_server.ts";
 import { testEngine, testGpu } from "./util.ts";
 
-/** The Debian package's binary (`apt-get install -y chromium`; .ci/run installs it). */
-const CHROMIUM = "/usr/bin/chromium";
-/** Headless Chromium with WebGPU on SwiftShader, its CPU Vulkan implementation. */
-const CHROMIUM_FLAGS = [
-  "--headless=new",
-  "--no-sandbox",
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--use-webgpu-adapter=swiftshader",
-];
 const FIXTURE = new URL("./fixtures/nin_r96_weights.safetensors", import.meta.url).pathname;
 const FIXTURE_PATH = "/fixture/nin_r96_weights.safetensors";
 /** Test images whose logits are compared, and their size (small, as SwiftShader is slow; the same as SGD's). */

@@ -1,4 +1,5 @@
-// `deno task web` as a child process for the web and browser tests: started on a free port, stopped by Ctrl-C.
+// `deno task web` as a child process (started on a free port, stopped by Ctrl-C) and the headless Chromium
+// that opens it, for the web and browser tests and tools/browser_bench.ts.
 import { ROOT } from "./subprocess.ts";
 
 /** A running `deno task web`: its URL (from its first stdout line), and how to stop it. */
@@ -51,3 +52,15 @@ export async function startWebServer(args: string[]): Promise<WebServer> {
     },
   };
 }
+
+/** The Debian package's binary (`apt-get install -y chromium`; .ci/run installs it). */
+export const CHROMIUM = "/usr/bin/chromium";
+
+/** Headless Chromium with WebGPU on SwiftShader, its CPU Vulkan implementation. */
+export const CHROMIUM_FLAGS = [
+  "--headless=new",
+  "--no-sandbox",
+  "--enable-unsafe-webgpu",
+  "--enable-features=Vulkan",
+  "--use-webgpu-adapter=swiftshader",
+];

@@ -17,7 +17,7 @@ import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { trainStep } from "../lib/train.ts";
-import { startWebServer } from "../tests/web_server.ts";
+import { CHROMIUM, CHROMIUM_FLAGS, startWebServer } from "../tests/web_server.ts";
 
 const { values } = parseArgs({
   options: {
@@ -66,17 +66,7 @@ async function stepSeconds(
 }
 
 const server = await startWebServer([]);
-const browser = await puppeteer.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless=new",
-    "--no-sandbox",
-    "--enable-unsafe-webgpu",
-    "--enable-features=Vulkan",
-    "--use-webgpu-adapter=swiftshader",
-  ],
-});
+const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
 try {
   const page = await browser.newPage();
   await page.goto(server.url);
