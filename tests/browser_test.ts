@@ -18,7 +18,7 @@ import { SGD } from "../lib/optim.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { trainStep } from "../lib/train.ts";
 import { runTask, tinyDataDir } from "./subprocess.ts";
-import { CHROMIUM, CHROMIUM_FLAGS, startWebServer } from "./web_server.ts";
+import { CHROMIUM, CHROMIUM_FLAGS, setControl, startWebServer, waitIdle } from "./web_server.ts";
 import { testEngine, testGpu } from "./util.ts";
 
 const FIXTURE = new URL("./fixtures/nin_r96_weights.safetensors", import.meta.url).pathname;
@@ -111,19 +111,6 @@ function assertWithin(actual: number[], expected: number[], tolerance: number, w
   ok(worst <= tolerance, `${what}: largest difference ${worst} > ${tolerance}`);
 }
 
-/** Sets a control as a user does: focus, select its text, type. */
-async function setControl(page: Page, id: string, value: string): Promise<void> {
-  await page.focus(`#${id}`);
-  await page.keyboard.down("Control");
-  await page.keyboard.press("KeyA");
-  await page.keyboard.up("Control");
-  await page.keyboard.type(value);
-}
-
-async function waitIdle(page: Page, timeout = 120_000): Promise<void> {
-  await page.waitForFunction(() => document.body.dataset.state === "idle", { timeout });
-}
-
 const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.textContent ?? "");
 
 Deno.test({
@@ -142,7 +129,13 @@ Deno.test({
     let browser: Browser | undefined;
     const problems: string[] = [];
     try {
-      browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+      // A long protocol timeout: under load, the gpu family's comparison takes minutes on SwiftShader.
+      browser = await puppeteer.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_FLAGS,
+        protocolTimeout: 600_000,
+      });
       const page = await browser.newPage();
       page.on("console", (m) => {
         if (m.type() === "error" || m.type() === "warn") problems.push(`console ${m.type()}: ${m.text()}`);

@@ -1,5 +1,7 @@
 // `deno task web` as a child process (started on a free port, stopped by Ctrl-C) and the headless Chromium
 // that opens it, for the web and browser tests and tools/browser_bench.ts.
+/// <reference lib="dom" />
+import type { Page } from "puppeteer-core";
 import { ROOT } from "./subprocess.ts";
 
 /** A running `deno task web`: its URL (from its first stdout line), and how to stop it. */
@@ -64,3 +66,17 @@ export const CHROMIUM_FLAGS = [
   "--enable-features=Vulkan",
   "--use-webgpu-adapter=swiftshader",
 ];
+
+/** Sets a control as a user does: focus, select its text, type. */
+export async function setControl(page: Page, id: string, value: string): Promise<void> {
+  await page.focus(`#${id}`);
+  await page.keyboard.down("Control");
+  await page.keyboard.press("KeyA");
+  await page.keyboard.up("Control");
+  await page.keyboard.type(value);
+}
+
+/** Waits until the page is idle (not starting, training, evaluating or loading). */
+export async function waitIdle(page: Page, timeout = 120_000): Promise<void> {
+  await page.waitForFunction(() => document.body.dataset.state === "idle", { timeout });
+}

@@ -66,7 +66,12 @@ async function stepSeconds(
 }
 
 const server = await startWebServer([]);
-const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+const browser = await puppeteer.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: CHROMIUM_FLAGS,
+  protocolTimeout: 1_800_000, // the gpu family on SwiftShader takes minutes
+});
 try {
   const page = await browser.newPage();
   await page.goto(server.url);

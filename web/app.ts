@@ -146,9 +146,7 @@ async function action(state: "training" | "evaluating" | "loading", fn: () => Pr
 
 /** The device for the chosen kernel family (reopened when the family changes). */
 async function openGpu(kernels: KernelChoice): Promise<Gpu> {
-  if (gpu && (kernels === "auto" || gpu.kernels === kernels) && gpu.kernels === familyOf(gpu, kernels)) {
-    return gpu;
-  }
+  if (gpu && gpu.kernels === familyOf(gpu, kernels)) return gpu;
   if (run) {
     run.optimizer.dispose();
     run.net.dispose();
@@ -156,7 +154,7 @@ async function openGpu(kernels: KernelChoice): Promise<Gpu> {
   }
   gpu?.destroy();
   gpu = undefined;
-  gpu = await requestGpu({ kernels });
+  gpu = await requestGpu({ kernels }); // the browser's navigator.gpu
   showDevice(gpu);
   return gpu;
 }
