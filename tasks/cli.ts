@@ -128,7 +128,6 @@ const FLAG_SPECS = {
   },
   "port": { type: "int", default: 0, min: 0, max: 65535, help: "port on 127.0.0.1 (0: a free one)" },
   "build": { type: "boolean", help: "write the page and the bundle (nin.js) to --out and exit" },
-  "out": { type: "string", default: "runs/web", help: "directory --build writes to" },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The name of a flag in {@link FLAG_SPECS}. */

@@ -19,7 +19,7 @@ const TASK = {
   usage: "deno task web [--port N] [--offline] | deno task web --build [--out DIR]",
   summary: "Serves the NiN web page (train, evaluate, load and save checkpoints in the browser) on " +
     "127.0.0.1; --build writes the page and its bundle instead.",
-  flags: pickFlags(["port", "build", "out", "data-dir", "offline"]),
+  flags: pickFlags(["port", "build", "out", "data-dir", "offline"], { out: "runs/web" }),
 };
 
 /** The page's static files, copied as they are. */
