@@ -13,7 +13,8 @@ import { pickFlags, runTask } from "./cli.ts";
 import { benchmark, timeLoop } from "./bench.ts";
 import { loadTaskData } from "./data.ts";
 import { NinError } from "../lib/errors.ts";
-import { type Engine, type Gpu, type KernelFamily, requestGpu } from "../lib/gpu/device.ts";
+import type { Engine, Gpu, KernelFamily } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
@@ -22,7 +23,7 @@ import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { recordEvalStep } from "../lib/train.ts";
 import { PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.ts";
-import { writeFileAtomic } from "../lib/data/atomic_write.ts";
+import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 
 /** The task's `--help` and flags. */
 const TASK = {

@@ -3,14 +3,16 @@
 // and permission checks run a child Deno so they see a fresh process.
 import { match } from "node:assert/strict";
 import { assertClose, assertJsonEqual, assertRejectsWith, assertThrowsWith, Tensor } from "./util.ts";
-import { type Engine, type Gpu, requestGpu } from "../lib/gpu/device.ts";
-import { denoBackend } from "../lib/gpu/backend.ts";
+import type { Engine, Gpu } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
+import { requestGpu as requestCoreGpu } from "../lib/gpu/device.ts";
+import { denoBackend } from "../lib/deno/backend.ts";
 import { NinError } from "../lib/errors.ts";
 import { ReLU } from "../lib/layers/relu.ts";
 import { reluForwardRef } from "./reference/relu.ts";
 
 const PROJECT_ROOT = new URL("..", import.meta.url);
-const GPU_MODULE = new URL("../lib/gpu/device.ts", import.meta.url).href;
+const GPU_MODULE = new URL("../lib/deno/gpu.ts", import.meta.url).href;
 const canLoadDawn = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
 const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe/i;
 
@@ -165,6 +167,24 @@ Deno.test("engine: an unknown engine name is a usage error (exit code 2)", async
     '"deno" or "dawn"',
   );
   assertJsonEqual(error.exitCode, 2, "exit code");
+});
+
+Deno.test("engine: the core's requestGpu opens Dawn only through an adapter opener (the Deno entry's)", async () => {
+  await assertRejectsWith(
+    () => requestCoreGpu({ engine: "dawn" }),
+    NinError,
+    "the dawn engine runs under Deno only: use requestGpu from the package's main entry",
+  );
+  let asked: GPUPowerPreference | undefined;
+  const opener = async (preference: GPUPowerPreference) => {
+    asked = preference;
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) throw new Error("no adapter");
+    return { adapter };
+  };
+  const gpu = await requestCoreGpu({ engine: "dawn", openAdapter: opener, powerPreference: "low-power" });
+  assertJsonEqual([gpu.engine, asked], ["dawn", "low-power"], "the opener's adapter, named as asked");
+  gpu.destroy();
 });
 
 Deno.test({

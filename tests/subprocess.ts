@@ -1,7 +1,7 @@
 // Helpers for subprocess tests of the tasks: run `deno run <permissions> tasks/<task>.ts <args>` from the
 // repository root, capture its output, optionally signal it when a line shows up, and a tiny IDX data set
 // so training runs take seconds.
-import { encodeIdxImages, encodeIdxLabels } from "../lib/data/idx.ts";
+import { encodeIdxImages, encodeIdxLabels } from "../lib/deno/idx.ts";
 import { Random } from "../lib/random.ts";
 import { testEngine } from "./util.ts";
 

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { NinError } from "./errors.ts";
+import { NinError } from "../errors.ts";
 import { canUseEnv, readEnv } from "./env.ts";
 
 /** What {@link requestDawnAdapter} hands to `requestGpu`. */

@@ -2,11 +2,11 @@
  * Which graphics API Deno's WebGPU runs on. Deno's `GPUAdapterInfo` does not say (wgpu knows, Deno does not
  * pass it on), but Deno builds its wgpu instance with only the backends `DENO_WEBGPU_BACKEND` names (a comma
  * list, all backends when unset), so when that list names exactly one, every adapter Deno returns runs on it.
- * Dawn's backend is the one `lib/dawn.ts` asked Dawn for.
+ * Dawn's backend is the one `lib/deno/dawn.ts` asked Dawn for.
  *
  * @module
  */
-import { readEnv } from "../env.ts";
+import { readEnv } from "./env.ts";
 
 /** wgpu's names in `DENO_WEBGPU_BACKEND` (case and spaces ignored), as the device line prints them. */
 const WGPU_BACKENDS: Record<string, string> = {
