@@ -125,10 +125,49 @@ async function tune(
  * How a loop runs when steps are queued as `fit` and `evaluate` queue them: wall seconds per step, and the
  * host's waits for results (reads issued, seconds spent waiting), per step.
  */
-interface LoopFigures {
+export interface LoopFigures {
+  /** Wall milliseconds per step. */
   wallMs: number;
+  /** Milliseconds per step the host spent waiting for results. */
   hostWaitMs: number;
+  /** Reads of results per step (below 1: several steps per read). */
   readsPerStep: number;
+}
+
+/** {@link LoopFigures} with the GPU time of one profiled step, in all and by phase. */
+export interface ProfiledLoop extends LoopFigures {
+  /** GPU milliseconds of one step. */
+  gpuMs: number;
+  /** GPU milliseconds of one step by phase. */
+  gpuMsByPhase: Partial<Record<Phase, number>>;
+}
+
+/** What {@link benchmark} returns (and `bench --json` prints). */
+export interface BenchResult {
+  /** Adapter name. */
+  device: string;
+  /** WebGPU engine. */
+  engine: string;
+  /** Kernel family. */
+  kernel_family: string;
+  /** Input side. */
+  resize: number;
+  /** Batch size. */
+  batch_size: number;
+  /** Training examples per second, as `fit` runs. */
+  train_examples_per_s: number;
+  /** Inference examples per second, as `evaluate` runs. */
+  infer_examples_per_s: number;
+  /** The two loops' figures. */
+  loops: { train: ProfiledLoop; infer: ProfiledLoop };
+  /** The matmul roofline, GFLOP/s. */
+  roofline_gflops: number;
+  /** The tuning in force (gpu family), or null. */
+  tuning: unknown;
+  /** How dispatches were timed. */
+  timing: string;
+  /** Per-kernel figures of one training step and one inference pass. */
+  kernels: KernelFigure[];
 }
 
 /** Runs `warmup` then `steps` recorded steps through a {@link Readback}, the way the epoch loops do. */
@@ -169,13 +208,20 @@ function phaseMs(records: DispatchRecord[]): Partial<Record<Phase, number>> {
 }
 
 /** Per-kernel totals over one profiled step. */
-interface KernelFigure {
+export interface KernelFigure {
+  /** Kernel name. */
   name: string;
+  /** Which loop's step. */
   phase: "train" | "infer";
+  /** Dispatches. */
   calls: number;
+  /** GPU milliseconds in all. */
   ms: number;
+  /** GFLOP in all. */
   gflop: number;
+  /** Achieved GFLOP/s. */
   gflops: number;
+  /** Share of the roofline. */
   roofline_share: number;
 }
 
@@ -274,7 +320,11 @@ export interface BenchOptions {
  * one GPU-timed step of each with per-kernel and per-phase figures, the roofline and the tuning in force.
  * `log` receives the human-readable lines.
  */
-export async function benchmark(gpu: Gpu, options: BenchOptions, log: (line: string) => void = () => {}) {
+export async function benchmark(
+  gpu: Gpu,
+  options: BenchOptions,
+  log: (line: string) => void = () => {},
+): Promise<BenchResult> {
   const { batch, size, microBatch } = options;
   const net = nin(gpu, { seed: 0 });
   const input = [batch, 1, size, size];

@@ -10,7 +10,7 @@
  * @module
  */
 import { pickFlags, runTask } from "./cli.ts";
-import { benchmark, timeLoop } from "./bench.ts";
+import { benchmark, type BenchResult, timeLoop } from "./bench.ts";
 import { loadTaskData } from "./data.ts";
 import { NinError } from "../lib/errors.ts";
 import type { Engine, Gpu, KernelFamily } from "../lib/gpu/device.ts";
@@ -97,7 +97,8 @@ async function inferenceRate(gpu: Gpu, batch: number, resize: number, steps: num
 async function measureEngine(engine: Engine, quick: boolean, data: Parameters<typeof fit>[2]) {
   const scale = quick ? SCALES.quick : SCALES.chapter;
   const started = performance.now();
-  const families: Record<string, unknown> = {};
+  const families: Record<string, BenchResult & { inference: { batch: number; examples_per_s: number }[] }> =
+    {};
   let adapter: Record<string, unknown> = {};
   for (const kernels of FAMILIES) {
     const gpu = await requestGpu({ engine, kernels });
@@ -196,8 +197,8 @@ function markdown(
       "| kernels | train ex/s | wall ms/step | GPU ms/step | host wait ms/step | infer ex/s | inference at other batches |",
       "|---|---|---|---|---|---|---|",
     );
-    for (const [family, f] of Object.entries(e.families) as [string, Record<string, any>][]) {
-      const { train, infer } = f.loops;
+    for (const [family, f] of Object.entries(e.families)) {
+      const { train } = f.loops;
       lines.push(
         `| ${family} | ${f.train_examples_per_s.toFixed(1)} | ${train.wallMs.toFixed(1)} | ${
           train.gpuMs.toFixed(1)
@@ -218,13 +219,13 @@ function markdown(
         `${c.examples_per_s.toFixed(1)} examples/s, ${c.seconds.toFixed(0)} s.`,
       "",
     );
-    for (const [family, f] of Object.entries(e.families) as [string, Record<string, any>][]) {
+    for (const [family, f] of Object.entries(e.families)) {
       lines.push(`### ${family} kernels: per-kernel GPU time of one training step (${f.timing})`, "");
       lines.push("| kernel | calls | ms | GFLOP/s |", "|---|---|---|---|");
       for (const k of f.kernels.filter((k: { phase: string }) => k.phase === "train").slice(0, 12)) {
         lines.push(`| ${k.name} | ${k.calls} | ${k.ms.toFixed(2)} | ${k.gflops.toFixed(1)} |`);
       }
-      if (f.tuning) lines.push("", `Tuning: ${JSON.stringify(f.tuning.targets)}`);
+      if (f.tuning) lines.push("", `Tuning: ${JSON.stringify(f.tuning)}`);
       lines.push("");
     }
   }
