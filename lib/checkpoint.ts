@@ -22,6 +22,8 @@ export interface RunState {
   step: number;
   /** The seed of shuffling, dropout and initialisation. */
   seed: number;
+  /** The id of the run (a resumed run keeps it), as in its metrics lines. */
+  runId?: string;
   /** The run's configuration (flags), for a resumed run to check against. */
   config: Record<string, unknown>;
   /** Per-epoch metrics so far. */

@@ -5,7 +5,8 @@
  * @module
  */
 import { dirname, normalize } from "node:path";
-import { checkWritable } from "../lib/data/atomic_write.ts";
+import { checkWritable, describeFsError } from "../lib/data/atomic_write.ts";
+import { NinError } from "../lib/errors.ts";
 
 /** The directory for outputs (checkpoints, plots, metrics) of the README's commands. */
 const RUNS_DIR = "runs";
@@ -25,4 +26,48 @@ export async function prepareOutput(path: string): Promise<void> {
     await Deno.mkdir(RUNS_DIR, { recursive: true }).catch(() => {});
   }
   await checkWritable(path);
+}
+
+/**
+ * Appends `line` and a newline to `path` (created if missing) so that a reader never sees half a line: when
+ * the write fails (a full disk), the file is cut back to its previous length and a {@link NinError} names
+ * the path.
+ *
+ * @example
+ * ```ts
+ * import { appendLine } from "./outputs.ts";
+ * const path = await Deno.makeTempFile();
+ * await appendLine(path, JSON.stringify({ epoch: 1 }));
+ * ```
+ */
+export async function appendLine(path: string, line: string): Promise<void> {
+  let file: Deno.FsFile | undefined;
+  let size = 0;
+  try {
+    file = await Deno.open(path, { append: true, create: true });
+    size = (await file.stat()).size;
+    const bytes = new TextEncoder().encode(line + "\n");
+    for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
+    await file.syncData();
+  } catch (e) {
+    await file?.truncate(size).catch(() => {});
+    throw new NinError(`cannot write ${path}: ${describeFsError(e)}; the file keeps its previous lines`);
+  } finally {
+    file?.close();
+  }
+}
+
+/**
+ * A new run's id: UTC start time and a random suffix, e.g. `20261203-142501-3fa9`, carried by every metrics
+ * line and the checkpoint so lines of different runs can be told apart.
+ *
+ * @example
+ * ```ts
+ * import { newRunId } from "./outputs.ts";
+ * console.log(newRunId());
+ * ```
+ */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return `${stamp}-${Math.floor(Math.random() * 0x10000).toString(16).padStart(4, "0")}`;
 }

@@ -1,7 +1,7 @@
 // The package used as a library from another directory, as a new user would: a script in a fresh directory
 // with no deno.json of its own imports mod.ts, loads the data, trains two steps and prints the summary.
 import { match } from "node:assert/strict";
-import { ROOT, taskTest } from "./subprocess.ts";
+import { ROOT, taskTest, TEST_CACHE_DIR } from "./subprocess.ts";
 
 const SCRIPT = `
 import { loadFashionMnist, nin, requestGpu, resizeImages, SGD, summary, trainStep } from "${ROOT}mod.ts";
@@ -30,6 +30,7 @@ taskTest(
       const out = await new Deno.Command(Deno.execPath(), {
         args: ["run", "--allow-all", "main.ts"],
         cwd: dir,
+        env: { NIN_CACHE_DIR: TEST_CACHE_DIR },
         stdout: "piped",
         stderr: "piped",
         stdin: "null",
