@@ -24,7 +24,7 @@ import { lineChartSvg } from "../lib/svg_plot.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
 import { writeFileAtomic } from "../lib/data/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { prepareOutput } from "./outputs.ts";
+import { appendLine, newRunId, prepareOutput } from "./outputs.ts";
 import { loadTaskData } from "./data.ts";
 
 /** Flags that define the run; a resumed run takes them from the checkpoint (a different value is an error). */
@@ -140,6 +140,9 @@ if (import.meta.main) {
     const config: Record<string, unknown> = Object.fromEntries(
       [...RUN_FLAGS, "epochs" as const, ...CONTINUED_OUTPUTS].map((name) => [name, flags[name] ?? null]),
     );
+    const runId = resumed?.state.runId ?? newRunId();
+    // A fresh run's first metrics line replaces the file (atomically); a resumed run's lines continue it.
+    let metricsStarted = resumed !== null;
     const history: Record<string, number>[] = [];
     const curve: CurvePoint[] = [];
     const startEpoch = resumed?.state.epoch ?? 0;
@@ -232,11 +235,22 @@ if (import.meta.main) {
         if (flags.checkpoint) {
           await saveCheckpoint(net, flags.checkpoint, {
             optimizer,
-            state: { epoch: m.epoch, step: optimizer.stepCount, seed: flags.seed, config, history, curve },
+            state: {
+              epoch: m.epoch,
+              step: optimizer.stepCount,
+              seed: flags.seed,
+              runId,
+              config,
+              history,
+              curve,
+            },
           });
         }
         if (flags.metrics) {
-          await Deno.writeTextFile(flags.metrics, JSON.stringify(record) + "\n", { append: true });
+          const line = JSON.stringify({ run: runId, ...record, config });
+          if (metricsStarted) await appendLine(flags.metrics, line);
+          else await writeFileAtomic(flags.metrics, new TextEncoder().encode(line + "\n"));
+          metricsStarted = true;
         }
         await writePlot();
       },

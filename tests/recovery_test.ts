@@ -342,13 +342,24 @@ taskTest(
 );
 
 taskTest(
-  "train --resume: a conflicting flag names both values; nothing left to train exits 2; plot and metrics continue",
+  "train --resume: a conflicting flag names both values; nothing left to train exits 2; plot and metrics " +
+    "continue; a fresh run starts its metrics anew, every line with the run's id and configuration",
   async () => {
     await withRunDir(async (dir, dataDir) => {
       const checkpoint = `${dir}/run.safetensors`;
       const args = [...trainArgs(dataDir, checkpoint, 1), `--plot=${dir}/run.svg`];
+      await Deno.writeTextFile(`${checkpoint}.jsonl`, `{"run":"an-older-run","epoch":1}\n`);
       const first = await runTask("train", args);
       if (first.code !== 0) throw new Error(`epoch 1 failed:\n${first.stderr}`);
+      const [line] = (await Deno.readTextFile(`${checkpoint}.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
+      const run = line.run;
+      assertEquals(
+        [/^\d{8}-\d{6}-[0-9a-f]{4}$/.test(run), line.epoch, line.config.lr, line.config["batch-size"]],
+        [true, 1, 0.05, BATCH],
+        "the fresh run's one metrics line (the older run's line is gone)",
+      );
       const resume = [`--resume=${checkpoint}`, `--data-dir=${dataDir}`, "--offline"];
       assertTaskError(
         await runTask("train", [...resume, "--lr", "0.5"]),
@@ -363,11 +374,15 @@ taskTest(
       const more = await runTask("train", [...resume, "--epochs", "2"]);
       if (more.code !== 0) throw new Error(`the resumed run failed:\n${more.stderr}`);
       const metrics = (await Deno.readTextFile(`${checkpoint}.jsonl`)).trim().split("\n");
-      assertEquals(metrics.map((l) => JSON.parse(l).epoch), [1, 2], "metrics continued in the same file");
+      assertEquals(
+        metrics.map((l) => [JSON.parse(l).run, JSON.parse(l).epoch]),
+        [[run, 1], [run, 2]],
+        "metrics continued in the same file, under the same run id",
+      );
       const svg = await Deno.readTextFile(`${dir}/run.svg`);
       // Test accuracy has one triangle per epoch: the plot holds the checkpoint's epoch and the new one.
       assertEquals(
-        svg.match(/<path d="M[^"]*Z" fill="#2ca02c"/g)?.length,
+        svg.match(/<path d="M[^"]*Z" fill="none" stroke="#2ca02c"/g)?.length,
         2 + 1,
         "test acc markers (+ legend)",
       );
