@@ -95,7 +95,14 @@ export {
   saveCheckpoint,
   type SaveCheckpointOptions,
 } from "./lib/checkpoint.ts";
-export { lineChartSvg, niceTicks, type Series, SERIES_STYLES, type SeriesStyle } from "./lib/svg_plot.ts";
+export {
+  type ChartOptions,
+  lineChartSvg,
+  niceTicks,
+  type Series,
+  SERIES_STYLES,
+  type SeriesStyle,
+} from "./lib/svg_plot.ts";
 export {
   type EpochMetrics,
   evaluate,
