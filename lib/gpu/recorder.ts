@@ -35,14 +35,23 @@ export class CommandRecorder {
     return this.#encoder;
   }
 
-  /** A uniform buffer holding `words`, cached by content (a training step reuses the same few hundred). */
+  /**
+   * A uniform buffer holding `words`, cached by content (a training step reuses the same few hundred; only
+   * dropout's step counter is new each step). When full, the least recently used one is retired, so the
+   * steady state is one buffer made and one destroyed per new value, not the whole cache every 1,000 steps.
+   */
   uniform(words: Uint32Array): GPUBuffer {
     const key = words.join(",");
     let buffer = this.#uniforms.get(key);
-    if (!buffer) {
+    if (buffer) {
+      // A Map iterates in insertion order: re-inserting keeps the oldest-used first.
+      this.#uniforms.delete(key);
+      this.#uniforms.set(key, buffer);
+    } else {
       if (this.#uniforms.size >= MAX_UNIFORM_CACHE) {
-        this.#retired.push(...this.#uniforms.values());
-        this.#uniforms.clear();
+        const [oldest, retired] = this.#uniforms.entries().next().value!;
+        this.#uniforms.delete(oldest);
+        this.#retired.push(retired);
       }
       buffer = this.device.createBuffer({
         size: words.byteLength,
