@@ -63,8 +63,15 @@ export function tuningPath(gpu: Gpu, cacheDir = defaultCacheDir()): string {
   return `${cacheDir}/tuning/${name || "adapter"}.json`;
 }
 
-/** Reads this adapter's cached choices, if a file exists, and puts them in force on `gpu`. */
-export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | undefined> {
+/**
+ * Reads this adapter's cached choices, if a file exists, and puts them in force on `gpu`. A damaged file is
+ * removed, `onNote` says so, and the family's defaults apply until `deno task bench --tune` rebuilds it.
+ */
+export async function loadTuning(
+  gpu: Gpu,
+  cacheDir?: string,
+  onNote?: (message: string) => void,
+): Promise<Tuning | undefined> {
   const path = tuningPath(gpu, cacheDir);
   let text: string;
   try {
@@ -79,8 +86,13 @@ export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | 
     targets = Object.fromEntries(
       Object.entries(parsed.targets ?? {}).filter(([, v]) => SPLIT_TARGETS.includes(v as number)),
     ) as Record<string, number>;
-  } catch {
-    return undefined; // a damaged cache is ignored; the next --tune rewrites it
+  } catch (e) {
+    await Deno.remove(path).catch(() => {});
+    onNote?.(
+      `note: removed the damaged tuning cache ${path} (${(e as Error).message.split("\n")[0]}); the ` +
+        "default split-K choices apply until `deno task bench --tune` measures them again",
+    );
+    return undefined;
   }
   gpu.tuning = { targets, path, cached: true };
   return gpu.tuning;

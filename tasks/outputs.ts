@@ -71,3 +71,64 @@ export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   return `${stamp}-${Math.floor(Math.random() * 0x10000).toString(16).padStart(4, "0")}`;
 }
+
+/** A held lock on an output file, from {@link lockOutput}; `using` releases it at the end of the scope. */
+export interface OutputLock extends Disposable {
+  /** The lock file, next to the output: `<path>.lock`. */
+  readonly path: string;
+  /** Removes the lock file (once; later calls do nothing). */
+  release(): void;
+}
+
+/**
+ * Takes the lock on `path` for this process: an exclusive OS lock on `<path>.lock`, which holds this
+ * process's PID. If another running process holds it, throws a {@link NinError} naming that PID. The OS
+ * drops the lock when its process ends, however it ends, so a lock file left by a killed run is stale: it
+ * is taken over, and `onStale` says so.
+ *
+ * @example
+ * ```ts
+ * import { lockOutput } from "./outputs.ts";
+ * const lock = await lockOutput(await Deno.makeTempDir() + "/run.safetensors");
+ * lock.release();
+ * ```
+ */
+export async function lockOutput(path: string, onStale?: (message: string) => void): Promise<OutputLock> {
+  const lockPath = `${path}.lock`;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(lockPath, { read: true, write: true, create: true });
+  } catch (e) {
+    throw new NinError(`cannot write ${lockPath}: ${describeFsError(e)}`);
+  }
+  const previous = new TextDecoder().decode(await readAll(file)).trim();
+  if (!(await file.tryLock(true))) {
+    file.close();
+    throw new NinError(
+      `${path} is in use by another run (PID ${previous || "unknown"}, lock file ${lockPath}); wait for it ` +
+        `to end, or write to another --checkpoint`,
+    );
+  }
+  if (previous) onStale?.(`note: took over the stale lock ${lockPath} (PID ${previous} is not running)`);
+  await file.truncate(0);
+  await file.seek(0, Deno.SeekMode.Start);
+  await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    // Removed first, then unlocked: a run starting in between finds no stale PID to report.
+    Deno.removeSync(lockPath);
+    file.close();
+  };
+  return { path: lockPath, release, [Symbol.dispose]: release };
+}
+
+async function readAll(file: Deno.FsFile): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(64);
+  for (let n = await file.read(buffer); n !== null && chunks.length < 16; n = await file.read(buffer)) {
+    chunks.push(buffer.slice(0, n));
+  }
+  return new Uint8Array(chunks.flatMap((c) => [...c]));
+}

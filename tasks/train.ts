@@ -24,7 +24,7 @@ import { type ChartOptions, lineChartSvg } from "../lib/svg_plot.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
 import { writeFileAtomic } from "../lib/data/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { appendLine, newRunId, prepareOutput } from "./outputs.ts";
+import { appendLine, lockOutput, newRunId, prepareOutput } from "./outputs.ts";
 import { loadTaskData } from "./data.ts";
 
 /** Flags that define the run; a resumed run takes them from the checkpoint (a different value is an error). */
@@ -112,6 +112,8 @@ if (import.meta.main) {
       const path = flags[name];
       if (path) await prepareOutput(path);
     }
+    // One run per checkpoint: a second would overwrite the first's progress with its own.
+    using _lock = flags.checkpoint ? await lockOutput(flags.checkpoint, (note) => console.error(note)) : null;
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
     if (gpu.isSoftware && !resumed) {
       const applied = Object.entries(SOFTWARE_PRESET).filter(([name]) =>
@@ -160,7 +162,9 @@ if (import.meta.main) {
       );
     }
     const data = await loadTaskData(flags);
-    const tuning = gpu.kernels === "gpu" ? await loadTuning(gpu) : undefined;
+    const tuning = gpu.kernels === "gpu"
+      ? await loadTuning(gpu, undefined, (note) => console.error(note))
+      : undefined;
     console.error(`device: ${gpu.describe()}${tuning ? `, tuned choices from ${tuning.path}` : ""}`);
 
     // A limit beyond the split (e.g. the preset's on a small data set) means the whole split.

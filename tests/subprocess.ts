@@ -83,6 +83,8 @@ export async function runTask(task: string, args: string[], options: TaskOptions
 
 /** A running task whose stderr can be watched. */
 export interface RunningTask {
+  /** The task's process id. */
+  readonly pid: number;
   /** Resolves once stderr contains `text` (rejects if the task ends first). */
   waitForStderr(text: string): Promise<void>;
   /** Sends a signal to the task. */
@@ -111,6 +113,7 @@ export function startTask(task: string, args: string[], options: TaskOptions = {
   const stdoutText = new Response(child.stdout).text();
   const status = child.status;
   return {
+    pid: child.pid,
     waitForStderr: (text) =>
       new Promise<void>((resolve, reject) => {
         waiters.push({ text, resolve });
