@@ -5,6 +5,7 @@
  * @module
  */
 import { NinError } from "./errors.ts";
+import type { EpochPosition } from "./fit.ts";
 import type { Module } from "./module.ts";
 import type { SGD } from "./optim.ts";
 import { type HostTensor, readSafetensors, saveSafetensors } from "./safetensors.ts";
@@ -18,6 +19,11 @@ const FORMAT = "nin-webgpu-checkpoint/1";
 export interface RunState {
   /** Epochs completed. */
   epoch: number;
+  /**
+   * Where the run stood inside the next epoch, for a checkpoint written mid-epoch (absent or null: at the
+   * end of epoch `epoch`).
+   */
+  position?: EpochPosition | null;
   /** Optimizer steps completed (also the dropout RNG counter). */
   step: number;
   /** The seed of shuffling, dropout and initialisation. */

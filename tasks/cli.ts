@@ -65,9 +65,23 @@ const FLAG_SPECS = {
   "micro-batch": { type: "int", min: 1, help: "largest micro-batch (default: what fits the device)" },
   "checkpoint": {
     type: "string",
-    help: "safetensors checkpoint (train: written atomically after every epoch; eval: the model to test)",
+    help: "safetensors checkpoint (train: written atomically during and after every epoch, default " +
+      "runs/train-RUNID.safetensors; eval: the model to test)",
   },
-  "resume": { type: "string", help: "continue the run saved in this checkpoint" },
+  "resume": { type: "string", help: "continue the run saved in this checkpoint (mid-epoch too)" },
+  "checkpoint-minutes": {
+    type: "float",
+    default: 1,
+    min: 0,
+    minExclusive: true,
+    max: 1440,
+    help: "during an epoch, write the checkpoint at least this often (minutes of training)",
+  },
+  "checkpoint-steps": {
+    type: "int",
+    min: 1,
+    help: "during an epoch, also write the checkpoint every N steps",
+  },
   "plot": { type: "string", help: "SVG chart of train loss, train acc and test acc (d2l's Animator)" },
   "metrics": {
     type: "string",

@@ -14,7 +14,7 @@ import {
   saveCheckpoint,
 } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
-import { type EpochMetrics, fit } from "../lib/fit.ts";
+import { type EpochMetrics, type EpochPosition, fit } from "../lib/fit.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
 import { loadTuning } from "../lib/tuning.ts";
 import { nin } from "../lib/nin.ts";
@@ -57,6 +57,8 @@ const TASK = {
     "offline",
     "micro-batch",
     "checkpoint",
+    "checkpoint-minutes",
+    "checkpoint-steps",
     "resume",
     "plot",
     "plot-size",
@@ -108,6 +110,10 @@ if (import.meta.main) {
     }
     // Everything that can fail cheaply is checked before the data and the GPU are touched.
     const plotSize = parsePlotSize(flags["plot-size"]);
+    const runId = resumed?.state.runId ?? newRunId();
+    // Progress is never only in memory: without --checkpoint the run still writes one, under runs/.
+    const defaultCheckpoint = !flags.checkpoint;
+    flags.checkpoint ??= `runs/train-${runId}.safetensors`;
     for (const name of OUTPUT_FLAGS) {
       const path = flags[name];
       if (path) await prepareOutput(path);
@@ -146,19 +152,21 @@ if (import.meta.main) {
     const config: Record<string, unknown> = Object.fromEntries(
       [...RUN_FLAGS, "epochs" as const, ...CONTINUED_OUTPUTS].map((name) => [name, flags[name] ?? null]),
     );
-    const runId = resumed?.state.runId ?? newRunId();
     // A fresh run's first metrics line replaces the file (atomically); a resumed run's lines continue it.
     let metricsStarted = resumed !== null;
     const history: Record<string, number>[] = [];
     const curve: CurvePoint[] = [];
     const startEpoch = resumed?.state.epoch ?? 0;
+    const startPosition = resumed?.state.position ?? undefined;
     if (resumed) {
       restoreCheckpoint(resumed, net, optimizer);
       history.push(...resumed.state.history);
       curve.push(...(resumed.state.curve ?? []));
+      const where = startPosition
+        ? `in epoch ${startPosition.epoch} after ${startPosition.batch} of its steps`
+        : `after epoch ${startEpoch}`;
       console.error(
-        `resuming ${flags.resume} after epoch ${startEpoch} (step ${resumed.state.step}), ` +
-          `training to epoch ${flags.epochs}`,
+        `resuming ${flags.resume} ${where} (step ${resumed.state.step}), training to epoch ${flags.epochs}`,
       );
     }
     const data = await loadTaskData(flags);
@@ -173,8 +181,9 @@ if (import.meta.main) {
     const steps = batchesPerEpoch(trainCount, flags["batch-size"]);
     const testBatches = batchesPerEpoch(testCount, flags["batch-size"]);
     const epochsLeft = flags.epochs - startEpoch;
+    const stepsLeft = epochsLeft * steps - (startPosition?.batch ?? 0);
     const progress = new Progress(Deno.stderr.isTerminal(), {
-      trainSteps: epochsLeft * steps,
+      trainSteps: stepsLeft,
       testBatches: epochsLeft * testBatches,
     });
     const interrupt = listenForInterrupt(() =>
@@ -185,12 +194,37 @@ if (import.meta.main) {
         flags["batch-size"]
       }, ${trainCount} images at ${flags.resize}x${flags.resize}, lr ${flags.lr})`,
     );
+    const minutes = flags["checkpoint-minutes"], everySteps = flags["checkpoint-steps"];
+    console.error(
+      `checkpoint: ${flags.checkpoint}, written after every epoch and during one every ${
+        minutes === 1 ? "minute" : `${minutes} minutes`
+      }${everySteps ? ` or ${everySteps} steps` : ""} of training${
+        defaultCheckpoint ? " (--checkpoint PATH to choose the file)" : ""
+      }`,
+    );
     console.error(
       `compiling kernels and running the first step${
         gpu.isSoftware ? " (on a software adapter this can take a few minutes)" : ""
       }...`,
     );
-    let estimated = false;
+    let stepsRun = 0;
+    let lastSave = { time: performance.now(), batch: startPosition?.batch ?? 0 };
+    const save = async (epoch: number, position: EpochPosition | null) => {
+      await saveCheckpoint(net, flags.checkpoint!, {
+        optimizer,
+        state: {
+          epoch,
+          position,
+          step: optimizer.stepCount,
+          seed: flags.seed,
+          runId,
+          config,
+          history,
+          curve,
+        },
+      });
+      lastSave = { time: performance.now(), batch: position?.batch ?? 0 };
+    };
     const every = Math.max(1, Math.floor(steps / POINTS_PER_EPOCH));
     const writePlot = async () => {
       if (!flags.plot) return;
@@ -209,7 +243,17 @@ if (import.meta.main) {
       limitTest: testCount,
       microBatch: flags["micro-batch"],
       startEpoch,
+      startPosition,
       shouldStop: () => interrupt.requested,
+      checkpointDue: (batch) =>
+        performance.now() - lastSave.time >= minutes * 60_000 ||
+        (everySteps !== undefined && batch - lastSave.batch >= everySteps),
+      onCheckpoint: async (position) => {
+        await save(position.epoch - 1, position);
+        progress.note(
+          `saved ${flags.checkpoint} at epoch ${position.epoch}, step ${position.batch}/${steps}`,
+        );
+      },
       onStep: (p) => {
         const milestone = p.batch === 1 || p.batch === p.batches ||
           p.batch % Math.max(1, Math.round(p.batches / 10)) === 0;
@@ -223,11 +267,10 @@ if (import.meta.main) {
           curve.push({ x: p.epoch - 1 + p.batch / p.batches, loss: p.epochLoss, trainAcc: p.epochAcc });
         }
         // The second step is the first without shader compilation: a fair base for the estimate.
-        if (!estimated && p.batch === Math.min(2, p.batches)) {
-          estimated = true;
+        if (++stepsRun === Math.min(2, stepsLeft)) {
           progress.note(
             `note: ${progress.secondsPerStep.toFixed(2)} s/step on ${gpu.adapterName}; the rest of the run ` +
-              `(${epochsLeft * steps - p.batch} steps and ${epochsLeft} test evaluation${
+              `(${stepsLeft - stepsRun} steps and ${epochsLeft} test evaluation${
                 epochsLeft === 1 ? "" : "s"
               }) needs about ${formatDuration(progress.eta)}`,
           );
@@ -245,20 +288,7 @@ if (import.meta.main) {
           }, ` +
             `test acc ${m.testAcc.toFixed(3)}, ${m.examplesPerSec.toFixed(1)} examples/sec`,
         );
-        if (flags.checkpoint) {
-          await saveCheckpoint(net, flags.checkpoint, {
-            optimizer,
-            state: {
-              epoch: m.epoch,
-              step: optimizer.stepCount,
-              seed: flags.seed,
-              runId,
-              config,
-              history,
-              curve,
-            },
-          });
-        }
+        await save(m.epoch, null);
         if (flags.metrics) {
           const line = JSON.stringify({ run: runId, ...record, config });
           if (metricsStarted) await appendLine(flags.metrics, line);
@@ -271,8 +301,15 @@ if (import.meta.main) {
     interrupt.remove();
     progress.clear();
     if (interrupt.requested) {
-      const where = flags.checkpoint ? `; resume with --resume ${flags.checkpoint}` : "";
-      throw new NinError(`interrupted during epoch ${history.length + 1}${where}`, 130);
+      // The stop point was saved; the command is printed only for a file that is there to resume.
+      const saved = await Deno.stat(flags.checkpoint).then(() => true, () => false);
+      throw new NinError(
+        `interrupted in epoch ${history.length + 1}; ` +
+          (saved
+            ? `saved ${flags.checkpoint}; resume with: deno task train --resume ${flags.checkpoint}`
+            : "no checkpoint was written"),
+        130,
+      );
     }
     const last = history[history.length - 1];
     if (last) {

@@ -31,6 +31,12 @@ const BAD_FLAGS: [string[], string[]][] = [
   [["--kernels", "cuda"], ['--kernels must be one of auto, software, gpu, got "cuda"']],
   [["--init", "he"], ['--init must be one of xavier, kaiming, got "he"']],
   [["--offline=yes"], ["--offline takes no value"]],
+  [["--checkpoint-steps", "0"], ["--checkpoint-steps must be an integer >= 1, got 0"]],
+  [["--checkpoint-minutes", "0"], ["--checkpoint-minutes must be a number in (0, 1440], got 0"]],
+  [["--plot-size", "10x10"], [
+    "--plot-size must be WIDTHxHEIGHT, each 240 to 4000 (e.g. 640x400), got 10x10",
+  ]],
+  [["--plot-size", "big"], ["--plot-size must be WIDTHxHEIGHT"]],
   [["extra"], ['unexpected argument "extra"']],
 ];
 
