@@ -20,6 +20,7 @@ function trainArgs(dataDir: string, checkpoint: string, epochs = 2): string[] {
     `--data-dir=${dataDir}`,
     "--offline",
     `--checkpoint=${checkpoint}`,
+    "--checkpoint-minutes=1000", // checkpoints after each epoch only, so which write is which is certain
   ];
 }
 
