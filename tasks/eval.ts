@@ -3,17 +3,15 @@
  *
  * @module
  */
-import { checkFlag, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
-import { loadCheckpoint } from "../lib/checkpoint.ts";
+import { listenForInterrupt, pickFlags, runTask } from "./cli.ts";
+import { loadCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { NinError } from "../lib/errors.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
-import { nin } from "../lib/nin.ts";
-import { layerShapes } from "../lib/shapes.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
+import { ninFromCheckpoint } from "../lib/nin_checkpoint.ts";
 import { confusionMatrix } from "../lib/predict.ts";
 import { evaluate } from "../lib/fit.ts";
-import { CLASS_NAMES } from "../lib/data/fashion_mnist.ts";
+import { CLASS_NAMES } from "../lib/data/split.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
-import type { HostTensor } from "../lib/safetensors.ts";
 import { Progress } from "./progress.ts";
 import { loadTaskData } from "./data.ts";
 
@@ -43,34 +41,12 @@ if (import.meta.main) {
     if (!flags.checkpoint) throw new NinError("--checkpoint PATH is required (see --help)", 2);
     const path = flags.checkpoint;
     const checkpoint = await loadCheckpoint(path);
-    const config = checkpoint.state.config;
-    const savedResize = typeof config.resize === "number" ? config.resize : undefined;
-    const savedConvs = typeof config["one-by-one-convs"] === "number"
-      ? config["one-by-one-convs"]
-      : undefined;
-    const resize = flags.resize ?? savedResize ?? 224;
-    const resizeFrom = flags.resize !== undefined
-      ? "--resize"
-      : savedResize !== undefined
-      ? "the checkpoint's training size"
-      : "assumed: the file is a plain state dict without a training size; pass --resize if it was trained at another";
-    const oneByOneConvs = flags["one-by-one-convs"] ?? savedConvs ?? convsFromNames(checkpoint.model) ?? 2;
-    console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
-    const net = nin(gpu, { oneByOneConvs });
-    try {
-      net.loadStateDict(checkpoint.model);
-    } catch (e) {
-      if (!(e instanceof NinError)) throw e;
-      const given = flags["one-by-one-convs"] !== undefined;
-      throw new NinError(
-        `${path} does not fit NiN with --one-by-one-convs ${oneByOneConvs}${
-          given ? "" : " (the default)"
-        }: ${e.message}`,
-        given ? 2 : 1,
-      );
-    }
-    checkFlag("--resize", resize, () => layerShapes(net, [1, 1, resize, resize]));
+    const { net, resize, resizeFrom } = ninFromCheckpoint(gpu, checkpoint, path, {
+      resize: flags.resize,
+      oneByOneConvs: flags["one-by-one-convs"],
+    });
+    console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const data = await loadTaskData(flags);
     const count = Math.min(flags["limit-test"] ?? Infinity, data.test.count);
     const batches = batchesPerEpoch(count, flags["batch-size"]);
@@ -110,10 +86,4 @@ if (import.meta.main) {
     net.dispose();
     gpu.destroy();
   });
-}
-
-/** 1x1 convolutions per block of a state dict, from its names (block 0 holds `0.0`, `0.2`, ... weights). */
-function convsFromNames(model: Map<string, HostTensor>): number | undefined {
-  const convs = [...model.keys()].filter((name) => /^0\.\d+\.weight$/.test(name)).length;
-  return convs > 0 ? convs - 1 : undefined;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, normalize } from "node:path";
-import { checkWritable, describeFsError } from "../lib/data/atomic_write.ts";
+import { checkWritable, describeFsError } from "../lib/deno/atomic_write.ts";
 import { NinError } from "../lib/errors.ts";
 
 /** The directory for outputs (checkpoints, plots, metrics) of the README's commands. */

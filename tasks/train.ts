@@ -6,23 +6,18 @@
  * @module
  */
 import { checkFlag, type Flags, type HelpDefaults, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
-import {
-  type Checkpoint,
-  type CurvePoint,
-  loadCheckpoint,
-  restoreCheckpoint,
-  saveCheckpoint,
-} from "../lib/checkpoint.ts";
+import { type Checkpoint, type CurvePoint, restoreCheckpoint } from "../lib/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, type EpochPosition, fit } from "../lib/fit.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
-import { loadTuning } from "../lib/tuning.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
+import { loadTuning } from "../lib/deno/tuning_cache.ts";
 import { nin } from "../lib/nin.ts";
 import { layerShapes } from "../lib/shapes.ts";
 import { SGD } from "../lib/optim.ts";
 import { type ChartOptions, lineChartSvg } from "../lib/svg_plot.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
-import { writeFileAtomic } from "../lib/data/atomic_write.ts";
+import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { appendLine, lockOutput, newRunId, prepareOutput } from "./outputs.ts";
 import { loadTaskData } from "./data.ts";

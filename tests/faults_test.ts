@@ -4,10 +4,10 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { assertRejectsWith } from "./util.ts";
 import { assertTaskError, runTask, startTask, taskTest, tinyDataDir } from "./subprocess.ts";
-import { writeFileAtomic } from "../lib/data/atomic_write.ts";
-import { loadFashionMnist } from "../lib/data/fashion_mnist.ts";
+import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
+import { loadFashionMnist } from "../lib/deno/fashion_mnist.ts";
 import { NinError } from "../lib/errors.ts";
-import { readSafetensors } from "../lib/safetensors.ts";
+import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 import { appendLine } from "../tasks/outputs.ts";
 
 /** Two epochs of 6 steps at 67x67 with momentum: a checkpoint holds the model and momentum, 15.2 MiB. */

@@ -12,11 +12,11 @@
  */
 import { parseArgs } from "node:util";
 import { fit } from "../lib/fit.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
-import type { Split } from "../lib/data/fashion_mnist.ts";
+import type { Split } from "../lib/data/split.ts";
 
 /** One sample of the memory figures. */
 export interface MemorySample {

@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import { defaultCacheDir } from "../lib/env.ts";
+import { defaultCacheDir } from "../lib/deno/env.ts";
 
 /** Path (relative to the snapshot's root) to `size:mtime` of every file under a directory. */
 export type Snapshot = Map<string, string>;
