@@ -106,6 +106,7 @@ export {
 } from "./lib/svg_plot.ts";
 export {
   type EpochMetrics,
+  type EpochPosition,
   evaluate,
   type EvaluateOptions,
   type Evaluation,
