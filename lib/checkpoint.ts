@@ -6,6 +6,7 @@
  * @module
  */
 import { NinError } from "./errors.ts";
+import type { EpochPosition } from "./fit.ts";
 import type { Module } from "./module.ts";
 import type { SGD } from "./optim.ts";
 import { type HostTensor, parseSafetensors, serializeSafetensors } from "./safetensors.ts";
@@ -19,10 +20,17 @@ const FORMAT = "nin-webgpu-checkpoint/1";
 export interface RunState {
   /** Epochs completed. */
   epoch: number;
+  /**
+   * Where the run stood inside the next epoch, for a checkpoint written mid-epoch (absent or null: at the
+   * end of epoch `epoch`).
+   */
+  position?: EpochPosition | null;
   /** Optimizer steps completed (also the dropout RNG counter). */
   step: number;
   /** The seed of shuffling, dropout and initialisation. */
   seed: number;
+  /** The id of the run (a resumed run keeps it), as in its metrics lines. */
+  runId?: string;
   /** The run's configuration (flags), for a resumed run to check against. */
   config: Record<string, unknown>;
   /** Per-epoch metrics so far. */

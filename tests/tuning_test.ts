@@ -68,8 +68,17 @@ Deno.test("tuning: a cached choice for this adapter is loaded and sets the weigh
     );
     // Another adapter's file, or a damaged one, is not used.
     const other = countingGpu({ kernels: "gpu", software: true });
-    await Deno.writeTextFile(tuningPath(other, cacheDir), "{ not json");
-    strictEqual(await loadTuning(other, cacheDir), undefined, "damaged cache ignored");
+    const damaged = tuningPath(other, cacheDir);
+    await Deno.writeTextFile(damaged, "{ not json");
+    const notes: string[] = [];
+    strictEqual(await loadTuning(other, cacheDir, (n) => notes.push(n)), undefined, "damaged cache not used");
+    strictEqual(notes.length, 1, "one note");
+    ok(
+      notes[0].startsWith(`note: removed the damaged tuning cache ${damaged} (`) &&
+        notes[0].endsWith("until `deno task bench --tune` measures them again"),
+      notes[0],
+    );
+    strictEqual(await Deno.stat(damaged).catch(() => null), null, "removed, so --tune writes it anew");
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
   }

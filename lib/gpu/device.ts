@@ -288,10 +288,16 @@ export class Gpu {
   allocate(bytes: number, what = "tensor"): GPUBuffer {
     this.checkHealthy();
     if (bufferSize(bytes) > this.limits.maxStorageBufferBindingSize) {
+      // Parameters and their gradients and momentum have the model's size whatever the batch and input.
+      const fixed = /^(parameters|parameter gradients|momentum buffers)$/.test(what);
+      const fix = fixed
+        ? "their size does not depend on the batch or input size: this model needs a device with a larger " +
+          "binding limit (or fewer channels)"
+        : "use a smaller batch or input size (or --micro-batch)";
       throw new NinError(
-        `${what} needs ${mib(bufferSize(bytes))} but this device binds at most ${
-          mib(this.limits.maxStorageBufferBindingSize)
-        } per buffer (maxStorageBufferBindingSize); use a smaller batch or input size`,
+        `${what}${this.scope ? ` of ${this.scope}` : ""}: ${mib(bufferSize(bytes))} in one buffer, but ` +
+          `this device binds at most ${mib(this.limits.maxStorageBufferBindingSize)} ` +
+          `(maxStorageBufferBindingSize); ${fix}`,
       );
     }
     return this.#pool.allocate(bytes, what, this.scope, this.phase);
@@ -424,9 +430,18 @@ export class Gpu {
   }
 }
 
-/** Formats a byte count as MiB with one decimal. */
+/**
+ * Formats a byte count as MiB with one decimal, or as KiB or bytes where that would print 0.0 MiB.
+ *
+ * @example
+ * ```ts
+ * import { mib } from "./device.ts";
+ * console.log(mib(3 * 2 ** 20), mib(2048), mib(16)); // 3.0 MiB 2.0 KiB 16 B
+ * ```
+ */
 export function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  if (bytes >= 2 ** 20 / 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  return bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`;
 }
 
 const SOFTWARE_ADAPTERS = /llvmpipe|lavapipe|swiftshader|softpipe|warp|basic render/i;
