@@ -52,10 +52,10 @@ export {
   type LayerShape,
   layerShapes,
   nin,
+  NIN_HEADS,
   ninBlock,
   type NinBlockOptions,
   ninConfig,
-  NIN_HEADS,
   type NinHead,
   type NinOptions,
   ninShapeOptions,
@@ -113,8 +113,35 @@ export {
   type EpochOptions,
   epochOrder,
   type Examples,
+  type HeldOut,
+  holdOut,
 } from "./lib/data/batches.ts";
 // Exercise 3's resource analysis is public as a whole: its options, results and the two runs.
 export * from "./lib/resources.ts";
 export { ModelSummary, summary, type SummaryRow } from "./lib/summary.ts";
 export { countingGpu, type CountingOptions } from "./lib/gpu/counting.ts";
+export {
+  type ConfigDifference,
+  configDifferences,
+  type DataConfig,
+  describeRunConfig,
+  type EpochRecord,
+  type ModelConfig,
+  ninOptions,
+  readHistory,
+  readRunConfig,
+  RUN_CONFIG_VERSION,
+  type RunConfig,
+  runConfig,
+  type RunConfigInput,
+  type TrainConfig,
+} from "./lib/config.ts";
+export {
+  checkSchedule,
+  CONSTANT_SCHEDULE,
+  describeSchedule,
+  learningRate,
+  type LrSchedule,
+  SCHEDULE_KINDS,
+  type ScheduleKind,
+} from "./lib/schedule.ts";

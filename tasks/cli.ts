@@ -44,6 +44,19 @@ export type Flags<T extends Record<string, FlagSpec>> = {
  */
 const FLAG_SPECS = {
   "lr": { type: "float", default: 0.1, min: 0, minExclusive: true, max: 100, help: "learning rate" },
+  "lr-schedule": {
+    type: "string",
+    default: "constant",
+    choices: ["constant", "cosine", "step"],
+    help: "learning-rate schedule after the warm-up: constant, cosine to 0, or step (x0.1 every third)",
+  },
+  "warmup-steps": { type: "int", default: 0, min: 0, max: 1000000, help: "steps of linear lr warm-up" },
+  "valid": {
+    type: "int",
+    default: 0,
+    min: 0,
+    help: "hold out N training images (seeded) as a validation split, evaluated after every epoch",
+  },
   "epochs": {
     type: "int",
     default: 10,

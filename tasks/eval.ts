@@ -43,19 +43,17 @@ if (import.meta.main) {
     const path = flags.checkpoint;
     const checkpoint = await loadCheckpoint(path);
     const config = checkpoint.state.config;
-    const savedResize = typeof config.resize === "number" ? config.resize : undefined;
-    const savedConvs = typeof config["one-by-one-convs"] === "number"
-      ? config["one-by-one-convs"]
-      : undefined;
-    const resize = flags.resize ?? savedResize ?? 224;
+    const resize = flags.resize ?? config?.data.resize ?? 224;
     const resizeFrom = flags.resize !== undefined
       ? "--resize"
-      : savedResize !== undefined
+      : config
       ? "the checkpoint's training size"
       : "assumed: the file is a plain state dict without a training size; pass --resize if it was trained at another";
     const fromNames = ninShapeOptions(checkpoint.model);
-    const oneByOneConvs = flags["one-by-one-convs"] ?? savedConvs ?? fromNames?.oneByOneConvs ?? 2;
-    const head = flags.head ?? fromNames?.head ?? "direct";
+    const oneByOneConvs = flags["one-by-one-convs"] ?? config?.model.oneByOneConvs ??
+      fromNames?.oneByOneConvs ??
+      2;
+    const head = flags.head ?? config?.model.head ?? fromNames?.head ?? "direct";
     console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
     const net = nin(gpu, { oneByOneConvs, head });
