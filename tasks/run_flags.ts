@@ -10,10 +10,8 @@ import { NinError } from "../lib/errors.ts";
 /** Each run flag and the path of the {@link RunConfig} field it sets. */
 export const RUN_CONFIG_FLAGS = {
   "lr": ["train", "lr"],
-  "lr-schedule": ["train", "schedule", "kind"],
-  "warmup-steps": ["train", "schedule", "warmupSteps"],
   "batch-size": ["train", "batchSize"],
-  "epochs": ["train", "epochs"],
+  "resize": ["data", "resize"],
   "momentum": ["train", "momentum"],
   "weight-decay": ["train", "weightDecay"],
   "dropout": ["model", "dropout"],
@@ -21,9 +19,11 @@ export const RUN_CONFIG_FLAGS = {
   "head": ["model", "head"],
   "init": ["model", "init"],
   "seed": ["seed"],
-  "resize": ["data", "resize"],
   "limit-train": ["data", "limitTrain"],
   "limit-test": ["data", "limitTest"],
+  "epochs": ["train", "epochs"],
+  "lr-schedule": ["train", "schedule", "kind"],
+  "warmup-steps": ["train", "schedule", "warmupSteps"],
   "valid": ["data", "valid"],
 } as const;
 
