@@ -49,8 +49,6 @@ export { AdaptiveAvgPool2d } from "./lib/layers/adaptive_avgpool2d.ts";
 export { Flatten } from "./lib/layers/flatten.ts";
 export { Sequential } from "./lib/layers/sequential.ts";
 export {
-  type LayerShape,
-  layerShapes,
   nin,
   NIN_HEADS,
   ninBlock,
@@ -59,8 +57,8 @@ export {
   type NinHead,
   type NinOptions,
   ninShapeOptions,
-  smallestInputSize,
 } from "./lib/nin.ts";
+export { type LayerShape, layerShapes, smallestInputSize } from "./lib/shapes.ts";
 export { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "./lib/loss.ts";
 export { SGD, type SGDOptions } from "./lib/optim.ts";
 export { evalStep, type StepOptions, type StepResult, trainStep } from "./lib/train.ts";

@@ -1,16 +1,26 @@
 /**
  * The epoch loop of d2l's `train_ch6`: shuffled mini-batches resized on the GPU, one SGD step each, test
- * accuracy after every epoch. Reports through callbacks; never prints.
+ * accuracy after every epoch. Reports through callbacks; never prints. The GPU is never left waiting for
+ * the host: steps are queued ahead and their loss and correct counts are read in ticks of about a second
+ * (lib/readback.ts), so progress callbacks come in small bursts.
  *
  * @module
  */
 import { NinError } from "./errors.ts";
 import type { Module } from "./module.ts";
 import type { SGD } from "./optim.ts";
+import { Readback } from "./readback.ts";
 import { resizeImages } from "./resize.ts";
-import { evalStep, trainStep } from "./train.ts";
-import { epochBatchCount, epochBatches } from "./data/batches.ts";
+import {
+  decodeStep,
+  type EvalStepResult,
+  type RecordedStep,
+  recordEvalStep,
+  recordTrainStep,
+} from "./train.ts";
+import { type Batch, epochBatchCount, epochBatches, type EpochOptions } from "./data/batches.ts";
 import type { Split } from "./data/fashion_mnist.ts";
+import type { Tensor } from "./tensor.ts";
 
 /** Figures of one finished epoch (d2l's Animator plots loss, train acc and test acc). */
 export interface EpochMetrics {
@@ -44,7 +54,10 @@ export interface StepProgress {
   epochLoss: number;
   /** Training accuracy over the epoch's examples so far. */
   epochAcc: number;
-  /** Seconds this step took, wall clock. */
+  /**
+   * Wall seconds of this step: its share of the span between two reads of step results (steps run queued,
+   * so a single step's own time is not observed).
+   */
   seconds: number;
   /** Micro-batch size the step ran with. */
   microBatch: number;
@@ -87,13 +100,58 @@ export interface TestProgress {
   batch: number;
   /** Batches in all. */
   batches: number;
-  /** Seconds this batch took, wall clock. */
+  /** Wall seconds of this batch (its share of the span between two reads of results). */
   seconds: number;
 }
 
 /**
+ * Runs `record` on every batch of a split in order (images resized on the GPU to `resize`), reading each
+ * batch's result in ticks while later batches are queued, and hands `onResult` the results in order. Stops
+ * between batches once `shouldStop` returns true; what was queued by then is still read and reported.
+ * Returns whether it stopped early. The one loop over a split's batches: training epochs and evaluations
+ * both run it.
+ */
+async function runSplit(
+  net: Module,
+  split: Split,
+  batches: EpochOptions,
+  resize: number,
+  record: (images: Tensor, batch: Batch) => RecordedStep,
+  onResult: (result: EvalStepResult, seconds: number) => void,
+  shouldStop?: () => boolean,
+): Promise<boolean> {
+  const gpu = net.parameters()[0].value.gpu;
+  const readback = new Readback<EvalStepResult>(gpu);
+  const report = (done: { value: EvalStepResult; seconds: number }[]) => {
+    for (const { value, seconds } of done) onResult(value, seconds);
+  };
+  let stopped = false;
+  // Guarded as a whole: a device lost between steps first shows in the resize's upload or in a read.
+  await gpu.guard(async () => {
+    for (const b of epochBatches(split, batches)) {
+      if (shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+      const images = resizeImages(gpu, b.images, b.count, split.height, split.width, resize);
+      let step: RecordedStep;
+      try {
+        step = record(images, b);
+      } finally {
+        images.dispose();
+      }
+      readback.add(step.parts, (bytes) => decodeStep(step, bytes), step.release);
+      report(await readback.poll());
+    }
+    report(await readback.drain());
+  });
+  return stopped;
+}
+
+/**
  * Trains `net` for the remaining epochs and returns the metrics of each epoch run. A non-finite loss ends
- * the run with a {@link NinError} naming the step.
+ * the run with a {@link NinError} naming the step, at the first read of results after it (within about a
+ * second of steps).
  *
  * @example
  * ```ts
@@ -113,7 +171,6 @@ export async function fit(
   data: { train: Split; test: Split },
   options: FitOptions,
 ): Promise<EpochMetrics[]> {
-  const gpu = net.parameters()[0].value.gpu;
   const history: EpochMetrics[] = [];
   for (let epoch = (options.startEpoch ?? 0) + 1; epoch <= options.epochs; epoch++) {
     let lossSum = 0, correct = 0, seen = 0, seconds = 0, batch = 0;
@@ -124,48 +181,45 @@ export async function fit(
       limit: options.limitTrain,
     };
     const total = epochBatchCount(data.train, epochOptions);
-    for (const b of epochBatches(data.train, epochOptions)) {
-      if (options.shouldStop?.()) return history;
-      const started = performance.now();
-      // Guarded as a whole: a device lost between steps first shows in the resize's upload.
-      const result = await gpu.guard(async () => {
-        const images = resizeImages(
-          gpu,
-          b.images,
-          b.count,
-          data.train.height,
-          data.train.width,
-          options.resize,
-        );
-        try {
-          return await trainStep(net, optimizer, images, b.labels, { microBatch: options.microBatch });
-        } finally {
-          images.dispose();
+    // The optimizer's step count when each queued step was recorded, to name a step whose loss is bad.
+    const stepNumbers: number[] = [];
+    const stopped = await runSplit(
+      net,
+      data.train,
+      epochOptions,
+      options.resize,
+      (images, b) => {
+        const step = recordTrainStep(net, optimizer, images, b.labels, { microBatch: options.microBatch });
+        stepNumbers.push(optimizer.stepCount);
+        return step;
+      },
+      (result, stepSeconds) => {
+        seconds += stepSeconds;
+        batch += 1;
+        const stepNumber = stepNumbers.shift();
+        if (!Number.isFinite(result.loss)) {
+          throw new NinError(
+            `the loss became ${result.loss} at step ${stepNumber} (epoch ${epoch}, batch ${batch}); ` +
+              `the learning rate ${optimizer.lr} is probably too high: try a smaller --lr`,
+          );
         }
-      });
-      const stepSeconds = (performance.now() - started) / 1000;
-      seconds += stepSeconds;
-      batch += 1;
-      if (!Number.isFinite(result.loss)) {
-        throw new NinError(
-          `the loss became ${result.loss} at step ${optimizer.stepCount} (epoch ${epoch}, batch ${batch}); ` +
-            `the learning rate ${optimizer.lr} is probably too high: try a smaller --lr`,
-        );
-      }
-      lossSum += result.loss * result.count;
-      correct += result.correct;
-      seen += result.count;
-      options.onStep?.({
-        epoch,
-        batch,
-        batches: total,
-        loss: result.loss,
-        epochLoss: lossSum / seen,
-        epochAcc: correct / seen,
-        seconds: stepSeconds,
-        microBatch: result.microBatch,
-      });
-    }
+        lossSum += result.loss * result.count;
+        correct += result.correct;
+        seen += result.count;
+        options.onStep?.({
+          epoch,
+          batch,
+          batches: total,
+          loss: result.loss,
+          epochLoss: lossSum / seen,
+          epochAcc: correct / seen,
+          seconds: stepSeconds,
+          microBatch: result.microBatch,
+        });
+      },
+      options.shouldStop,
+    );
+    if (stopped) return history;
     const test = await evaluate(net, data.test, {
       ...options,
       onBatch: options.onTestBatch,
@@ -195,6 +249,8 @@ export interface Evaluation {
   loss: number;
   /** Number of examples evaluated. */
   count: number;
+  /** Predicted class of each example evaluated, in split order (with `predictions: true`). */
+  predictions?: Int32Array;
 }
 
 /** Options of {@link evaluate}. */
@@ -207,6 +263,8 @@ export interface EvaluateOptions {
   limitTest?: number;
   /** Largest micro-batch (default: what fits the device). */
   microBatch?: number;
+  /** Also return each example's predicted class (for a confusion matrix). */
+  predictions?: boolean;
   /** Called after every batch. */
   onBatch?: (progress: TestProgress) => void;
   /** Polled between batches; returning true ends the evaluation early (over the batches done so far). */
@@ -214,7 +272,8 @@ export interface EvaluateOptions {
 }
 
 /**
- * Evaluates `net` on a split (in order, no shuffling) at the given input size.
+ * Evaluates `net` on a split (in order, no shuffling) at the given input size, with the batches queued
+ * ahead of their reads.
  *
  * @example
  * ```ts
@@ -230,26 +289,35 @@ export async function evaluate(
   split: Split,
   options: EvaluateOptions,
 ): Promise<Evaluation> {
-  const gpu = net.parameters()[0].value.gpu;
   net.eval();
   let lossSum = 0, correct = 0, count = 0, batch = 0;
-  const epochOptions = { batchSize: options.batchSize, limit: options.limitTest };
+  const predictions: Int32Array[] = [];
+  const epochOptions = { batchSize: options.batchSize, limit: options.limitTest, shuffle: false };
   const batches = epochBatchCount(split, epochOptions);
-  for (const b of epochBatches(split, epochOptions)) {
-    if (options.shouldStop?.()) break;
-    const started = performance.now();
-    const r = await gpu.guard(async () => {
-      const images = resizeImages(gpu, b.images, b.count, split.height, split.width, options.resize);
-      try {
-        return await evalStep(net, images, b.labels, { microBatch: options.microBatch });
-      } finally {
-        images.dispose();
-      }
-    });
-    lossSum += r.loss * r.count;
-    correct += r.correct;
-    count += r.count;
-    options.onBatch?.({ batch: ++batch, batches, seconds: (performance.now() - started) / 1000 });
+  const stepOptions = { microBatch: options.microBatch, predictions: options.predictions };
+  await runSplit(
+    net,
+    split,
+    epochOptions,
+    options.resize,
+    (images, b) => recordEvalStep(net, images, b.labels, stepOptions),
+    (r, seconds) => {
+      lossSum += r.loss * r.count;
+      correct += r.correct;
+      count += r.count;
+      if (r.predictions) predictions.push(r.predictions);
+      options.onBatch?.({ batch: ++batch, batches, seconds });
+    },
+    options.shouldStop,
+  );
+  const evaluation: Evaluation = { accuracy: correct / count, loss: lossSum / count, count };
+  if (options.predictions) {
+    evaluation.predictions = new Int32Array(count);
+    let offset = 0;
+    for (const p of predictions) {
+      evaluation.predictions.set(p, offset);
+      offset += p.length;
+    }
   }
-  return { accuracy: correct / count, loss: lossSum / count, count };
+  return evaluation;
 }

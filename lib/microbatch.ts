@@ -5,8 +5,8 @@
  */
 import { formatShape, NinError } from "./errors.ts";
 import { mib } from "./gpu/device.ts";
-import type { LayerShape } from "./nin.ts";
-import { shapeSize } from "./tensor.ts";
+import type { LayerShape } from "./shapes.ts";
+import { shapeSize, Tensor } from "./tensor.ts";
 
 /** The largest activation of one sample, and where it occurs. */
 export interface LargestActivation {
@@ -68,4 +68,38 @@ export function microBatchSize(
     );
   }
   return Math.max(1, Math.min(batch, fits, requested ?? batch));
+}
+
+/**
+ * The one micro-batch walk: calls `work` on consecutive chunks of at most `micro` samples of `images` (the
+ * batch itself when it fits in one; otherwise a copy of each chunk, freed after `work`), with the chunk's
+ * first sample and size.
+ *
+ * @example
+ * ```ts
+ * import { forEachMicroBatch, requestGpu, Tensor } from "@nin/webgpu";
+ * const gpu = await requestGpu();
+ * forEachMicroBatch(Tensor.zeros(gpu, [5, 1, 8, 8]), 2, (chunk, start, count) => console.log(start, count));
+ * gpu.destroy();
+ * ```
+ */
+export function forEachMicroBatch(
+  images: Tensor,
+  micro: number,
+  work: (chunk: Tensor, start: number, count: number) => void,
+): void {
+  const [n, ...sample] = images.shape;
+  const perSample = images.size / n;
+  for (let start = 0; start < n; start += micro) {
+    const count = Math.min(micro, n - start);
+    const chunk = count === n ? images : Tensor.empty(images.gpu, [count, ...sample], "micro-batch copies");
+    try {
+      if (chunk !== images) {
+        images.gpu.copy(images.buffer, chunk.buffer, count * perSample * 4, start * perSample * 4);
+      }
+      work(chunk, start, count);
+    } finally {
+      if (chunk !== images) chunk.dispose();
+    }
+  }
 }

@@ -6,13 +6,15 @@
  * @module
  */
 import type { DispatchRecord, Gpu } from "./gpu/device.ts";
+import { totalFlops } from "./gpu/records.ts";
+import { WAVE_WORKGROUPS } from "./gpu/wave.ts";
 import type { Module } from "./module.ts";
 import { SGD } from "./optim.ts";
 import { Tensor } from "./tensor.ts";
 import { trainStep } from "./train.ts";
 
-/** The launch rule: dispatches big enough to fill a large GPU (132 SMs x 4 workgroups of >= 64 invocations). */
-export const LAUNCH_RULE = { minWorkgroups: 528, minWorkgroupSize: 64 } as const;
+/** The launch rule: dispatches big enough to fill a large GPU (one wave of workgroups of >= 64 invocations). */
+export const LAUNCH_RULE = { minWorkgroups: WAVE_WORKGROUPS, minWorkgroupSize: 64 } as const;
 
 /**
  * The binding limit a plan assumes: a large GPU's (an H200 binds about 4 GiB), so a batch runs as one
@@ -67,14 +69,13 @@ export async function planTrainingStep(
     const dispatches = await gpu.trace(async () => {
       micro = (await trainStep(net, opt, images, new Int32Array(batch), { microBatch })).microBatch;
     });
-    const flops = (records: DispatchRecord[]) => records.reduce((s, d) => s + d.flops, 0);
     const meeting = dispatches.filter(meetsLaunchRule);
-    const totalFlops = flops(dispatches);
+    const total = totalFlops(dispatches);
     return {
       microBatch: micro,
       dispatches,
-      totalFlops,
-      flopsShareMeetingRule: totalFlops > 0 ? flops(meeting) / totalFlops : 1,
+      totalFlops: total,
+      flopsShareMeetingRule: total > 0 ? totalFlops(meeting) / total : 1,
       dispatchesMeetingRule: meeting.length,
     };
   } finally {

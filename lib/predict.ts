@@ -3,13 +3,18 @@
  *
  * @module
  */
-import type { Module } from "./module.ts";
-import { microBatchSize } from "./microbatch.ts";
-import { layerShapes } from "./nin.ts";
-import { Tensor } from "./tensor.ts";
+import { kernel } from "./gpu/kernel.ts";
+import { type Module, workgroupsFor } from "./module.ts";
+import { forEachMicroBatch, microBatchSize } from "./microbatch.ts";
+import { layerShapes } from "./shapes.ts";
+import type { Tensor } from "./tensor.ts";
+import argmaxCode from "../kernels/argmax.wgsl" with { type: "text" };
+
+const ARGMAX = kernel("argmax", argmaxCode);
 
 /**
- * The arg-max class of each image (first maximum wins, like `torch.argmax`), in evaluation mode.
+ * The arg-max class of each image (first maximum wins, like `torch.argmax`), in evaluation mode. The
+ * classes collect on the GPU across micro-batches and are read back once.
  *
  * @example
  * ```ts
@@ -20,30 +25,35 @@ import { Tensor } from "./tensor.ts";
  * ```
  */
 export async function predictClasses(net: Module, images: Tensor): Promise<Int32Array> {
-  const [n, ...sample] = images.shape;
+  const gpu = images.gpu;
+  const n = images.shape[0];
   const shapes = layerShapes(net, images.shape, true);
-  const micro = microBatchSize(shapes, images.shape, images.gpu.limits.maxStorageBufferBindingSize);
-  const perSample = images.size / n;
-  const out = new Int32Array(n);
-  for (let start = 0; start < n; start += micro) {
-    const count = Math.min(micro, n - start);
-    let chunk = images;
-    if (count !== n) {
-      chunk = Tensor.empty(images.gpu, [count, ...sample], "micro-batch copies");
-      images.gpu.copy(images.buffer, chunk.buffer, count * perSample * 4, start * perSample * 4);
-    }
-    const logits = net.forward(chunk, { training: false, step: 0, sampleOffset: 0 });
-    const values = await logits.toArray();
-    logits.dispose();
-    if (chunk !== images) chunk.dispose();
-    const classes = values.length / count;
-    for (let i = 0; i < count; i++) {
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (values[i * classes + c] > values[i * classes + best]) best = c;
-      out[start + i] = best;
-    }
+  const micro = microBatchSize(shapes, images.shape, gpu.limits.maxStorageBufferBindingSize);
+  const classes = gpu.allocate(n * 4, "predictions");
+  try {
+    forEachMicroBatch(images, micro, (chunk, start) => {
+      const logits = gpu.inPhase(
+        "forward",
+        () => net.forward(chunk, { training: false, step: 0, sampleOffset: 0 }),
+      );
+      writePredictions(logits, classes, start);
+      logits.dispose();
+    });
+    return new Int32Array(await gpu.read(classes, n * 4));
+  } finally {
+    gpu.release(classes);
   }
-  return out;
+}
+
+/** Records `out[offset + s] = argmax_j logits[s, j]` for every sample `s` of `logits` [N, classes]. */
+export function writePredictions(logits: Tensor, out: GPUBuffer, offset: number): void {
+  const [count, classes] = logits.shape;
+  logits.gpu.dispatch(
+    ARGMAX,
+    { logits: logits.buffer, predicted: out },
+    { count, classes, offset },
+    workgroupsFor(count, ARGMAX),
+  );
 }
 
 /**

@@ -12,6 +12,7 @@
  */
 import { countingGpu } from "./gpu/counting.ts";
 import type { DispatchRecord, Gpu, KernelFamily } from "./gpu/device.ts";
+import { totalFlops } from "./gpu/records.ts";
 import { NinError } from "./errors.ts";
 import { type ForwardContext, Module } from "./module.ts";
 import { nin, ninConfig, type NinOptions } from "./nin.ts";
@@ -115,40 +116,32 @@ export interface Resources {
 export type StepPart = "forward" | "inputGradients" | "weightGradients" | "loss" | "optimizer" | "total";
 
 const SAVED_CATEGORIES = ["activations", "maxpool indices"];
-/** Kernels computing weight and bias gradients (the rest of a backward pass is input gradients). */
-const WEIGHT_GRADIENT = /_backward_(weight|bias)/;
 
-/** Wraps the model (same names and buffers) to see micro-batches, phases and what forward leaves alive. */
+/**
+ * Wraps the model (same names and buffers) to count micro-batches, see what forward leaves alive for
+ * backward, and note in which micro-batch the memory peak was reached. FLOPs and phases come from the
+ * dispatch records, the peak's place from the pool's accounting.
+ */
 class Probe extends Module {
   forwards = 0;
   microBatch = 0;
-  /** Where the peak so far was reached (e.g. `backward of 0.2`), and in which micro-batch (from 1). */
-  peakPhase = "";
   peakMicroBatch = 0;
   saved = new Map<string, number>();
-  flops = { forward: 0, loss: 0, backward: 0, optimizer: 0 };
   #peak = 0;
-  #flops = 0;
 
   constructor(readonly net: Module, readonly gpu: Gpu) {
     super();
   }
 
   start(): void {
-    Object.assign(this, { forwards: 0, microBatch: 0, peakPhase: "", peakMicroBatch: 0, saved: new Map() });
-    this.flops = { forward: 0, loss: 0, backward: 0, optimizer: 0 };
+    Object.assign(this, { forwards: 0, microBatch: 0, peakMicroBatch: 0, saved: new Map() });
     this.#peak = this.gpu.memory.peakBytes;
-    this.#flops = this.gpu.flopsDispatched;
   }
 
-  /** Attributes the FLOPs and any new peak since the last note to `phase` of the current micro-batch. */
-  note(phase: keyof Probe["flops"], where: string = phase): void {
-    this.flops[phase] += this.gpu.flopsDispatched - this.#flops;
-    this.#flops = this.gpu.flopsDispatched;
+  /** Notes the current micro-batch if the peak rose since the last note. */
+  note(): void {
     if (this.gpu.memory.peakBytes > this.#peak) {
       this.#peak = this.gpu.memory.peakBytes;
-      const scope = this.gpu.pool.atPeak.at(-1)?.scope;
-      this.peakPhase = where + (scope ? ` of ${scope}` : "");
       this.peakMicroBatch = this.forwards;
     }
   }
@@ -158,12 +151,12 @@ class Probe extends Module {
   }
 
   forward(x: Tensor, ctx?: ForwardContext): Tensor {
-    this.note("optimizer", "input copy");
     this.forwards += 1;
+    this.note(); // the micro-batch's input copy counts toward it
     this.microBatch = Math.max(this.microBatch, x.shape[0]);
     const y = this.net.forward(x, ctx);
-    this.note("forward");
-    const kept = ctx?.training && this.forwards === 1 ? this.gpu.pool.live : [];
+    this.note();
+    const kept = ctx?.training && this.forwards === 1 ? this.gpu.liveBuffers : [];
     for (const b of kept.filter((b) => SAVED_CATEGORIES.includes(b.category))) {
       this.saved.set(b.scope, (this.saved.get(b.scope) ?? 0) + b.size);
     }
@@ -171,9 +164,9 @@ class Probe extends Module {
   }
 
   backward(gradOutput: Tensor, needInputGrad?: boolean): Tensor | null {
-    this.note("loss");
+    this.note();
     const dx = this.net.backward(gradOutput, needInputGrad);
-    this.note("backward");
+    this.note();
     return dx;
   }
 
@@ -201,15 +194,24 @@ async function runPass(probe: Probe, before: number, base: object, work: () => P
   const dispatches = await gpu.trace(work);
   await gpu.sync();
   const seconds = (performance.now() - start) / 1000;
-  probe.note("optimizer");
+  probe.note();
+  const atPeak = gpu.buffersAtPeak;
   const breakdown = Object.fromEntries(
-    Object.entries(bytesBy(gpu.pool.atPeak, 1, { ...base })).filter(([, bytes]) => bytes !== 0),
+    Object.entries(bytesBy(atPeak, 1, { ...base })).filter(([, bytes]) => bytes !== 0),
   );
-  const flops = { ...probe.flops, total: dispatches.reduce((sum, d) => sum + d.flops, 0) };
+  const last = atPeak.at(-1);
+  const peakPlace = last ? last.phase + (last.scope ? ` of ${last.scope}` : "") : "";
+  const flops = {
+    total: totalFlops(dispatches),
+    forward: totalFlops(dispatches, "forward"),
+    loss: totalFlops(dispatches, "loss"),
+    backward: totalFlops(dispatches, "input gradient") + totalFlops(dispatches, "weight gradient"),
+    optimizer: totalFlops(dispatches, "optimizer"),
+  };
   return {
     bytes: gpu.memory.peakBytes - before,
     breakdown,
-    peakAt: probe.peakPhase +
+    peakAt: peakPlace +
       (probe.forwards > 1 ? ` (micro-batch ${probe.peakMicroBatch} of ${probe.forwards})` : ""),
     microBatch: probe.microBatch,
     microBatches: probe.forwards,
@@ -243,7 +245,7 @@ export async function runResources(gpu: Gpu, options: ResourceOptions): Promise<
   const inputShape = [batchSize, config.inChannels, resize, resize];
   await gpu.sync();
   const before = gpu.memory.liveBytes;
-  const baseline = bytesBy(gpu.pool.live, -1);
+  const baseline = bytesBy(gpu.liveBuffers, -1);
   const net = nin(gpu, config);
   let images: Tensor | null = null;
   let optimizer: SGD | null = null;
@@ -316,10 +318,7 @@ export async function analyzeResources(
   });
   const params = layers.reduce((sum, l) => sum + l.params, 0);
   const { flops, dispatches } = run.training;
-  const weightGradients = dispatches.reduce(
-    (sum, d) => sum + (WEIGHT_GRADIENT.test(d.kernel) ? d.flops : 0),
-    0,
-  );
+  const weightGradients = totalFlops(dispatches, "weight gradient");
   return {
     run,
     single,

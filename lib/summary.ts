@@ -8,7 +8,7 @@
 import { formatShape } from "./errors.ts";
 import { Conv2d } from "./layers/conv2d.ts";
 import type { Module } from "./module.ts";
-import { layerShapes } from "./nin.ts";
+import { layerShapes } from "./shapes.ts";
 
 /** One leaf layer of a {@link ModelSummary}. */
 export interface SummaryRow {

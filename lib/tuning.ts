@@ -3,11 +3,13 @@
  * weight gradient (how many workgroups the split aims for) that measured fastest on this adapter. Choices
  * are measured by {@link tuneConvolutions} (`deno task bench --tune`), kept in a JSON file per adapter
  * (engine, vendor, architecture, driver) under the toolkit's cache directory, and loaded by
- * {@link loadTuning}; the gpu family asks {@link tunedTarget} and uses its default where nothing was tuned.
+ * {@link loadTuning}. The choices in force are the device's own state (`Gpu.tuning`); the gpu family asks
+ * {@link tunedTarget} and uses its default where nothing was tuned.
  *
  * @module
  */
-import type { Gpu } from "./gpu/device.ts";
+import type { DispatchRecord, Gpu } from "./gpu/device.ts";
+import { WAVE_WORKGROUPS } from "./gpu/wave.ts";
 import type { ConvGeometry } from "./layers/conv2d_passes.ts";
 import { defaultCacheDir } from "./env.ts";
 import { writeFileAtomic } from "./data/atomic_write.ts";
@@ -19,20 +21,31 @@ import { median } from "./median.ts";
  */
 export const WEIGHT_GRADIENT_KERNELS = "conv2d_gpu_backward_weight";
 
-/** Split-K targets tried per layer: workgroups the weight gradient's slices aim for (1: no split). */
-export const SPLIT_TARGETS = [1, 528, 1056, 2112] as const;
+/**
+ * Split-K targets tried per layer: workgroups the weight gradient's slices aim for (1: no split; else one,
+ * two or four waves of a large GPU).
+ */
+export const SPLIT_TARGETS: readonly number[] = [
+  1,
+  WAVE_WORKGROUPS,
+  2 * WAVE_WORKGROUPS,
+  4 * WAVE_WORKGROUPS,
+];
 
 /** What is known on a device: split-K target by geometry key, and where it came from. */
 export interface Tuning {
   /** Split-K target by {@link geometryKey}. */
   targets: Record<string, number>;
-  /** The file it was read from or written to. */
-  path: string;
+  /** The file it was read from or written to (absent while nothing was loaded or measured). */
+  path?: string;
   /** Whether it was read from the cache (false: measured in this process, or nothing known). */
   cached: boolean;
 }
 
-const TUNINGS = new WeakMap<Gpu, Tuning>();
+/** The candidate name a weight-gradient dispatch records for split-K `target`. */
+export function splitCandidate(target: number): string {
+  return `split-K target ${target}`;
+}
 
 /** The key of a geometry in the cache, e.g. `128x96x54x54 -> 96 k1 s1 p0`. */
 export function geometryKey(g: ConvGeometry): string {
@@ -41,7 +54,7 @@ export function geometryKey(g: ConvGeometry): string {
 
 /** The tuned split-K target for `g` on this device, or undefined (the family's default then applies). */
 export function tunedTarget(gpu: Gpu, g: ConvGeometry): number | undefined {
-  return TUNINGS.get(gpu)?.targets[geometryKey(g)];
+  return gpu.tuning.targets[geometryKey(g)];
 }
 
 /** The cache file for this device's adapter. */
@@ -64,33 +77,48 @@ export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | 
     const parsed = JSON.parse(text);
     if (parsed.adapter !== gpu.adapterKey) return undefined;
     targets = Object.fromEntries(
-      Object.entries(parsed.targets ?? {}).filter(([, v]) =>
-        (SPLIT_TARGETS as readonly unknown[]).includes(v)
-      ),
+      Object.entries(parsed.targets ?? {}).filter(([, v]) => SPLIT_TARGETS.includes(v as number)),
     ) as Record<string, number>;
   } catch {
     return undefined; // a damaged cache is ignored; the next --tune rewrites it
   }
-  const tuning = { targets, path, cached: true };
-  TUNINGS.set(gpu, tuning);
-  return tuning;
+  gpu.tuning = { targets, path, cached: true };
+  return gpu.tuning;
+}
+
+/** Options of {@link tuneConvolutions}. */
+export interface TuneOptions {
+  /** Measurements per candidate; the median counts (default 3). */
+  repeats?: number;
+  /** Cache root (default: the toolkit's cache directory). */
+  cacheDir?: string;
+  /**
+   * Nanoseconds the weight gradient took in `records` (default: the GPU times of the dispatches named from
+   * {@link WEIGHT_GRADIENT_KERNELS}). Tests pass a timer whose figures they control.
+   */
+  time?: (records: DispatchRecord[]) => number;
+}
+
+/** The default timer: GPU nanoseconds of the weight gradient's dispatches. */
+function weightGradientNs(records: DispatchRecord[]): number {
+  return records.filter((r) => r.kernel.startsWith(WEIGHT_GRADIENT_KERNELS)).reduce((s, r) => s + r.ns, 0);
 }
 
 /**
- * Measures every split-K target of {@link SPLIT_TARGETS} for each geometry (the weight gradient's dispatches,
- * named from {@link WEIGHT_GRADIENT_KERNELS}, GPU-timed, median of `repeats`), keeps the fastest, puts the
- * choices in force on `gpu` and writes them to the cache. `run(g)` must record one backward of a layer of
- * geometry `g`.
+ * Measures every split-K target of {@link SPLIT_TARGETS} for each geometry (median of `repeats` timed
+ * traces), keeps the fastest, puts the choices in force on `gpu` and writes them to the cache. `run(g)` must
+ * record one backward of a layer of geometry `g`.
  */
 export async function tuneConvolutions(
   gpu: Gpu,
   geometries: readonly ConvGeometry[],
   run: (g: ConvGeometry) => Promise<void>,
-  options: { repeats?: number; cacheDir?: string } = {},
+  options: TuneOptions = {},
 ): Promise<Tuning> {
   const path = tuningPath(gpu, options.cacheDir);
-  const tuning: Tuning = { targets: { ...TUNINGS.get(gpu)?.targets }, path, cached: false };
-  TUNINGS.set(gpu, tuning);
+  const tuning: Tuning = { targets: { ...gpu.tuning.targets }, path, cached: false };
+  gpu.tuning = tuning;
+  const time = options.time ?? weightGradientNs;
   for (const g of geometries) {
     const key = geometryKey(g);
     let best = { target: 0, ns: Infinity };
@@ -98,10 +126,7 @@ export async function tuneConvolutions(
       tuning.targets[key] = target;
       const times: number[] = [];
       for (let i = 0; i < (options.repeats ?? 3); i++) {
-        const records = await gpu.trace(() => run(g), { timed: true });
-        times.push(
-          records.filter((r) => r.kernel.startsWith(WEIGHT_GRADIENT_KERNELS)).reduce((s, r) => s + r.ns, 0),
-        );
+        times.push(time(await gpu.trace(() => run(g), { timed: true })));
       }
       const ns = median(times);
       if (ns < best.ns) best = { target, ns };

@@ -8,7 +8,8 @@
 import { checkFlag, pickFlags, runTask } from "./cli.ts";
 import { type DispatchRecord, type Gpu, kernelChoice, requestGpu } from "../lib/gpu/device.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
-import { type LayerShape, layerShapes, nin } from "../lib/nin.ts";
+import { nin } from "../lib/nin.ts";
+import { type LayerShape, layerShapes } from "../lib/shapes.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
 import { geometryKey, loadTuning, tuneConvolutions } from "../lib/tuning.ts";
@@ -16,8 +17,9 @@ import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { measureRoofline } from "../lib/roofline.ts";
 import { Tensor } from "../lib/tensor.ts";
-import { trainStep } from "../lib/train.ts";
-import { median } from "../lib/median.ts";
+import { decodeStep, type RecordedStep, recordEvalStep, recordTrainStep } from "../lib/train.ts";
+import { Readback } from "../lib/readback.ts";
+import { type Phase, PHASES } from "../lib/gpu/records.ts";
 import { LAUNCH_RULE, PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.ts";
 
 /** The task's `--help` and flags. */
@@ -61,6 +63,8 @@ async function plan(gpu: Gpu, batch: number, size: number, microBatch: number | 
     dispatches_meeting_rule: p.dispatchesMeetingRule,
     dispatches: p.dispatches.map((d) => ({
       kernel: d.kernel,
+      candidate: d.candidate,
+      phase: d.phase,
       workgroups: d.workgroups,
       workgroup_size: d.workgroupSize,
       flops: d.flops,
@@ -115,6 +119,53 @@ async function tune(
   };
 }
 
+/**
+ * How a loop runs when steps are queued as `fit` and `evaluate` queue them: wall seconds per step, and the
+ * host's waits for results (reads issued, seconds spent waiting), per step.
+ */
+interface LoopFigures {
+  wallMs: number;
+  hostWaitMs: number;
+  readsPerStep: number;
+}
+
+/** Runs `warmup` then `steps` recorded steps through a {@link Readback}, the way the epoch loops do. */
+async function timeLoop(
+  gpu: Gpu,
+  warmup: number,
+  steps: number,
+  record: () => RecordedStep,
+): Promise<LoopFigures> {
+  const run = async (count: number) => {
+    const readback = new Readback(gpu);
+    const start = performance.now();
+    for (let i = 0; i < count; i++) {
+      const step = record();
+      readback.add(step.parts, (bytes) => decodeStep(step, bytes), step.release);
+      await readback.poll();
+    }
+    await readback.drain();
+    return { seconds: (performance.now() - start) / 1000, readback };
+  };
+  await run(warmup);
+  const { seconds, readback } = await run(steps);
+  return {
+    wallMs: 1000 * seconds / steps,
+    hostWaitMs: 1000 * readback.waitSeconds / steps,
+    readsPerStep: readback.reads / steps,
+  };
+}
+
+/** GPU milliseconds of one profiled step, by phase. */
+function phaseMs(records: DispatchRecord[]): Partial<Record<Phase, number>> {
+  const out: Partial<Record<Phase, number>> = {};
+  for (const phase of PHASES) {
+    const ns = records.reduce((sum, r) => sum + (r.phase === phase ? r.ns : 0), 0);
+    if (ns > 0) out[phase] = ns / 1e6;
+  }
+  return out;
+}
+
 /** Per-kernel totals over one profiled step. */
 interface KernelFigure {
   name: string;
@@ -124,6 +175,10 @@ interface KernelFigure {
   gflop: number;
   gflops: number;
   roofline_share: number;
+}
+
+function sumMs(kernels: KernelFigure[]): number {
+  return kernels.reduce((sum, k) => sum + k.ms, 0);
 }
 
 function summarize(records: DispatchRecord[], phase: "train" | "infer", roofline: number): KernelFigure[] {
@@ -194,36 +249,43 @@ if (import.meta.main) {
     const opt = new SGD(net.parameters(), { lr: 0.01 });
     const microBatch = flags["micro-batch"];
 
-    const timeSteps = async (step: () => Promise<void>) => {
-      for (let i = 0; i < flags.warmup; i++) await step();
-      const seconds: number[] = [];
-      for (let i = 0; i < flags.steps; i++) {
-        const start = performance.now();
-        await step();
-        seconds.push((performance.now() - start) / 1000);
-      }
-      return median(seconds);
-    };
-    const train = async () => void await trainStep(net, opt, images, labels, { microBatch });
-    const infer = async () => {
+    const train = () => recordTrainStep(net, opt, images, labels, { microBatch });
+    const infer = () => {
       net.eval();
-      const logits = net.forward(images);
-      await logits.toArray();
-      logits.dispose();
+      const step = recordEvalStep(net, images, labels, { microBatch, predictions: true });
       net.train();
+      return step;
     };
-    const trainSeconds = await timeSteps(train);
-    log(
-      `train: ${(batch / trainSeconds).toFixed(1)} examples/s (${(trainSeconds * 1000).toFixed(0)} ms/step)`,
-    );
-    const inferSeconds = await timeSteps(infer);
-    log(
-      `infer: ${(batch / inferSeconds).toFixed(1)} examples/s (${(inferSeconds * 1000).toFixed(0)} ms/batch)`,
-    );
-
-    const trainKernels = summarize(await gpu.trace(train, { timed: true }), "train", roofline.gflops);
-    const inferKernels = summarize(await gpu.trace(infer, { timed: true }), "infer", roofline.gflops);
-    const timing = gpu.profiler.method;
+    const trainLoop = await timeLoop(gpu, flags.warmup, flags.steps, train);
+    const inferLoop = await timeLoop(gpu, flags.warmup, flags.steps, infer);
+    const profiled = async (record: () => RecordedStep) =>
+      await gpu.trace(async () => {
+        const step = record();
+        step.release();
+        await gpu.sync();
+      }, { timed: true });
+    const trainRecords = await profiled(train);
+    const inferRecords = await profiled(infer);
+    const trainKernels = summarize(trainRecords, "train", roofline.gflops);
+    const inferKernels = summarize(inferRecords, "infer", roofline.gflops);
+    const loops = {
+      train: { ...trainLoop, gpuMs: sumMs(trainKernels), gpuMsByPhase: phaseMs(trainRecords) },
+      infer: { ...inferLoop, gpuMs: sumMs(inferKernels), gpuMsByPhase: phaseMs(inferRecords) },
+    };
+    const timing = gpu.timingMethod;
+    for (const [name, loop] of Object.entries(loops)) {
+      log(
+        `${name}: ${(batch * 1000 / loop.wallMs).toFixed(1)} examples/s; per step: wall ${
+          loop.wallMs.toFixed(1)
+        } ms, GPU ${loop.gpuMs.toFixed(1)} ms, host waits ${loop.hostWaitMs.toFixed(1)} ms in ${
+          loop.readsPerStep.toFixed(2)
+        } reads`,
+      );
+      log(
+        "  GPU ms by phase: " +
+          Object.entries(loop.gpuMsByPhase).map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`).join(", "),
+      );
+    }
     for (
       const [phase, kernels] of [["training step", trainKernels], ["inference pass", inferKernels]] as const
     ) {
@@ -248,8 +310,9 @@ if (import.meta.main) {
         kernel_family: gpu.kernels,
         resize: size,
         batch_size: batch,
-        train_examples_per_s: batch / trainSeconds,
-        infer_examples_per_s: batch / inferSeconds,
+        train_examples_per_s: batch * 1000 / loops.train.wallMs,
+        infer_examples_per_s: batch * 1000 / loops.infer.wallMs,
+        loops,
         roofline_gflops: roofline.gflops,
         tuning: tuning.json,
         timing,

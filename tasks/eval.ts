@@ -7,11 +7,12 @@ import { checkFlag, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
-import { layerShapes, nin, ninShapeOptions } from "../lib/nin.ts";
-import { confusionMatrix, predictClasses } from "../lib/predict.ts";
-import { resizeImages } from "../lib/resize.ts";
+import { nin, ninShapeOptions } from "../lib/nin.ts";
+import { layerShapes } from "../lib/shapes.ts";
+import { confusionMatrix } from "../lib/predict.ts";
+import { evaluate } from "../lib/fit.ts";
 import { CLASS_NAMES } from "../lib/data/fashion_mnist.ts";
-import { batchesPerEpoch, epochBatches } from "../lib/data/batches.ts";
+import { batchesPerEpoch } from "../lib/data/batches.ts";
 import { Progress } from "./progress.ts";
 import { loadTaskData } from "./data.ts";
 
@@ -81,25 +82,21 @@ if (import.meta.main) {
       }...`,
     );
     console.error(`device: ${gpu.describe()}`);
-    const labels: number[] = [];
-    const predictions: number[] = [];
-    let batch = 0;
-    for (const b of epochBatches(data.test, { batchSize: flags["batch-size"], limit: count })) {
-      if (interrupt.requested) break;
-      const started = performance.now();
-      const images = resizeImages(gpu, b.images, b.count, data.test.height, data.test.width, resize);
-      predictions.push(...await predictClasses(net, images));
-      images.dispose();
-      labels.push(...b.labels);
-      batch += 1;
-      progress.testBatch(`eval ${batch}/${batches}`, (performance.now() - started) / 1000, batch / batches);
-    }
+    const result = await evaluate(net, data.test, {
+      batchSize: flags["batch-size"],
+      resize,
+      limitTest: count,
+      predictions: true,
+      onBatch: (p) => progress.testBatch(`eval ${p.batch}/${p.batches}`, p.seconds, p.batch / p.batches),
+      shouldStop: () => interrupt.requested,
+    });
     progress.clear();
     interrupt.remove();
     if (interrupt.requested) {
-      throw new NinError(`interrupted after ${labels.length} of ${count} test images`, 130);
+      throw new NinError(`interrupted after ${result.count} of ${count} test images`, 130);
     }
-    const matrix = confusionMatrix(labels, predictions, CLASS_NAMES.length);
+    const labels = data.test.labels.subarray(0, result.count);
+    const matrix = confusionMatrix(labels, result.predictions!, CLASS_NAMES.length);
     const correct = matrix.reduce((s, row, i) => s + row[i], 0);
     console.log(
       `test acc ${(correct / labels.length).toFixed(3)} (${correct}/${labels.length}) at resize ${resize}`,

@@ -6,7 +6,8 @@
  */
 import { checkFlag, pickFlags, runTask } from "./cli.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
-import { layerShapes, nin } from "../lib/nin.ts";
+import { nin } from "../lib/nin.ts";
+import { layerShapes } from "../lib/shapes.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { formatShape, NinError } from "../lib/errors.ts";

@@ -5,6 +5,7 @@ import {
   download,
   gpuTest,
   Tensor,
+  withFlops,
 } from "./util.ts";
 import { AdaptiveAvgPool2d } from "../lib/layers/adaptive_avgpool2d.ts";
 import { NinError } from "../lib/errors.ts";
@@ -37,8 +38,7 @@ gpuTest("AdaptiveAvgPool2d forward and backward match the float64 reference", as
     const out = pool.outputSize;
     const xs = rng.uniformArray(shape.reduce((a, b) => a * b));
     const x = Tensor.fromArray(gpu, xs, shape);
-    const flopsBefore = gpu.flopsDispatched;
-    const y = pool.forward(x);
+    const { value: y, flops } = await withFlops(gpu, () => pool.forward(x));
     assertEquals(y.shape, [shape[0], shape[1], ...out], `${what} shape`);
     const area = (size: number, o: number) => {
       let total = 0;
@@ -46,7 +46,7 @@ gpuTest("AdaptiveAvgPool2d forward and backward match the float64 reference", as
       return total;
     };
     const windows = shape[0] * shape[1] * area(shape[2], out[0]) * area(shape[3], out[1]);
-    assertEquals(gpu.flopsDispatched - flopsBefore, windows + y.size, `${what} forward FLOPs`);
+    assertEquals(flops, windows + y.size, `${what} forward FLOPs`);
     assertClose(
       await download(y),
       adaptiveAvgPool2dForwardRef(xs, shape, out),

@@ -167,7 +167,7 @@ Deno.test("gpu conv2d family: temporaries are workspace, released after the back
   // deno-lint-ignore require-await
   const records = await gpu.trace(async () => conv.backward(dy)!.dispose());
   assertJsonEqual(gpu.memory.liveBytes, live, "live bytes after the backward");
-  const categories = new Set(gpu.pool.atPeak.map((b) => b.category));
+  const categories = new Set(gpu.buffersAtPeak.map((b) => b.category));
   for (const c of ["workspace", "activation gradients"]) {
     if (!categories.has(c)) throw new Error(`no ${c} at the backward's peak: ${[...categories]}`);
   }

@@ -1,4 +1,4 @@
-import { assertClose, assertThrowsWith, download, gpuTest, Tensor } from "./util.ts";
+import { assertClose, assertThrowsWith, download, gpuTest, Tensor, withFlops } from "./util.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { Conv2d, convWeightBound } from "../lib/layers/conv2d.ts";
 import { ReLU } from "../lib/layers/relu.ts";
@@ -145,14 +145,13 @@ gpuTest("Conv2d backward accumulates parameter gradients and can skip the input 
   const dw1 = await conv.weight.grad!.toArray();
   const db1 = await conv.bias.grad!.toArray();
   conv.forward(x).dispose();
-  const flopsBefore = gpu.flopsDispatched;
-  const skipped = conv.backward(dy, false);
+  const { value: skipped, flops } = await withFlops(gpu, () => conv.backward(dy, false));
   if (skipped !== null) throw new Error("backward(dy, false) must return null");
   // Only the weight gradient (2 per MAC) and the bias gradient (one add per element) were dispatched.
   const macs = y.size * g.input[1] * g.kernel * g.kernel;
-  if (gpu.flopsDispatched - flopsBefore !== 2 * macs + y.size) {
+  if (flops !== 2 * macs + y.size) {
     throw new Error(
-      `unexpected FLOP count ${gpu.flopsDispatched - flopsBefore}, expected ${2 * macs + y.size}`,
+      `unexpected FLOP count ${flops}, expected ${2 * macs + y.size}`,
     );
   }
   assertClose(

@@ -5,6 +5,7 @@ import {
   download,
   gpuTest,
   Tensor,
+  withFlops,
 } from "./util.ts";
 import { Dropout } from "../lib/layers/dropout.ts";
 import { NinError } from "../lib/errors.ts";
@@ -25,19 +26,23 @@ gpuTest("Dropout forward and backward use the seeded mask of the reference hash"
     const dropout = new Dropout(gpu, p, { seed });
     const xs = rng.uniformArray(size);
     const x = Tensor.fromArray(gpu, xs, shape);
-    const flopsBefore = gpu.flopsDispatched;
-    const y = dropout.forward(x, { training: true, step: 5, sampleOffset: 0 });
+    const forward = await withFlops(
+      gpu,
+      () => dropout.forward(x, { training: true, step: 5, sampleOffset: 0 }),
+    );
+    const y = forward.value;
     const mask = dropoutMaskRef(seed, 5, p, 0, size);
     assertClose(await download(y), dropoutApplyRef(xs, mask, p), { atol: 0, rtol: 1e-6 }, `forward p=${p}`);
     const dys = rng.uniformArray(size);
     const dy = Tensor.fromArray(gpu, dys, shape);
+    const backward = await withFlops(gpu, () => dropout.backward(dy)!);
     assertClose(
-      await download(dropout.backward(dy)!),
+      await download(backward.value),
       dropoutApplyRef(dys, mask, p),
       { atol: 0, rtol: 1e-6 },
       "backward",
     );
-    assertEquals(gpu.flopsDispatched - flopsBefore, 2 * size, "one multiply per element each way");
+    assertEquals(forward.flops + backward.flops, 2 * size, "one multiply per element each way");
     x.dispose();
     dy.dispose();
   }

@@ -1,6 +1,13 @@
 // Shared layer checks: one run of a layer's forward and backward compared against its float64 CPU reference,
 // used by the per-layer tests (fixed geometries) and the fuzz tests (random ones).
-import { assertClose, assertJsonEqual as assertEquals, assertThrowsWith, download, Tensor } from "./util.ts";
+import {
+  assertClose,
+  assertJsonEqual as assertEquals,
+  assertThrowsWith,
+  download,
+  Tensor,
+  withFlops,
+} from "./util.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import type { Module } from "../lib/module.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
@@ -119,12 +126,11 @@ export async function checkMaxPool2dAgainstReference(
   const xs = rng.uniformArray(g.n * g.c * g.h * g.w);
   const pool = new MaxPool2d(gpu, g.kernel, g.stride, g.padding);
   const x = Tensor.fromArray(gpu, xs, [g.n, g.c, g.h, g.w]);
-  const flopsBefore = gpu.flopsDispatched;
-  const y = pool.forward(x);
+  const { value: y, flops } = await withFlops(gpu, () => pool.forward(x));
   const ref = maxPool2dForwardRef(xs, g);
   assertEquals(y.shape, [g.n, g.c, ref.oh, ref.ow], `${what} shape`);
   assertEquals(
-    gpu.flopsDispatched - flopsBefore,
+    flops,
     ref.y.length * g.kernel * g.kernel,
     `${what} forward FLOPs`,
   );

@@ -6,6 +6,7 @@ import {
   download,
   gpuTest,
   Tensor,
+  withFlops,
 } from "./util.ts";
 import { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "../lib/loss.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
@@ -50,10 +51,12 @@ gpuTest(
       const logits = rng.uniformArray(n * classes, -4, 4);
       const labels = randomLabels(rng, n, classes);
       const before = gpu.memory.liveBuffers;
-      const flopsBefore = gpu.flopsDispatched;
-      const { grad, lossSum, correct } = await run(gpu, logits, labels, classes, scale);
+      const { value: { grad, lossSum, correct }, flops } = await withFlops(
+        gpu,
+        () => run(gpu, logits, labels, classes, scale),
+      );
       assertEquals(gpu.memory.liveBuffers, before, "no leaks");
-      assertEquals(gpu.flopsDispatched - flopsBefore, 7 * n * classes, "FLOPs");
+      assertEquals(flops, 7 * n * classes, "FLOPs");
       const ref = crossEntropyRef(logits, labels, classes);
       const refSum = ref.losses.reduce((a, b) => a + b, 0);
       assertClose([lossSum], [refSum], { atol: 1e-5, rtol: 1e-5 }, `loss sum n=${n} classes=${classes}`);

@@ -4,6 +4,7 @@ import {
   assertThrowsWith as assertThrows,
   gpuTest,
   Tensor,
+  withFlops,
 } from "./util.ts";
 import { SGD, type SGDOptions } from "../lib/optim.ts";
 import { Parameter } from "../lib/module.ts";
@@ -73,11 +74,10 @@ gpuTest("SGD: hand-computed momentum steps, skipped parameters, FLOPs, zeroGrad"
   const idle = new Parameter(Tensor.fromArray(gpu, [5], [1]));
   const opt = new SGD([p, idle], { lr: 0.5, momentum: 0.5, weightDecay: 0.5 });
   p.grad = Tensor.fromArray(gpu, [1, 1], [2]);
-  const flopsBefore = gpu.flopsDispatched;
-  opt.step();
+  const { flops } = await withFlops(gpu, () => opt.step());
   // g = 1 + 0.5 * w = [1.5, 0]; buf = g; w = [1 - 0.75, -2 - 0] = [0.25, -2].
   assertClose(await p.value.toArray(), [0.25, -2], { atol: 0, rtol: 0 }, "step 1");
-  assertEquals(gpu.flopsDispatched - flopsBefore, 2 * (2 + 2), "FLOPs of a first momentum step with decay");
+  assertEquals(flops, 2 * (2 + 2), "FLOPs of a first momentum step with decay");
   opt.step();
   // g = 1 + 0.5 * w = [1.125, 0]; buf = 0.5 * [1.5, 0] + g = [1.875, 0]; w = [0.25 - 0.9375, -2].
   assertClose(await p.value.toArray(), [-0.6875, -2], { atol: 0, rtol: 0 }, "step 2");

@@ -14,7 +14,8 @@ import {
 import { NinError } from "../lib/errors.ts";
 import { type Gpu, requestGpu } from "../lib/gpu/device.ts";
 import type { Module } from "../lib/module.ts";
-import { layerShapes, nin, ninBlock } from "../lib/nin.ts";
+import { nin, ninBlock } from "../lib/nin.ts";
+import { layerShapes } from "../lib/shapes.ts";
 import { SGD } from "../lib/optim.ts";
 import { evalStep, trainStep } from "../lib/train.ts";
 import { microBatchSize } from "../lib/microbatch.ts";

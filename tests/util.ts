@@ -161,3 +161,10 @@ export function handBuilt(header: string, data: number[] | Uint8Array = []): Uin
   out.set(data, 8 + json.length);
   return out;
 }
+
+/** Runs `work` inside a trace and returns its value and the FLOPs its dispatches declared. */
+export async function withFlops<T>(gpu: Gpu, work: () => T): Promise<{ value: Awaited<T>; flops: number }> {
+  let value: Awaited<T> | undefined;
+  const records = await gpu.trace(async () => value = await work());
+  return { value: value as Awaited<T>, flops: records.reduce((sum, r) => sum + r.flops, 0) };
+}

@@ -9,11 +9,13 @@
 import { NinError } from "../errors.ts";
 import { readEnv } from "../env.ts";
 import { type Kernel, packParams } from "./kernel.ts";
-import { BufferPool, bufferSize, type MemoryStats } from "./pool.ts";
-import { type DispatchRecord, Profiler } from "./profiler.ts";
-import { CommandRecorder, encode } from "./recorder.ts";
+import { BufferPool, bufferSize, type LiveBuffer, type MemoryStats } from "./pool.ts";
+import { Profiler, type TimingMethod } from "./profiler.ts";
+import { CommandRecorder, encode, type ReadPart } from "./recorder.ts";
+import { type DispatchRecord, type Phase, RecordStream } from "./records.ts";
+import type { Tuning } from "../tuning.ts";
 
-export type { DispatchRecord, Kernel, MemoryStats };
+export type { DispatchRecord, Kernel, MemoryStats, Phase, ReadPart };
 
 /** Which WebGPU implementation to use: Deno's built-in (wgpu) or Chrome's Dawn from `npm:webgpu`. */
 export type Engine = "deno" | "dawn";
@@ -54,6 +56,9 @@ export interface AdapterInfo {
   onDestroy?: () => void;
 }
 
+/** Bind groups kept for reuse; a NiN step at any size uses a few hundred. */
+const MAX_BIND_GROUPS = 8192;
+
 const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 /**
@@ -82,18 +87,20 @@ export class Gpu {
   readonly adapterKey: string;
   /** The device's limits. */
   readonly limits: GPUSupportedLimits;
-  /** Storage buffers, reused by size, with live and peak accounting. */
-  readonly pool: BufferPool;
-  /** The command stream being recorded. */
-  readonly recorder: CommandRecorder;
-  /** Per-dispatch timing, for {@link Gpu.trace} with `timed`. */
-  readonly profiler: Profiler;
-  /** Running total of FLOPs of all dispatches recorded so far. */
-  flopsDispatched = 0;
+  /**
+   * This adapter's tuned kernel choices (see lib/tuning.ts): empty until loaded from the per-adapter cache
+   * or measured; layers read it through the kernel plan, never from module state.
+   */
+  tuning: Tuning = { targets: {}, cached: false };
 
+  #pool: BufferPool;
+  #recorder: CommandRecorder;
+  #profiler: Profiler;
+  #records = new RecordStream();
   #pipelines = new Map<string, GPUComputePipeline>();
-  #scopes: string[] = [];
-  #trace: { records: DispatchRecord[]; timed: boolean } | null = null;
+  #bindGroups = new Map<string, GPUBindGroup>();
+  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 0;
   #error: string | null = null;
   #lost: string | null = null;
   #destroyed = false;
@@ -109,13 +116,13 @@ export class Gpu {
     this.adapterKey = info.key;
     this.limits = device.limits;
     this.#onDestroy = info.onDestroy ?? (() => {});
-    this.pool = new BufferPool((size, label) => device.createBuffer({ size, usage: STORAGE_USAGE, label }));
-    this.recorder = new CommandRecorder(device, async (e) => {
+    this.#pool = new BufferPool((size, label) => device.createBuffer({ size, usage: STORAGE_USAGE, label }));
+    this.#recorder = new CommandRecorder(device, async (e) => {
       await this.#settleLoss();
       this.checkHealthy();
       throw new NinError(`reading a GPU buffer failed: ${e.message.split("\n")[0]}`);
     });
-    this.profiler = new Profiler(device, this.recorder, device.features.has("timestamp-query"));
+    this.#profiler = new Profiler(device, this.#recorder, device.features.has("timestamp-query"));
     device.addEventListener("uncapturederror", (event) => {
       const message = (event as GPUUncapturedErrorEvent).error.message;
       this.#error ??= message.split("\n").map((l) => l.trim()).filter((l) => l).join(" ");
@@ -134,42 +141,62 @@ export class Gpu {
 
   /** Live and peak GPU bytes held by tensors and saved state (a copy). */
   get memory(): MemoryStats {
-    return this.pool.memory;
+    return this.#pool.memory;
+  }
+
+  /** The buffers live now, in allocation order (size, category, scope, phase). */
+  get liveBuffers(): LiveBuffer[] {
+    return this.#pool.live;
+  }
+
+  /** The buffers that were live when the peak was reached, in allocation order (the last one set it). */
+  get buffersAtPeak(): readonly LiveBuffer[] {
+    return this.#pool.atPeak;
   }
 
   /** Starts peak tracking afresh from the current live bytes. */
   resetPeak(): void {
-    this.pool.resetPeak();
+    this.#pool.resetPeak();
+  }
+
+  /** How {@link Gpu.trace} with `timed` times dispatches on this device. */
+  get timingMethod(): TimingMethod {
+    return this.#profiler.method;
   }
 
   /** The dotted name of the layer now running (`""` outside any layer). */
   get scope(): string {
-    return this.#scopes.join(".");
+    return this.#records.scope;
+  }
+
+  /** The phase now running (`other` outside any step part). */
+  get phase(): Phase {
+    return this.#records.phase;
   }
 
   /** Runs `work` with `name` appended to the scope that allocations and dispatches are attributed to. */
   inScope<T>(name: string, work: () => T): T {
-    this.#scopes.push(name);
-    try {
-      return work();
-    } finally {
-      this.#scopes.pop();
-    }
+    return this.#records.inScope(name, work);
+  }
+
+  /** Runs `work` with its dispatches and allocations attributed to `phase` (the innermost phase wins). */
+  inPhase<T>(phase: Phase, work: () => T): T {
+    return this.#records.inPhase(phase, work);
   }
 
   /**
-   * Runs `work` and returns the dispatches it recorded (kernel, workgroups, workgroup size, FLOPs, scope);
-   * with `timed`, each also gets its GPU time (see {@link Profiler}).
+   * Runs `work` and returns the record of every dispatch it recorded (kernel, candidate, workgroups, FLOPs,
+   * scope, phase); with `timed`, each also gets its GPU time (see {@link Profiler}). Traces nest: a dispatch
+   * is delivered to every trace open at the time.
    */
-  async trace(work: () => Promise<unknown>, options: { timed?: boolean } = {}): Promise<DispatchRecord[]> {
-    const trace = { records: [] as DispatchRecord[], timed: options.timed === true };
-    this.#trace = trace;
+  async trace(work: () => unknown, options: { timed?: boolean } = {}): Promise<DispatchRecord[]> {
+    const trace = this.#records.open(options.timed === true);
     try {
       await work();
     } finally {
-      this.#trace = null;
+      this.#records.close(trace);
     }
-    if (trace.timed) await this.profiler.collect();
+    if (trace.timed) await this.#profiler.collect();
     return trace.records;
   }
 
@@ -240,18 +267,19 @@ export class Gpu {
         } per buffer (maxStorageBufferBindingSize); use a smaller batch or input size`,
       );
     }
-    return this.pool.allocate(bytes, what, this.scope);
+    return this.#pool.allocate(bytes, what, this.scope, this.phase);
   }
 
   /** Returns a buffer from {@link Gpu.allocate} to the pool. */
   release(buffer: GPUBuffer): void {
-    this.pool.release(buffer);
+    this.#pool.release(buffer);
   }
 
   /**
    * Records one dispatch: `params` fill the kernel's `Params` uniform by field name, `buffers` its storage
    * bindings by variable name, and `workgroups` workgroups run. A count above the per-dimension limit is
-   * folded into y; kernels recover the linear workgroup index from `num_workgroups`.
+   * folded into y; kernels recover the linear workgroup index from `num_workgroups`. `flops` and
+   * `candidate` (the tuned variant, if any) go into the dispatch's record.
    */
   dispatch(
     k: Kernel,
@@ -259,54 +287,80 @@ export class Gpu {
     params: Readonly<Record<string, number>>,
     workgroups: number,
     flops = 0,
+    candidate = "",
   ): void {
     this.checkHealthy();
     const pipeline = this.pipeline(k);
-    const entries: GPUBindGroupEntry[] = [];
-    if (k.params.length > 0) {
-      entries.push({ binding: 0, resource: { buffer: this.recorder.uniform(packParams(k, params)) } });
-    }
+    const uniform = k.params.length > 0 ? this.#recorder.uniform(packParams(k, params)) : null;
+    const bindGroup = this.#bindGroup(k, pipeline, uniform, buffers);
+    const maxPerDim = this.limits.maxComputeWorkgroupsPerDimension;
+    const x = Math.min(workgroups, maxPerDim);
+    const y = Math.ceil(workgroups / maxPerDim);
+    if (y > maxPerDim) throw new NinError(`${k.name}: ${workgroups} workgroups is more than a device runs`);
+    const { record, timed } = this.#records.add(k.name, candidate, workgroups, k.workgroupSize, flops);
+    const work = { pipeline, bindGroup, x, y };
+    encode(timed && record ? this.#profiler.pass(record, work) : this.#recorder.pass(), work);
+    if (timed) this.#recorder.endPass();
+  }
+
+  /**
+   * The bind group of a dispatch, made once per (kernel, uniform, buffers): pooled buffers and cached
+   * uniforms recur step after step, so a training step after the first creates none.
+   */
+  #bindGroup(
+    k: Kernel,
+    pipeline: GPUComputePipeline,
+    uniform: GPUBuffer | null,
+    buffers: Readonly<Record<string, GPUBuffer>>,
+  ): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = uniform ? [{ binding: 0, resource: { buffer: uniform } }] : [];
     for (const [name, buffer] of Object.entries(buffers)) {
       const binding = k.bindings.get(name);
       if (binding === undefined) throw new Error(`${k.name}: no binding named ${name}`);
       entries.push({ binding, resource: { buffer } });
     }
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const maxPerDim = this.limits.maxComputeWorkgroupsPerDimension;
-    const x = Math.min(workgroups, maxPerDim);
-    const y = Math.ceil(workgroups / maxPerDim);
-    if (y > maxPerDim) throw new NinError(`${k.name}: ${workgroups} workgroups is more than a device runs`);
-    this.flopsDispatched += flops;
-    const trace = this.#trace;
-    const record = trace &&
-      { kernel: k.name, workgroups, workgroupSize: k.workgroupSize, flops, scope: this.scope, ns: NaN };
-    if (record) trace.records.push(record);
-    const work = { pipeline, bindGroup, x, y };
-    const timed = trace?.timed ? record : null;
-    encode(timed ? this.profiler.pass(timed, work) : this.recorder.pass(), work);
-    if (timed) this.recorder.endPass();
+    const key = k.name +
+      entries.map((e) => `,${e.binding}:${this.#bufferId((e.resource as GPUBufferBinding).buffer)}`).join("");
+    let bindGroup = this.#bindGroups.get(key);
+    if (!bindGroup) {
+      // Bounded: keys of buffers that are gone never recur, so an overfull cache is simply started afresh.
+      if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
+      bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      this.#bindGroups.set(key, bindGroup);
+    }
+    return bindGroup;
+  }
+
+  /** A number naming `buffer` for the life of this context. */
+  #bufferId(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.#nextBufferId++;
+      this.#bufferIds.set(buffer, id);
+    }
+    return id;
   }
 
   /** Records zero-filling of a buffer, ordered with the dispatches around it. */
   clear(buffer: GPUBuffer, bytes?: number): void {
-    this.recorder.clear(buffer, bytes);
+    this.#recorder.clear(buffer, bytes);
   }
 
   /** Records a buffer-to-buffer copy (offsets in bytes, multiples of 4), ordered with the dispatches around it. */
   copy(source: GPUBuffer, target: GPUBuffer, bytes: number, sourceOffset = 0, targetOffset = 0): void {
-    this.recorder.copy(source, target, bytes, sourceOffset, targetOffset);
+    this.#recorder.copy(source, target, bytes, sourceOffset, targetOffset);
   }
 
   /** Records a write of host data into a buffer, ordered with the dispatches around it. */
   write(buffer: GPUBuffer, data: ArrayBufferView): void {
     this.checkHealthy();
-    this.recorder.write(buffer, data);
+    this.#recorder.write(buffer, data);
   }
 
   /** Submits everything recorded so far (does not wait for it). */
   flush(): void {
     this.checkHealthy();
-    this.recorder.flush();
+    this.#recorder.flush();
   }
 
   /** Submits pending work and waits until the GPU has finished it; throws if the device reported an error. */
@@ -316,10 +370,19 @@ export class Gpu {
     this.checkHealthy();
   }
 
-  /** Copies `bytes` bytes of a buffer back to the host after all recorded work. */
+  /** Copies `bytes` bytes of a buffer back to the host after all recorded work (`bytes` rounded up to 4). */
   async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const out = await this.readParts([{ buffer, bytes: Math.ceil(bytes / 4) * 4 }]);
+    return out.slice(0, bytes);
+  }
+
+  /**
+   * Copies the first bytes of several buffers back to the host after all recorded work, with one map (one
+   * wait on the host, however many parts), concatenated in order.
+   */
+  async readParts(parts: readonly ReadPart[]): Promise<ArrayBuffer> {
     this.checkHealthy();
-    const out = await this.recorder.read(buffer, bytes);
+    const out = await this.#recorder.read(parts);
     this.checkHealthy();
     return out;
   }
@@ -328,7 +391,7 @@ export class Gpu {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.recorder.abandon();
+    this.#recorder.abandon();
     this.device.destroy();
     this.#onDestroy();
   }

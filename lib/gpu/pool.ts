@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Phase } from "./records.ts";
 
 /** Live GPU memory as the tensor layer sees it. */
 export interface MemoryStats {
@@ -25,6 +26,8 @@ export interface LiveBuffer {
   category: string;
   /** Dotted name of the layer running when it was allocated (`""` outside any layer). */
   scope: string;
+  /** The step part running when it was allocated. */
+  phase: Phase;
 }
 
 /** Bytes of a buffer for a request: at least 16, a multiple of 16. */
@@ -45,8 +48,8 @@ export class BufferPool {
   /** A pool creating its buffers with `create`. */
   constructor(readonly create: (size: number, label: string) => GPUBuffer) {}
 
-  /** A buffer of {@link bufferSize}(bytes) bytes, accounted as live under `category` and `scope`. */
-  allocate(bytes: number, category: string, scope = ""): GPUBuffer {
+  /** A buffer of {@link bufferSize}(bytes) bytes, accounted as live under `category`, `scope` and `phase`. */
+  allocate(bytes: number, category: string, scope = "", phase: Phase = "other"): GPUBuffer {
     const size = bufferSize(bytes);
     const free = this.#free.get(size);
     let buffer = free?.pop();
@@ -56,7 +59,7 @@ export class BufferPool {
     } else {
       buffer = this.create(size, category);
     }
-    this.#live.set(buffer, { size, category, scope });
+    this.#live.set(buffer, { size, category, scope, phase });
     this.#stats.liveBytes += size;
     if (this.#stats.liveBytes > this.#stats.peakBytes) {
       this.#stats.peakBytes = this.#stats.liveBytes;

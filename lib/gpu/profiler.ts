@@ -7,22 +7,7 @@
  */
 import { type CommandRecorder, type Dispatch, encode } from "./recorder.ts";
 import { median } from "../median.ts";
-
-/** One recorded dispatch: what the counting device, `bench --plan` and the profiler report. */
-export interface DispatchRecord {
-  /** Kernel name. */
-  kernel: string;
-  /** Workgroups launched (all dimensions together). */
-  workgroups: number;
-  /** Invocations per workgroup. */
-  workgroupSize: number;
-  /** Floating-point operations the caller declares for this dispatch. */
-  flops: number;
-  /** Dotted name of the layer that recorded it (`""` outside any layer). */
-  scope: string;
-  /** GPU time in nanoseconds once profiled, else NaN. */
-  ns: number;
-}
+import type { DispatchRecord } from "./records.ts";
 
 /** How a profile was timed. */
 export type TimingMethod = "GPU timestamps" | "each dispatch alone, awaited to completion";
@@ -78,7 +63,9 @@ export class Profiler {
     if (this.#queries && this.#timed.length > 0) {
       const count = this.#timed.length * 2;
       this.recorder.encoder().resolveQuerySet(this.#queries.set, 0, count, this.#queries.resolve, 0);
-      const times = new BigInt64Array(await this.recorder.read(this.#queries.resolve, count * 8));
+      const times = new BigInt64Array(
+        await this.recorder.read([{ buffer: this.#queries.resolve, bytes: count * 8 }]),
+      );
       this.#timed.forEach((r, i) => r.ns = Number(times[2 * i + 1] - times[2 * i]));
     }
     if (this.#replays.length > 0) {

@@ -103,14 +103,22 @@ export class CommandRecorder {
     this.#retired = [];
   }
 
-  /** Copies `bytes` bytes of a buffer back to the host after all recorded work. */
-  async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
-    const size = Math.ceil(bytes / 4) * 4;
+  /**
+   * Copies the first `bytes` of each buffer back to the host after all recorded work, gathered into one
+   * staging buffer and one map (each part's bytes a multiple of 4), and returns them concatenated.
+   */
+  async read(parts: readonly ReadPart[]): Promise<ArrayBuffer> {
+    const size = parts.reduce((sum, part) => sum + part.bytes, 0);
     const staging = this.device.createBuffer({
-      size,
+      size: Math.max(4, size),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    this.copy(buffer, staging, size);
+    let offset = 0;
+    for (const part of parts) {
+      if (part.bytes % 4 !== 0) throw new Error(`read of ${part.bytes} bytes: not a multiple of 4`);
+      this.copy(part.buffer, staging, part.bytes, 0, offset);
+      offset += part.bytes;
+    }
     this.flush();
     try {
       await staging.mapAsync(GPUMapMode.READ);
@@ -118,7 +126,7 @@ export class CommandRecorder {
       staging.destroy();
       return await this.onReadFailure(e as Error);
     }
-    const out = staging.getMappedRange().slice(0, bytes);
+    const out = staging.getMappedRange().slice(0, size);
     staging.unmap();
     staging.destroy();
     return out;
@@ -129,6 +137,14 @@ export class CommandRecorder {
     this.endPass();
     this.#encoder = null;
   }
+}
+
+/** A buffer to read back, and how many of its first bytes. */
+export interface ReadPart {
+  /** The buffer (with `COPY_SRC` usage). */
+  buffer: GPUBuffer;
+  /** Bytes from its start, a multiple of 4. */
+  bytes: number;
 }
 
 /** One dispatch, ready to encode: a pipeline, its bind group and the workgroup grid. */

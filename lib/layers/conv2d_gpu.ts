@@ -22,7 +22,8 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { constantOf, type Kernel, kernel } from "../gpu/kernel.ts";
-import { tunedTarget, WEIGHT_GRADIENT_KERNELS } from "../tuning.ts";
+import { splitCandidate, tunedTarget, WEIGHT_GRADIENT_KERNELS } from "../tuning.ts";
+import { WAVE_WORKGROUPS } from "../gpu/wave.ts";
 import { workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
 import {
@@ -56,8 +57,8 @@ const BIAS_REDUCE = kernel("conv2d_gpu_backward_bias_reduce", reduceCode, REDUCE
 const TILE = constantOf(FORWARD, "TILE");
 /** Reduction steps per trip through workgroup memory; split-K slice lengths are multiples of it. */
 const CHUNK = constantOf(FORWARD, "CHUNK");
-/** Workgroups the split passes aim for: two waves of 528 (four per SM of a 132-SM H200). */
-const TARGET_WORKGROUPS = 1056;
+/** Workgroups the split passes aim for by default: two waves. */
+const TARGET_WORKGROUPS = 2 * WAVE_WORKGROUPS;
 /** A slice of the weight or bias reduction covers at least this many positions (one per invocation). */
 const MIN_SLICE = BIAS_GRAD.workgroupSize;
 /**
@@ -151,41 +152,43 @@ export const GPU_CONV: ConvPasses = {
     const { gpu, geometry: g, x, y, grad, weight, dw, db, dx } = args;
     const flops = convFlops(g);
 
-    // Bias gradient: per (channel, slice) partial sums, then the fixed-order reduction into db.
-    const bias = biasGradSplit(g);
-    const biasPartials = Tensor.empty(gpu, [bias.slices, g.outChannels], "workspace");
-    gpu.dispatch(
-      y ? BIAS_GRAD_RELU : BIAS_GRAD,
-      { ...reluMaskBindings(args), partial: biasPartials.buffer },
-      uniform(g, { slices: bias.slices, slice_length: bias.sliceLength }),
-      g.outChannels * bias.slices,
-      flops.bias,
-    );
-    reduce(gpu, BIAS_REDUCE, biasPartials, db, bias.slices);
+    // The bias and weight gradients are the backward's "weight gradient" phase; the rest its input gradient.
+    let biasPartials: Tensor | null = null, weightPartials: Tensor | null = null;
+    gpu.inPhase("weight gradient", () => {
+      // Bias gradient: per (channel, slice) partial sums, then the fixed-order reduction into db.
+      const bias = biasGradSplit(g);
+      biasPartials = Tensor.empty(gpu, [bias.slices, g.outChannels], "workspace");
+      gpu.dispatch(
+        y ? BIAS_GRAD_RELU : BIAS_GRAD,
+        { ...reluMaskBindings(args), partial: biasPartials.buffer },
+        uniform(g, { slices: bias.slices, slice_length: bias.sliceLength }),
+        g.outChannels * bias.slices,
+        flops.bias,
+      );
+      reduce(gpu, BIAS_REDUCE, biasPartials, db, bias.slices);
 
-    // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
-    const depth = g.inChannels * g.kernel * g.kernel;
-    const weightSplit = weightGradSplit(
-      g,
-      tunedTarget(gpu, g) ?? TARGET_WORKGROUPS,
-      gpu.limits.maxStorageBufferBindingSize,
-    );
-    const direct = weightSplit.slices === 1;
-    const weightPartials = direct
-      ? null
-      : Tensor.empty(gpu, [weightSplit.slices, g.outChannels, depth], "workspace");
-    gpu.dispatch(
-      WEIGHT_GRAD,
-      { x: x.buffer, g: grad.buffer, out: (weightPartials ?? dw).buffer },
-      uniform(g, {
-        slices: weightSplit.slices,
-        slice_length: weightSplit.sliceLength,
-        direct: direct ? 1 : 0,
-      }),
-      gemmTiles(g.outChannels, depth) * weightSplit.slices,
-      flops.gemm,
-    );
-    if (weightPartials) reduce(gpu, WEIGHT_REDUCE, weightPartials, dw, weightSplit.slices);
+      // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
+      const depth = g.inChannels * g.kernel * g.kernel;
+      const target = tunedTarget(gpu, g) ?? TARGET_WORKGROUPS;
+      const weightSplit = weightGradSplit(g, target, gpu.limits.maxStorageBufferBindingSize);
+      const direct = weightSplit.slices === 1;
+      weightPartials = direct
+        ? null
+        : Tensor.empty(gpu, [weightSplit.slices, g.outChannels, depth], "workspace");
+      gpu.dispatch(
+        WEIGHT_GRAD,
+        { x: x.buffer, g: grad.buffer, out: (weightPartials ?? dw).buffer },
+        uniform(g, {
+          slices: weightSplit.slices,
+          slice_length: weightSplit.sliceLength,
+          direct: direct ? 1 : 0,
+        }),
+        gemmTiles(g.outChannels, depth) * weightSplit.slices,
+        flops.gemm,
+        splitCandidate(target),
+      );
+      if (weightPartials) reduce(gpu, WEIGHT_REDUCE, weightPartials, dw, weightSplit.slices);
+    });
 
     // Input gradient: dx = conv(grad, flipped weights) with padding k - 1 - p, the transposed convolution.
     let flipped: Tensor | null = null;

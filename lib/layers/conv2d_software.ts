@@ -71,22 +71,25 @@ export const SOFTWARE_CONV: ConvPasses = {
     const { gpu, geometry: g, x, y, grad, weight, dw, db, dx } = args;
     const params = convUniform(g);
     const flops = convFlops(g);
-    const bias = y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS;
-    gpu.dispatch(
-      bias,
-      { ...reluMaskBindings(args), db: db.buffer },
-      { n: g.n, count: g.outChannels, positions: g.outHeight * g.outWidth },
-      workgroupsFor(g.outChannels, bias),
-      flops.bias,
-    );
-    const columns = g.inChannels * g.kernel * g.kernel;
-    gpu.dispatch(
-      BACKWARD_WEIGHT.kernel,
-      { x: x.buffer, g: grad.buffer, dw: dw.buffer },
-      params,
-      gemmWorkgroups(BACKWARD_WEIGHT, columns, g.outChannels),
-      flops.gemm,
-    );
+    // The bias and weight gradients are the backward's "weight gradient" phase; the rest its input gradient.
+    gpu.inPhase("weight gradient", () => {
+      const bias = y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS;
+      gpu.dispatch(
+        bias,
+        { ...reluMaskBindings(args), db: db.buffer },
+        { n: g.n, count: g.outChannels, positions: g.outHeight * g.outWidth },
+        workgroupsFor(g.outChannels, bias),
+        flops.bias,
+      );
+      const columns = g.inChannels * g.kernel * g.kernel;
+      gpu.dispatch(
+        BACKWARD_WEIGHT.kernel,
+        { x: x.buffer, g: grad.buffer, dw: dw.buffer },
+        params,
+        gemmWorkgroups(BACKWARD_WEIGHT, columns, g.outChannels),
+        flops.gemm,
+      );
+    });
     if (!dx) return;
     // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
     const s = g.stride;
