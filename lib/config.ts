@@ -77,6 +77,8 @@ export interface EpochRecord extends EpochMetrics {
   validAcc?: number;
   /** Learning rate of the epoch's last step. */
   lr?: number;
+  /** Wall-clock seconds since the run started (evaluations and earlier attempts included). */
+  elapsedSeconds?: number;
 }
 
 /**

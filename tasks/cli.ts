@@ -136,6 +136,21 @@ const FLAG_SPECS = {
     type: "boolean",
     help: "gpu kernels: measure the split-K choice of every convolution on this adapter and cache it",
   },
+  "scale": {
+    type: "string",
+    choices: ["quick", "chapter"],
+    help: "experiment size: quick (about 30 min on a 2-core CPU) or chapter (224, batch 128, 10 epochs; " +
+      "default: quick on a software adapter, chapter on a GPU)",
+  },
+  "seeds": { type: "int", default: 2, min: 1, max: 100, help: "seeds per configuration (mean and spread)" },
+  "shard": {
+    type: "string",
+    help: "run only shard i of n (every n-th trial from the i-th, 0 <= i < n), e.g. 0/4",
+  },
+  "out": { type: "string", default: "runs/experiments", help: "root directory of the experiments' trials" },
+  "trials": { type: "int", min: 1, max: 10000, help: "random search: this many configurations of the grid" },
+  "list": { type: "boolean", help: "print the experiments, their trials and estimated times; run nothing" },
+  "report": { type: "boolean", help: "merge the finished trials into report.md and report.svg; run nothing" },
   "plan": {
     type: "boolean",
     help: "print the dispatches of one training step instead (counting device: no adapter, nothing runs)",
@@ -181,6 +196,38 @@ export function pickFlags<N extends FlagName, const D extends FlagDefaults<N> = 
     out[name] = spec;
   }
   return out as PickedFlags<N, D>;
+}
+
+/**
+ * Specs of registry flags that take a comma-separated list (a sweep's values), each value checked as the
+ * single flag checks it by {@link parseFlagList}.
+ *
+ * @example
+ * ```ts
+ * import { listFlags } from "./cli.ts";
+ * console.log(listFlags(["lr"]).lr.help); // learning rate (comma-separated list)
+ * ```
+ */
+export function listFlags<N extends FlagName>(
+  names: readonly N[],
+): { [K in N]: { type: "string"; help: string } } {
+  return Object.fromEntries(
+    names.map((name) => [name, { type: "string", help: `${FLAG_SPECS[name].help} (comma-separated list)` }]),
+  ) as { [K in N]: { type: "string"; help: string } };
+}
+
+/**
+ * The values of a list flag (see {@link listFlags}), each converted and range-checked as the registry's
+ * flag of that name; a bad value is a usage error naming it.
+ *
+ * @example
+ * ```ts
+ * import { parseFlagList } from "./cli.ts";
+ * console.log(parseFlagList("lr", "0.02,0.05")); // [0.02, 0.05]
+ * ```
+ */
+export function parseFlagList(name: FlagName, text: string): (number | string)[] {
+  return text.split(",").map((value) => convert(name, FLAG_SPECS[name], value.trim()) as number | string);
 }
 
 /** Help text for a task. */
