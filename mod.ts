@@ -143,3 +143,28 @@ export {
   SCHEDULE_KINDS,
   type ScheduleKind,
 } from "./lib/schedule.ts";
+export { runFitOptions, runSchedule, type RunSplits, runSplits, validationAccuracy } from "./lib/run.ts";
+export {
+  buildExperiment,
+  DEFAULT_SEARCH_TRIALS,
+  defaultSpace,
+  type Experiment,
+  EXPERIMENT_NAMES,
+  type ExperimentName,
+  type ExperimentOptions,
+  parseShard,
+  type Scale,
+  SCALE_CONFIGS,
+  SCALES,
+  type SearchSpace,
+  shardTrials,
+  type Trial,
+  type Variant,
+} from "./lib/experiment.ts";
+export {
+  type ExamplesPoint,
+  type ExperimentReport,
+  experimentReport,
+  type TrialResult,
+  type VariantCost,
+} from "./lib/experiment_report.ts";

@@ -11,12 +11,11 @@ import { configDifferences, type EpochRecord, ninOptions } from "../lib/config.t
 import { NinError } from "../lib/errors.ts";
 import type { Trial } from "../lib/experiment.ts";
 import type { TrialResult } from "../lib/experiment_report.ts";
-import { evaluate, fit } from "../lib/fit.ts";
+import { fit } from "../lib/fit.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
-import { learningRate } from "../lib/schedule.ts";
-import { batchesPerEpoch, holdOut } from "../lib/data/batches.ts";
+import { runFitOptions, runSchedule, runSplits, validationAccuracy } from "../lib/run.ts";
 import { writeFileAtomic } from "../lib/data/atomic_write.ts";
 import type { FashionMnist } from "../lib/data/fashion_mnist.ts";
 
@@ -164,22 +163,19 @@ export async function runTrial(trial: Trial, dir: string, ctx: TrialContext): Pr
 async function train(trial: Trial, dir: string, ctx: TrialContext, claim: Claim): Promise<TrialOutcome> {
   const { gpu, log } = ctx;
   const config = trial.config;
-  const { train: hyper, data: dataConfig } = config;
+  const hyper = config.train;
   const checkpointPath = `${dir}/checkpoint.safetensors`;
   const metricsPath = `${dir}/metrics.jsonl`;
   const started = performance.now();
-  const split = dataConfig.valid > 0 ? holdOut(ctx.data.train, dataConfig.valid, config.seed) : null;
-  const data = { train: split?.train ?? ctx.data.train, test: ctx.data.test };
-  const trainCount = Math.min(dataConfig.limitTrain ?? Infinity, data.train.count);
-  const testCount = Math.min(dataConfig.limitTest ?? Infinity, data.test.count);
-  const steps = batchesPerEpoch(trainCount, hyper.batchSize);
+  const splits = runSplits(config, ctx.data);
+  const { data, trainCount } = splits;
   const net = nin(gpu, ninOptions(config));
   const optimizer = new SGD(net.parameters(), {
     lr: hyper.lr,
     momentum: hyper.momentum,
     weightDecay: hyper.weightDecay,
+    schedule: runSchedule(config, splits.steps),
   });
-  optimizer.schedule = (step) => learningRate(hyper.lr, hyper.schedule, step, hyper.epochs * steps);
   try {
     const history: EpochRecord[] = [];
     const curve: CurvePoint[] = [];
@@ -210,18 +206,12 @@ async function train(trial: Trial, dir: string, ctx: TrialContext, claim: Claim)
       Deno.writeTextFile(metricsPath, JSON.stringify({ trial: trial.id, ...record }) + "\n", {
         append: true,
       });
-    const every = Math.max(1, Math.floor(steps / POINTS_PER_EPOCH));
+    const every = Math.max(1, Math.floor(splits.steps / POINTS_PER_EPOCH));
     const examplesSeen = (x: number) => Math.round(x * trainCount);
     const elapsed = () => secondsBefore + (performance.now() - started) / 1000;
     let pending: Promise<void> = Promise.resolve();
     await fit(net, optimizer, data, {
-      epochs: hyper.epochs,
-      batchSize: hyper.batchSize,
-      resize: dataConfig.resize,
-      seed: config.seed,
-      limitTrain: trainCount,
-      limitTest: testCount,
-      microBatch: ctx.microBatch,
+      ...runFitOptions(config, splits, ctx.microBatch),
       startEpoch,
       shouldStop: ctx.shouldStop,
       onStep: (p) => {
@@ -250,14 +240,7 @@ async function train(trial: Trial, dir: string, ctx: TrialContext, claim: Claim)
       onEpoch: async (m) => {
         await pending;
         const record: EpochRecord = { ...m, lr: optimizer.lr };
-        if (split) {
-          record.validAcc = (await evaluate(net, split.valid, {
-            batchSize: hyper.batchSize,
-            resize: dataConfig.resize,
-            microBatch: ctx.microBatch,
-          })).accuracy;
-          net.train();
-        }
+        record.validAcc = await validationAccuracy(net, config, splits, { microBatch: ctx.microBatch });
         record.elapsedSeconds = elapsed();
         history.push(record);
         await saveCheckpoint(net, checkpointPath, {

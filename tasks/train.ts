@@ -15,15 +15,16 @@ import {
 } from "../lib/checkpoint.ts";
 import { type EpochRecord, ninOptions, type RunConfig, runConfig } from "../lib/config.ts";
 import { NinError } from "../lib/errors.ts";
-import { type EpochMetrics, evaluate, fit } from "../lib/fit.ts";
+import { type EpochMetrics, fit } from "../lib/fit.ts";
 import { requestGpu } from "../lib/gpu/device.ts";
 import { loadTuning } from "../lib/tuning.ts";
 import { nin } from "../lib/nin.ts";
 import { layerShapes } from "../lib/shapes.ts";
 import { SGD } from "../lib/optim.ts";
-import { describeSchedule, learningRate } from "../lib/schedule.ts";
+import { describeSchedule } from "../lib/schedule.ts";
+import { runFitOptions, runSchedule, runSplits, validationAccuracy } from "../lib/run.ts";
 import { lineChartSvg } from "../lib/svg_plot.ts";
-import { batchesPerEpoch, holdOut } from "../lib/data/batches.ts";
+import { batchesPerEpoch } from "../lib/data/batches.ts";
 import { writeFileAtomic } from "../lib/data/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { prepareOutput } from "./outputs.ts";
@@ -144,22 +145,15 @@ if (import.meta.main) {
       }
     }
     const loaded = await loadTaskData(flags);
-    const split = dataConfig.valid > 0
-      ? checkFlag("--valid", dataConfig.valid, () => holdOut(loaded.train, dataConfig.valid, config.seed))
-      : null;
-    const data = { train: split?.train ?? loaded.train, test: loaded.test };
+    const splits = checkFlag("--valid", dataConfig.valid, () => runSplits(config, loaded));
+    const { data, valid, trainCount, testCount, steps } = splits;
     const tuning = gpu.kernels === "gpu" ? await loadTuning(gpu) : undefined;
     console.error(`device: ${gpu.describe()}${tuning ? `, tuned choices from ${tuning.path}` : ""}`);
 
-    // A limit beyond the split (e.g. the preset's on a small data set) means the whole split.
-    const trainCount = Math.min(dataConfig.limitTrain ?? Infinity, data.train.count);
-    const testCount = Math.min(dataConfig.limitTest ?? Infinity, data.test.count);
-    const steps = batchesPerEpoch(trainCount, hyper.batchSize);
     const testBatches = batchesPerEpoch(testCount, hyper.batchSize) +
-      (split ? batchesPerEpoch(split.valid.count, hyper.batchSize) : 0);
+      (valid ? batchesPerEpoch(valid.count, hyper.batchSize) : 0);
     const epochsLeft = hyper.epochs - startEpoch;
-    const totalSteps = hyper.epochs * steps;
-    optimizer.schedule = (step) => learningRate(hyper.lr, hyper.schedule, step, totalSteps);
+    optimizer.schedule = runSchedule(config, steps);
     const progress = new Progress(Deno.stderr.isTerminal(), {
       trainSteps: epochsLeft * steps,
       testBatches: epochsLeft * testBatches,
@@ -172,9 +166,7 @@ if (import.meta.main) {
         epochsLeft === 1 ? "" : "s"
       } of ${steps} steps (batch ${hyper.batchSize}, ` +
         `${trainCount} images at ${dataConfig.resize}x${dataConfig.resize}, lr ${hyper.lr} ` +
-        `${describeSchedule(hyper.schedule)}${
-          split ? `, ${split.valid.count} held out for validation` : ""
-        })`,
+        `${describeSchedule(hyper.schedule)}${valid ? `, ${valid.count} held out for validation` : ""})`,
     );
     console.error(
       `compiling kernels and running the first step${
@@ -187,13 +179,7 @@ if (import.meta.main) {
       if (flags.plot) await writeFileAtomic(flags.plot, new TextEncoder().encode(plotSvg(curve, history)));
     };
     await fit(net, optimizer, data, {
-      epochs: hyper.epochs,
-      batchSize: hyper.batchSize,
-      resize: dataConfig.resize,
-      seed: config.seed,
-      limitTrain: trainCount,
-      limitTest: testCount,
-      microBatch: flags["micro-batch"],
+      ...runFitOptions(config, splits, flags["micro-batch"]),
       startEpoch,
       shouldStop: () => interrupt.requested,
       onStep: (p) => {
@@ -223,16 +209,10 @@ if (import.meta.main) {
         progress.testBatch(`test ${t.batch}/${t.batches}`, t.seconds, t.batch / t.batches, t.batch === 1),
       onEpoch: async (m: EpochMetrics) => {
         const record: EpochRecord = { ...m, lr: optimizer.lr };
-        if (split) {
-          const valid = await evaluate(net, split.valid, {
-            batchSize: hyper.batchSize,
-            resize: dataConfig.resize,
-            microBatch: flags["micro-batch"],
-            onBatch: (t) => progress.testBatch(`valid ${t.batch}/${t.batches}`, t.seconds, 0, false),
-          });
-          net.train();
-          record.validAcc = valid.accuracy;
-        }
+        record.validAcc = await validationAccuracy(net, config, splits, {
+          microBatch: flags["micro-batch"],
+          onBatch: (t) => progress.testBatch(`valid ${t.batch}/${t.batches}`, t.seconds, 0, false),
+        });
         progress.clear();
         history.push(record);
         console.log(
