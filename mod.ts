@@ -24,14 +24,17 @@ export {
   type KernelChoice,
   type KernelFamily,
   type MemoryStats,
+  type Phase,
+  type ReadPart,
   requestGpu,
 } from "./lib/gpu/device.ts";
+export { PHASES, totalFlops } from "./lib/gpu/records.ts";
+export { type Tuning } from "./lib/tuning.ts";
 export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
 export { type ForwardContext, Module, Parameter } from "./lib/module.ts";
-export { type BufferPool, type LiveBuffer } from "./lib/gpu/pool.ts";
-export { type CommandRecorder, type Dispatch } from "./lib/gpu/recorder.ts";
-export { type Profiler, type TimingMethod } from "./lib/gpu/profiler.ts";
+export { type LiveBuffer } from "./lib/gpu/pool.ts";
+export { type TimingMethod } from "./lib/gpu/profiler.ts";
 export { type ParamField } from "./lib/gpu/kernel.ts";
 export { Random } from "./lib/random.ts";
 export {
@@ -61,8 +64,26 @@ export {
 export { type LayerShape, layerShapes, smallestInputSize } from "./lib/shapes.ts";
 export { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "./lib/loss.ts";
 export { SGD, type SGDOptions } from "./lib/optim.ts";
-export { evalStep, type StepOptions, type StepResult, trainStep } from "./lib/train.ts";
-export { type LargestActivation, largestActivation, microBatchSize } from "./lib/microbatch.ts";
+export {
+  decodeStep,
+  evalStep,
+  type EvalStepOptions,
+  type EvalStepResult,
+  readStep,
+  type RecordedStep,
+  recordEvalStep,
+  recordTrainStep,
+  type StepOptions,
+  type StepResult,
+  trainStep,
+} from "./lib/train.ts";
+export { type Completed, Readback, type ReadbackOptions } from "./lib/readback.ts";
+export {
+  forEachMicroBatch,
+  type LargestActivation,
+  largestActivation,
+  microBatchSize,
+} from "./lib/microbatch.ts";
 export { resizeImages } from "./lib/resize.ts";
 export {
   type Dtype,

@@ -44,8 +44,7 @@ interface PendingRead<T> {
  *
  * @example
  * ```ts
- * import { requestGpu } from "@nin/webgpu";
- * import { Readback } from "./readback.ts";
+ * import { Readback, requestGpu } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const queue = new Readback<number>(gpu);
  * for (let step = 0; step < 3; step++) {

@@ -130,7 +130,7 @@ interface LoopFigures {
 }
 
 /** Runs `warmup` then `steps` recorded steps through a {@link Readback}, the way the epoch loops do. */
-async function timeLoop(
+export async function timeLoop(
   gpu: Gpu,
   warmup: number,
   steps: number,
@@ -234,94 +234,128 @@ if (import.meta.main) {
       return;
     }
     const gpu = await requestGpu({ engine: flags.gpu, kernels });
-    const net = nin(gpu, { seed: 0 });
-    const input = [batch, 1, size, size];
-    const shapes = checkFlag("--resize", size, () => layerShapes(net, input, true));
     log(`device: ${gpu.describe()}`);
-    const tuning = await tune(gpu, shapes, input, flags.tune, flags["micro-batch"]);
-    log(`tuning: ${tuning.text}`);
-    const roofline = await measureRoofline(gpu, flags["roofline-size"]);
-    log(`roofline: ${roofline.gflops.toFixed(1)} GFLOP/s (WGSL matmul ${roofline.size}^3, register-blocked)`);
-
-    const rng = new Random(1);
-    const images = Tensor.fromArray(gpu, rng.uniformArray(batch * size * size, 0, 1), [batch, 1, size, size]);
-    const labels = Int32Array.from({ length: batch }, () => rng.int(10));
-    const opt = new SGD(net.parameters(), { lr: 0.01 });
-    const microBatch = flags["micro-batch"];
-
-    const train = () => recordTrainStep(net, opt, images, labels, { microBatch });
-    const infer = () => {
-      net.eval();
-      const step = recordEvalStep(net, images, labels, { microBatch, predictions: true });
-      net.train();
-      return step;
-    };
-    const trainLoop = await timeLoop(gpu, flags.warmup, flags.steps, train);
-    const inferLoop = await timeLoop(gpu, flags.warmup, flags.steps, infer);
-    const profiled = async (record: () => RecordedStep) =>
-      await gpu.trace(async () => {
-        const step = record();
-        step.release();
-        await gpu.sync();
-      }, { timed: true });
-    const trainRecords = await profiled(train);
-    const inferRecords = await profiled(infer);
-    const trainKernels = summarize(trainRecords, "train", roofline.gflops);
-    const inferKernels = summarize(inferRecords, "infer", roofline.gflops);
-    const loops = {
-      train: { ...trainLoop, gpuMs: sumMs(trainKernels), gpuMsByPhase: phaseMs(trainRecords) },
-      infer: { ...inferLoop, gpuMs: sumMs(inferKernels), gpuMsByPhase: phaseMs(inferRecords) },
-    };
-    const timing = gpu.timingMethod;
-    for (const [name, loop] of Object.entries(loops)) {
-      log(
-        `${name}: ${(batch * 1000 / loop.wallMs).toFixed(1)} examples/s; per step: wall ${
-          loop.wallMs.toFixed(1)
-        } ms, GPU ${loop.gpuMs.toFixed(1)} ms, host waits ${loop.hostWaitMs.toFixed(1)} ms in ${
-          loop.readsPerStep.toFixed(2)
-        } reads`,
-      );
-      log(
-        "  GPU ms by phase: " +
-          Object.entries(loop.gpuMsByPhase).map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`).join(", "),
-      );
-    }
-    for (
-      const [phase, kernels] of [["training step", trainKernels], ["inference pass", inferKernels]] as const
-    ) {
-      const total = kernels.reduce((s, k) => s + k.ms, 0);
-      log(`\n${phase}: per-kernel time (${timing}), total ${total.toFixed(1)} ms`);
-      log(
-        "kernel".padEnd(32) + "calls".padStart(6) + "ms".padStart(10) + "share".padStart(8) +
-          "GFLOP/s".padStart(10) + "of roofline".padStart(13),
-      );
-      for (const k of kernels) {
-        log(
-          k.name.padEnd(32) + String(k.calls).padStart(6) + k.ms.toFixed(2).padStart(10) +
-            `${(100 * k.ms / total).toFixed(1)}%`.padStart(8) + k.gflops.toFixed(2).padStart(10) +
-            `${(100 * k.roofline_share).toFixed(0)}%`.padStart(13),
-        );
-      }
-    }
-    if (flags.json) {
-      console.log(JSON.stringify({
-        device: gpu.adapterName,
-        engine: gpu.engine,
-        kernel_family: gpu.kernels,
-        resize: size,
-        batch_size: batch,
-        train_examples_per_s: batch * 1000 / loops.train.wallMs,
-        infer_examples_per_s: batch * 1000 / loops.infer.wallMs,
-        loops,
-        roofline_gflops: roofline.gflops,
-        tuning: tuning.json,
-        timing,
-        kernels: [...trainKernels, ...inferKernels],
-      }));
-    }
-    images.dispose();
-    opt.dispose();
-    net.dispose();
+    const result = await benchmark(gpu, {
+      batch,
+      size,
+      steps: flags.steps,
+      warmup: flags.warmup,
+      microBatch: flags["micro-batch"],
+      rooflineSize: flags["roofline-size"],
+      tune: flags.tune,
+    }, log);
+    if (flags.json) console.log(JSON.stringify(result));
     gpu.destroy();
   });
+}
+
+/** What {@link benchmark} measures. */
+export interface BenchOptions {
+  /** Batch size. */
+  batch: number;
+  /** Input side. */
+  size: number;
+  /** Timed steps per loop. */
+  steps: number;
+  /** Untimed steps first (shader compilation). */
+  warmup: number;
+  /** Largest micro-batch. */
+  microBatch?: number;
+  /** Side of the roofline's matmul. */
+  rooflineSize: number;
+  /** Measure the gpu family's tuned choices now (else read the cache). */
+  tune?: boolean;
+}
+
+/**
+ * NiN's training and inference loops on `gpu` as `fit` and `evaluate` run them (queued, read in ticks),
+ * one GPU-timed step of each with per-kernel and per-phase figures, the roofline and the tuning in force.
+ * `log` receives the human-readable lines.
+ */
+export async function benchmark(gpu: Gpu, options: BenchOptions, log: (line: string) => void = () => {}) {
+  const { batch, size, microBatch } = options;
+  const net = nin(gpu, { seed: 0 });
+  const input = [batch, 1, size, size];
+  const shapes = checkFlag("--resize", size, () => layerShapes(net, input, true));
+  const tuning = await tune(gpu, shapes, input, options.tune, microBatch);
+  log(`tuning: ${tuning.text}`);
+  const roofline = await measureRoofline(gpu, options.rooflineSize);
+  log(`roofline: ${roofline.gflops.toFixed(1)} GFLOP/s (WGSL matmul ${roofline.size}^3, register-blocked)`);
+
+  const rng = new Random(1);
+  const images = Tensor.fromArray(gpu, rng.uniformArray(batch * size * size, 0, 1), [batch, 1, size, size]);
+  const labels = Int32Array.from({ length: batch }, () => rng.int(10));
+  const opt = new SGD(net.parameters(), { lr: 0.01 });
+
+  const train = () => recordTrainStep(net, opt, images, labels, { microBatch });
+  const infer = () => {
+    net.eval();
+    const step = recordEvalStep(net, images, labels, { microBatch, predictions: true });
+    net.train();
+    return step;
+  };
+  const trainLoop = await timeLoop(gpu, options.warmup, options.steps, train);
+  const inferLoop = await timeLoop(gpu, options.warmup, options.steps, infer);
+  const profiled = async (record: () => RecordedStep) =>
+    await gpu.trace(async () => {
+      const step = record();
+      step.release();
+      await gpu.sync();
+    }, { timed: true });
+  const trainRecords = await profiled(train);
+  const inferRecords = await profiled(infer);
+  const trainKernels = summarize(trainRecords, "train", roofline.gflops);
+  const inferKernels = summarize(inferRecords, "infer", roofline.gflops);
+  const loops = {
+    train: { ...trainLoop, gpuMs: sumMs(trainKernels), gpuMsByPhase: phaseMs(trainRecords) },
+    infer: { ...inferLoop, gpuMs: sumMs(inferKernels), gpuMsByPhase: phaseMs(inferRecords) },
+  };
+  const timing = gpu.timingMethod;
+  for (const [name, loop] of Object.entries(loops)) {
+    log(
+      `${name}: ${(batch * 1000 / loop.wallMs).toFixed(1)} examples/s; per step: wall ${
+        loop.wallMs.toFixed(1)
+      } ms, GPU ${loop.gpuMs.toFixed(1)} ms, host waits ${loop.hostWaitMs.toFixed(1)} ms in ${
+        loop.readsPerStep.toFixed(2)
+      } reads`,
+    );
+    log(
+      "  GPU ms by phase: " +
+        Object.entries(loop.gpuMsByPhase).map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`).join(", "),
+    );
+  }
+  for (
+    const [phase, kernels] of [["training step", trainKernels], ["inference pass", inferKernels]] as const
+  ) {
+    const total = sumMs(kernels);
+    log(`\n${phase}: per-kernel time (${timing}), total ${total.toFixed(1)} ms`);
+    log(
+      "kernel".padEnd(32) + "calls".padStart(6) + "ms".padStart(10) + "share".padStart(8) +
+        "GFLOP/s".padStart(10) + "of roofline".padStart(13),
+    );
+    for (const k of kernels) {
+      log(
+        k.name.padEnd(32) + String(k.calls).padStart(6) + k.ms.toFixed(2).padStart(10) +
+          `${(100 * k.ms / total).toFixed(1)}%`.padStart(8) + k.gflops.toFixed(2).padStart(10) +
+          `${(100 * k.roofline_share).toFixed(0)}%`.padStart(13),
+      );
+    }
+  }
+  images.dispose();
+  opt.dispose();
+  net.dispose();
+  return {
+    device: gpu.adapterName,
+    engine: gpu.engine,
+    kernel_family: gpu.kernels,
+    resize: size,
+    batch_size: batch,
+    train_examples_per_s: batch * 1000 / loops.train.wallMs,
+    infer_examples_per_s: batch * 1000 / loops.infer.wallMs,
+    loops,
+    roofline_gflops: roofline.gflops,
+    tuning: tuning.json,
+    timing,
+    kernels: [...trainKernels, ...inferKernels],
+  };
 }

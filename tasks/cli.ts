@@ -147,10 +147,14 @@ const FLAG_SPECS = {
     type: "string",
     help: "run only shard i of n (every n-th trial from the i-th, 0 <= i < n), e.g. 0/4",
   },
-  "out": { type: "string", default: "runs/experiments", help: "root directory of the experiments' trials" },
   "trials": { type: "int", min: 1, max: 10000, help: "random search: this many configurations of the grid" },
   "list": { type: "boolean", help: "print the experiments, their trials and estimated times; run nothing" },
   "report": { type: "boolean", help: "merge the finished trials into report.md and report.svg; run nothing" },
+  "quick": {
+    type: "boolean",
+    help: "report: small sizes for a software adapter (minutes), not the chapter's 224x224, batch 128",
+  },
+  "out": { type: "string", help: "directory to write into" },
   "plan": {
     type: "boolean",
     help: "print the dispatches of one training step instead (counting device: no adapter, nothing runs)",

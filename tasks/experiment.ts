@@ -83,6 +83,7 @@ const TASK = {
         "warmup-steps": undefined,
         "one-by-one-convs": undefined,
         head: undefined,
+        out: "runs/experiments",
       },
     ),
   },

@@ -98,7 +98,7 @@ Deno.test("resources: the chapter's figures (software kernels, 128 MiB and 4 GiB
   assertEquals([(r.trainStep.total / 1e9).toFixed(1), r.trainStep.total], ["577.1", 577117436364], "step");
   assertEquals([MIB(r.run.training.bytes), MIB(r.run.inference.bytes)], ["1110.7", "309.0"], "memory");
   assertEquals([r.run.training.microBatch, r.run.training.microBatches], [119, 2], "split");
-  assertEquals(r.run.training.peakAt, "backward of 0.2 (micro-batch 1 of 2)", "training peak");
+  assertEquals(r.run.training.peakAt, "input gradient of 0.2 (micro-batch 1 of 2)", "training peak");
   assertEquals(r.run.inference.peakAt, "forward of 0.2 (micro-batch 1 of 2)", "prediction peak");
   assertEquals(MIB(r.single.inference.bytes), "9.9", "one image");
   const whole = await chapter(4294967295);

@@ -87,9 +87,12 @@ taskTest("bench --plan --json: every dispatch of one training step, from the cou
   >;
   assertJsonEqual(
     Object.keys(gpu.dispatches[0]),
-    ["kernel", "workgroups", "workgroup_size", "flops"],
+    ["kernel", "candidate", "phase", "workgroups", "workgroup_size", "flops"],
     "dispatch keys",
   );
+  // Every part of a step appears, in the order each first runs (resizing is not part of the plan).
+  const phases = [...new Set(gpu.dispatches.map((d) => d.phase as unknown as string))];
+  assertJsonEqual(phases, ["forward", "loss", "input gradient", "weight gradient", "optimizer"], "phases");
   assertJsonEqual(
     [gpu.kernel_family, software.kernel_family, gpu.micro_batch],
     ["gpu", "software", 128],

@@ -44,6 +44,7 @@ export class BufferPool {
   #live = new Map<GPUBuffer, LiveBuffer>();
   #stats = { liveBytes: 0, peakBytes: 0, pooledBytes: 0 };
   #atPeak: LiveBuffer[] = [];
+  #owners = new WeakMap<GPUBuffer, string>();
 
   /** A pool creating its buffers with `create`. */
   constructor(readonly create: (size: number, label: string) => GPUBuffer) {}
@@ -52,13 +53,19 @@ export class BufferPool {
   allocate(bytes: number, category: string, scope = "", phase: Phase = "other"): GPUBuffer {
     const size = bufferSize(bytes);
     const free = this.#free.get(size);
-    let buffer = free?.pop();
+    // The free buffer this (scope, category, phase) held last, else the last one released: a step then
+    // gets the same buffers as the step before it, so its bind groups can be reused.
+    const owner = `${scope}|${category}|${phase}`;
+    const index = free ? free.findLastIndex((b) => this.#owners.get(b) === owner) : -1;
+    let buffer = index >= 0 ? free!.splice(index, 1)[0] : free?.pop();
+
     if (buffer) {
       this.#stats.pooledBytes -= size;
       buffer.label = category;
     } else {
       buffer = this.create(size, category);
     }
+    this.#owners.set(buffer, owner);
     this.#live.set(buffer, { size, category, scope, phase });
     this.#stats.liveBytes += size;
     if (this.#stats.liveBytes > this.#stats.peakBytes) {
