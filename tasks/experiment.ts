@@ -28,6 +28,7 @@ import { ninOptions } from "../lib/config.ts";
 import { writeFileAtomic } from "../lib/data/atomic_write.ts";
 import { loadTaskData } from "./data.ts";
 import { formatDuration } from "./progress.ts";
+import { median } from "../lib/median.ts";
 import { readTrialResult, runTrial } from "./experiment_trial.ts";
 
 /** Flags that take a list: the hyperparameters a search varies (one value: fixed for every trial). */
@@ -131,7 +132,7 @@ if (import.meta.main) {
       const g = await device();
       for (const n of name ? [name] : EXPERIMENT_NAMES) {
         const experiment = buildExperiment(n, await definitionFrom(n));
-        console.log(await listing(experiment, g));
+        console.log(await listing(experiment, g, `${flags.out}/${n}`));
       }
       return;
     }
@@ -317,9 +318,11 @@ async function variantCosts(experiment: Experiment, gpu: Gpu | null): Promise<Ma
 }
 
 /** `--list`: the experiment, its trials and the estimated time of each on this adapter. */
-async function listing(experiment: Experiment, gpu: Gpu): Promise<string> {
+async function listing(experiment: Experiment, gpu: Gpu, root: string): Promise<string> {
   const costs = await variantCosts(experiment, null);
-  const rate = gpu.isSoftware ? ESTIMATED_FLOPS_PER_SECOND.software : ESTIMATED_FLOPS_PER_SECOND.gpu;
+  const measured = await measuredRate(experiment, root, costs);
+  const rate = measured?.rate ??
+    (gpu.isSoftware ? ESTIMATED_FLOPS_PER_SECOND.software : ESTIMATED_FLOPS_PER_SECOND.gpu);
   let total = 0;
   const lines = [`${experiment.name} (${experiment.scale} scale): ${experiment.question}`];
   for (const trial of experiment.trials) {
@@ -334,11 +337,38 @@ async function listing(experiment: Experiment, gpu: Gpu): Promise<string> {
   }
   lines.push(
     `  ${experiment.trials.length} trials, about ${formatDuration(total)} on ${gpu.adapterName} ` +
-      `(estimated at ${rate / 1e9} GFLOP/s${
-        gpu.isSoftware ? ", a 2-core CPU's llvmpipe" : ", an H200-class GPU"
+      `(at ${(rate / 1e9).toPrecision(3)} GFLOP/s, ${
+        measured
+          ? `the median training rate of the ${measured.epochs} epoch(s) already run in ${root}`
+          : gpu.isSoftware
+          ? "a quiet 2-core CPU's llvmpipe; a busy machine takes longer"
+          : "an H200-class GPU's paper estimate"
       })`,
   );
   return lines.join("\n");
+}
+
+/** The median training FLOP rate of the epochs already run under `root`, if any (a busy machine shows here). */
+async function measuredRate(
+  experiment: Experiment,
+  root: string,
+  costs: Map<string, VariantCost>,
+): Promise<{ rate: number; epochs: number } | null> {
+  const rates: number[] = [];
+  for (const trial of experiment.trials) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${root}/${trial.id}/metrics.jsonl`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    for (const line of text.split("\n").filter((l) => l.includes('"kind":"epoch"'))) {
+      rates.push(JSON.parse(line).examplesPerSec * costs.get(trial.variant.id)!.trainFlopsPerImage);
+    }
+  }
+  if (rates.length === 0) return null;
+  return { rate: median(rates), epochs: rates.length };
 }
 
 function describeOutcome(outcome: string): string {
