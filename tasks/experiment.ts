@@ -185,6 +185,9 @@ if (import.meta.main) {
       }
     }
     const results = await readResults(root, experiment.trials);
+    if (flags.report && results.length === 0) {
+      throw new NinError(`nothing to report: ${root} holds no finished trial of ${experiment.name}`);
+    }
     const report = experimentReport(experiment, results, await variantCosts(experiment, gpu));
     await writeFileAtomic(`${root}/report.md`, new TextEncoder().encode(report.markdown));
     await writeFileAtomic(`${root}/report.svg`, new TextEncoder().encode(report.svg));

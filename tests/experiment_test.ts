@@ -247,3 +247,24 @@ taskTest(
     });
   },
 );
+
+taskTest("experiment: bad input ends in one line naming it", async () => {
+  const cases: [string[], string][] = [
+    [["bogus"], 'unknown experiment "bogus"; the experiments are hyperparameters, one-by-one, head'],
+    [[], "name an experiment: hyperparameters, one-by-one, head (or pass --list)"],
+    [["head", "--shard", "3/2"], "--shard: a shard is i/n with 0 <= i < n, got 3/2"],
+    [["head", "--lr", "0.1,0.2"], "--lr takes one value for head (lists are for hyperparameters)"],
+    [["hyperparameters", "--lr", "0.1,abc"], "--lr must be a number in (0, 100], got abc"],
+  ];
+  for (const [args, message] of cases) assertTaskError(await runTask("experiment", args), 2, message);
+  const dir = await Deno.makeTempDir({ prefix: "nin_experiment_" });
+  try {
+    assertTaskError(
+      await runTask("experiment", ["head", "--report", "--scale", "quick", "--out", dir]),
+      1,
+      `nothing to report: ${dir}/head holds no finished trial of head`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
