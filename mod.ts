@@ -189,3 +189,4 @@ export {
   type TrialResult,
   type VariantCost,
 } from "./lib/experiment_report.ts";
+export { featureStats, type HeadFeatureStats, headFeatureStats } from "./lib/head_features.ts";

@@ -7,6 +7,7 @@
  */
 import { describeRunConfig, type EpochRecord, type RunConfig } from "./config.ts";
 import type { Experiment, Variant } from "./experiment.ts";
+import type { HeadFeatureStats } from "./head_features.ts";
 import { lineChartSvg, type Series } from "./svg_plot.ts";
 
 /** One point of a trial's training curve: running mean of the epoch's train loss after `examples` seen. */
@@ -35,6 +36,8 @@ export interface TrialResult {
   seconds: number;
   /** The device it ran on. */
   device: string;
+  /** What the last block hands the pooling after training, on the first test images. */
+  headFeatures?: HeadFeatureStats;
 }
 
 /** Static figures of a variant's model (from the counting device), for the table. */
@@ -194,13 +197,14 @@ function findings(experiment: Experiment, rows: Row[], costs: ReadonlyMap<string
   if (next) {
     const gap = top.test.mean - next.test.mean;
     const spread = Math.max(top.test.sd, next.test.sd);
-    out.push(
-      `Next: ${next.variant.label} (${pm(next.test)}); the gap of ${gap.toFixed(3)} is ${
-        gap > 2 * spread ? "more than twice" : "within twice"
-      } the larger spread over seeds (${spread.toFixed(3)}), so at this scale it is ${
-        gap > 2 * spread ? "a difference the seeds agree on" : "not distinguishable from seed noise"
-      }.`,
-    );
+    const verdict = Math.min(top.results.length, next.results.length) < 2
+      ? "with one seed there is no spread to compare it with"
+      : gap > 2 * spread
+      ? `more than twice the larger spread over seeds (${spread.toFixed(3)}): a difference the seeds agree on`
+      : `within twice the larger spread over seeds (${
+        spread.toFixed(3)
+      }): not distinguishable from seed noise`;
+    out.push(`Next: ${next.variant.label} (${pm(next.test)}); the gap of ${gap.toFixed(3)} is ${verdict}.`);
   }
   for (const r of rows) {
     const cost = costs.get(r.variant.id);
@@ -212,7 +216,17 @@ function findings(experiment: Experiment, rows: Row[], costs: ReadonlyMap<string
       : `${cost.params.toLocaleString("en-US")} parameters and ${
         (cost.flopsPerImage / 1e6).toFixed(1)
       } MFLOPs per image`;
-    out.push(`- ${r.variant.label}: ${what}; final train loss ${pm(r.loss)}.`);
+    const features = r.results.map((t) => t.headFeatures).filter((f): f is HeadFeatureStats =>
+      f !== undefined
+    );
+    const measured = features.length === r.results.length && features.length > 0
+      ? `; its last block's output on ${features[0].images} test images: ${
+        pm(stats(features.map((f) => f.deadChannels)), 1)
+      } of ${features[0].channels} channels dead (zero for every image), effective rank ${
+        pm(stats(features.map((f) => f.effectiveRank)), 2)
+      } of at most ${features[0].maxRank}`
+      : "";
+    out.push(`- ${r.variant.label}: ${what}; final train loss ${pm(r.loss)}${measured}.`);
   }
   return out;
 }

@@ -12,6 +12,7 @@ import { NinError } from "../lib/errors.ts";
 import type { Trial } from "../lib/experiment.ts";
 import type { TrialResult } from "../lib/experiment_report.ts";
 import { fit } from "../lib/fit.ts";
+import { headFeatureStats } from "../lib/head_features.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
@@ -23,6 +24,8 @@ import type { FashionMnist } from "../lib/data/fashion_mnist.ts";
 const STALE_CLAIM_SECONDS = 600;
 /** How often a running trial touches its claim, at most. */
 const HEARTBEAT_SECONDS = 30;
+/** Test images whose last-block features a finished trial measures (exercise 4's dead channels and rank). */
+const FEATURE_IMAGES = 256;
 /** Points of the training curve per epoch. */
 const POINTS_PER_EPOCH = 5;
 
@@ -257,6 +260,11 @@ async function train(trial: Trial, dir: string, ctx: TrialContext, claim: Claim)
     });
     await pending;
     if (history.length < hyper.epochs) return "stopped";
+    const headFeatures = await headFeatureStats(net, data.test, {
+      count: Math.min(FEATURE_IMAGES, splits.testCount),
+      batchSize: hyper.batchSize,
+      resize: config.data.resize,
+    });
     const result: TrialResult = {
       trial: trial.id,
       variant: trial.variant.id,
@@ -266,6 +274,7 @@ async function train(trial: Trial, dir: string, ctx: TrialContext, claim: Claim)
       curve: curve.map((p) => ({ examples: examplesSeen(p.x), loss: p.loss })),
       seconds: elapsed(),
       device: gpu.describe(),
+      headFeatures,
     };
     await writeFileAtomic(
       `${dir}/result.json`,

@@ -14,6 +14,7 @@ import { SGD } from "../lib/optim.ts";
 import { learningRate } from "../lib/schedule.ts";
 import { saveSafetensors } from "../lib/safetensors.ts";
 import { type Examples, holdOut } from "../lib/data/batches.ts";
+import { featureStats } from "../lib/head_features.ts";
 
 // The run state of a checkpoint written by today's `deno task train` (commit 0cdb600) on the software preset,
 // copied verbatim from the file: configuration keyed by flag names, plot and metrics among them.
@@ -259,4 +260,24 @@ Deno.test("experiment report: ranked by validation, test accuracy only for the c
   ], "rows");
   assertJsonEqual(experimentReport(e, [...results].reverse(), new Map()), report, "order of results");
   if (!report.svg.includes("<polygon")) throw new Error("no band over seeds in the SVG");
+});
+
+Deno.test("head features: dead channels and effective rank of hand-made features", () => {
+  // Variances 8 and 2 along two directions: singular values sqrt(8) and sqrt(2), shares 2/3 and 1/3, so the
+  // effective rank is exp(-(2/3) ln(2/3) - (1/3) ln(1/3)) = 1.889882; the same rotated by 45 degrees.
+  const expected = Math.exp(-(2 / 3) * Math.log(2 / 3) - (1 / 3) * Math.log(1 / 3));
+  const axes = featureStats([2, 0, -2, 0, 0, 1, 0, -1], 4, 2, 1);
+  const r = Math.SQRT1_2;
+  const rotated = featureStats([2 * r, 2 * r, -2 * r, -2 * r, -r, r, r, -r], 4, 2, 1);
+  assertClose(
+    [axes.effectiveRank, rotated.effectiveRank],
+    [expected, expected],
+    { atol: 1e-9, rtol: 0 },
+    "rank",
+  );
+  // Three channels of two positions; channel 1 is zero everywhere; the rest vary along one direction.
+  const rows = [1, 2, 0, 0, 3, 3, 2, 4, 0, 0, 6, 6, 3, 6, 0, 0, 9, 9];
+  const dead = featureStats(rows, 3, 3, 2);
+  assertJsonEqual([dead.deadChannels, dead.maxRank], [1, 2], "dead channels and the rank bound");
+  assertClose([dead.effectiveRank], [1], { atol: 1e-9, rtol: 0 }, "rank of features along one direction");
 });
