@@ -243,6 +243,8 @@ taskTest(
           await figures(`${dir}/plain`),
           `${trial} after resuming`,
         );
+        const { headFeatures } = JSON.parse(await Deno.readTextFile(`${dir}/cut/head/${trial}/result.json`));
+        assertJsonEqual([headFeatures.images, headFeatures.channels], [4, 10], `${trial}: features measured`);
       }
     });
   },
