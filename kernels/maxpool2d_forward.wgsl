@@ -15,6 +15,12 @@ override save_indices: bool = false;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
 
+// WGSL lets a compiler assume no float is NaN, and lavapipe's (Vulkan) does: it folds `v != v` to false. So NaN
+// is told by its bits (all-ones exponent, non-zero mantissa), and a NaN best is never compared again.
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn element(i: u32) {
   let cell = plane_cell(i, p.out_height, p.out_width);
   let base = cell.plane * p.height * p.width;
@@ -36,7 +42,7 @@ fn element(i: u32) {
       }
       let index = u32(iy) * p.width + u32(ix);
       let v = x[base + index];
-      if (!found || v > best || v != v) {
+      if (!found || (!is_nan(best) && (is_nan(v) || v > best))) {
         best = v;
         best_index = index;
         found = true;

@@ -1,5 +1,6 @@
 /**
- * Training checkpoints as safetensors files: the model's parameters under PyTorch's names (so the file
+ * Training checkpoints as safetensors bytes (files are written and read at the Deno edge,
+ * lib/deno/checkpoint_file.ts): the model's parameters under PyTorch's names (so the file
  * loads into PyTorch directly), the optimizer's momentum buffers, and the run's state in the metadata.
  *
  * @module
@@ -8,7 +9,7 @@ import { type EpochRecord, readHistory, readRunConfig, type RunConfig } from "./
 import { NinError } from "./errors.ts";
 import type { Module } from "./module.ts";
 import type { SGD } from "./optim.ts";
-import { type HostTensor, readSafetensors, saveSafetensors } from "./safetensors.ts";
+import { type HostTensor, parseSafetensors, serializeSafetensors } from "./safetensors.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Prefix of the optimizer's momentum buffers in a checkpoint (PyTorch keeps them apart from the model). */
@@ -49,7 +50,7 @@ export interface CurvePoint {
   trainAcc: number;
 }
 
-/** Options of {@link saveCheckpoint}: what a trainer saves besides the model, to resume exactly. */
+/** Options of {@link encodeCheckpoint}: what a trainer saves besides the model, to resume exactly. */
 export interface SaveCheckpointOptions {
   /** The optimizer whose momentum buffers and step count are saved. */
   optimizer?: SGD;
@@ -58,27 +59,27 @@ export interface SaveCheckpointOptions {
 }
 
 /**
- * Writes `net`'s parameters (under PyTorch's names) to `path` atomically (a crash leaves the previous file
- * intact); with `optimizer` and `state`, also what a trainer needs to resume. A parameter or momentum buffer
- * holding NaN or infinity is refused with a {@link NinError} before anything is written, so a diverged run
- * never replaces the last good checkpoint.
+ * Encodes `net`'s parameters (under PyTorch's names) as a safetensors file's bytes; with `optimizer` and
+ * `state`, also what a trainer needs to resume. A parameter or momentum buffer holding NaN or infinity is
+ * refused with a {@link NinError} naming `what` (the destination), so a diverged run never replaces the
+ * last good checkpoint. The Deno edge's `saveCheckpoint` writes these bytes to a file.
  *
  * @example
  * ```ts
- * import { nin, requestGpu, saveCheckpoint, SGD } from "@nin/webgpu";
+ * import { encodeCheckpoint, nin, requestGpu, SGD } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = nin(gpu);
- * await saveCheckpoint(net, "/tmp/nin.safetensors"); // the model only
  * const optimizer = new SGD(net.parameters(), { lr: 0.1 });
- * await saveCheckpoint(net, "/tmp/run.safetensors", { optimizer, state: { epoch: 1, seed: 0 } });
+ * const bytes = await encodeCheckpoint(net, { optimizer, state: { epoch: 1, seed: 0 } });
+ * console.log(bytes.length);
  * gpu.destroy();
  * ```
  */
-export async function saveCheckpoint(
+export async function encodeCheckpoint(
   net: Module,
-  path: string,
   options?: SaveCheckpointOptions,
-): Promise<void> {
+  what = "the checkpoint",
+): Promise<Uint8Array> {
   const optimizer = options?.optimizer;
   const state: RunState = {
     epoch: 0,
@@ -91,23 +92,25 @@ export async function saveCheckpoint(
   const tensors = new Map<string, Tensor | HostTensor>(net.stateDict());
   const names = net.namedParameters().map(([name]) => name);
   optimizer?.state().forEach((buffer, i) => tensors.set(MOMENTUM_PREFIX + names[i], buffer));
+  const host = new Map<string, HostTensor>();
   for (const [name, t] of tensors) {
     const data = "data" in t ? t.data : await t.toArray();
     if (!data.every(Number.isFinite)) {
       throw new NinError(
-        `not saving ${path}: ${name} holds NaN or infinite values (training diverged; try a smaller ` +
+        `not saving ${what}: ${name} holds NaN or infinite values (training diverged; try a smaller ` +
           `learning rate); the file keeps its previous contents`,
       );
     }
-    tensors.set(name, { dtype: "F32", shape: [...t.shape], data });
+    host.set(name, { dtype: "F32", shape: [...t.shape], data });
   }
-  await saveSafetensors(path, tensors, {
-    format: FORMAT,
-    state: JSON.stringify(state),
-  });
+  try {
+    return serializeSafetensors(host, { format: FORMAT, state: JSON.stringify(state) });
+  } catch (e) {
+    throw new NinError(`${what}: ${(e as Error).message}`);
+  }
 }
 
-/** A checkpoint read from disk. */
+/** A checkpoint: its tensors and run state. */
 export interface Checkpoint {
   /** Model parameters by PyTorch name. */
   model: Map<string, HostTensor>;
@@ -118,18 +121,19 @@ export interface Checkpoint {
 }
 
 /**
- * Reads a checkpoint written by {@link saveCheckpoint}; a plain safetensors state dict (e.g. from
- * PyTorch) loads too, with an empty state.
+ * Parses a checkpoint's bytes as {@link encodeCheckpoint} writes them; a plain safetensors state dict (e.g.
+ * from PyTorch) parses too, with an empty state. `what` names the source in errors.
  *
  * @example
  * ```ts
- * import { loadCheckpoint } from "@nin/webgpu";
- * const ckpt = await loadCheckpoint("/tmp/nin.safetensors");
- * console.log(ckpt.state.epoch, ckpt.model.size);
+ * import { parseCheckpoint, serializeSafetensors } from "@nin/webgpu";
+ * const bytes = serializeSafetensors(new Map([["b", { dtype: "F32", shape: [1], data: new Float32Array([3]) }]]));
+ * const ckpt = parseCheckpoint(bytes, "demo.safetensors");
+ * console.log(ckpt.state.epoch, ckpt.model.size); // 0 1
  * ```
  */
-export async function loadCheckpoint(path: string): Promise<Checkpoint> {
-  const file = await readSafetensors(path);
+export function parseCheckpoint(bytes: Uint8Array, what: string): Checkpoint {
+  const file = parseSafetensors(bytes, what);
   const model = new Map<string, HostTensor>();
   const momentum = new Map<string, HostTensor>();
   for (const [name, tensor] of file.tensors) {
@@ -142,7 +146,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     try {
       saved = JSON.parse(file.metadata.state ?? "{}");
     } catch {
-      throw new NinError(`${path}: the checkpoint's run state is not valid JSON`);
+      throw new NinError(`${what}: the checkpoint's run state is not valid JSON`);
     }
     // Files written before RunConfig kept the plot and metrics paths among the flag-keyed configuration.
     const legacy = (saved.config ?? {}) as Record<string, unknown>;
@@ -153,8 +157,8 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     state = {
       ...state,
       ...saved,
-      config: readRunConfig(saved.config ?? {}, path),
-      history: readHistory(saved.history ?? [], path),
+      config: readRunConfig(saved.config ?? {}, what),
+      history: readHistory(saved.history ?? [], what),
       outputs,
     };
   }
@@ -166,10 +170,10 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
  *
  * @example
  * ```ts
- * import { loadCheckpoint, nin, requestGpu, restoreCheckpoint } from "@nin/webgpu";
+ * import { encodeCheckpoint, nin, parseCheckpoint, requestGpu, restoreCheckpoint } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = nin(gpu);
- * restoreCheckpoint(await loadCheckpoint("/tmp/nin.safetensors"), net);
+ * restoreCheckpoint(parseCheckpoint(await encodeCheckpoint(net), "demo"), net);
  * gpu.destroy();
  * ```
  */

@@ -19,7 +19,7 @@ import {
   recordTrainStep,
 } from "./train.ts";
 import { type Batch, epochBatchCount, epochBatches, type EpochOptions } from "./data/batches.ts";
-import type { Split } from "./data/fashion_mnist.ts";
+import type { Split } from "./data/split.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Figures of one finished epoch (d2l's Animator plots loss, train acc and test acc). */

@@ -12,7 +12,7 @@ import type { Module } from "./module.ts";
 import { resizeImages } from "./resize.ts";
 import type { Tensor } from "./tensor.ts";
 import { epochBatches } from "./data/batches.ts";
-import type { Split } from "./data/fashion_mnist.ts";
+import type { Split } from "./data/split.ts";
 
 /** The two measures of {@link headFeatureStats}. */
 export interface HeadFeatureStats {

@@ -11,7 +11,7 @@ import { evaluate, type FitOptions, type TestProgress } from "./fit.ts";
 import type { Module } from "./module.ts";
 import { learningRate } from "./schedule.ts";
 import { batchesPerEpoch, holdOut } from "./data/batches.ts";
-import type { Split } from "./data/fashion_mnist.ts";
+import type { Split } from "./data/split.ts";
 
 /** The data of a run, from {@link runSplits}. */
 export interface RunSplits {

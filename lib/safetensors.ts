@@ -20,8 +20,6 @@
  * @module
  */
 import { formatShape, NinError } from "./errors.ts";
-import { Tensor } from "./tensor.ts";
-import { writeFileAtomic } from "./data/atomic_write.ts";
 
 /** The element types this module reads and writes. */
 export type Dtype = "F32" | "F64" | "I32" | "I64" | "U8";
@@ -185,43 +183,6 @@ export function parseSafetensors(bytes: Uint8Array, what = "safetensors data"): 
 }
 
 /**
- * Reads a safetensors file and returns its tensors by name (what `net.loadStateDict` accepts). Rejects a
- * bad file whole with a {@link NinError} naming the file and listing the problems.
- *
- * @example
- * ```ts
- * import { loadSafetensors, saveSafetensors } from "@nin/webgpu";
- * const path = (await Deno.makeTempDir()) + "/w.safetensors";
- * await saveSafetensors(path, new Map([["b", { dtype: "F32", shape: [1], data: new Float32Array([3]) }]]));
- * console.log((await loadSafetensors(path)).get("b")?.shape); // [1]
- * ```
- */
-export async function loadSafetensors(path: string): Promise<Map<string, HostTensor>> {
-  return (await readSafetensors(path)).tensors;
-}
-
-/**
- * Reads a safetensors file: tensors and `__metadata__`.
- *
- * @example
- * ```ts
- * import { readSafetensors, saveSafetensors } from "@nin/webgpu";
- * const path = (await Deno.makeTempDir()) + "/w.safetensors";
- * await saveSafetensors(path, new Map(), { epoch: "3" });
- * console.log((await readSafetensors(path)).metadata); // { epoch: "3" }
- * ```
- */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new NinError(`cannot read ${path}: ${readErrorText(e)}`);
-  }
-  return parseSafetensors(bytes, path);
-}
-
-/**
  * Encodes tensors and metadata as a safetensors file, byte for byte as the reference implementation
  * (`safetensors.torch.save_file`) does: tensors ordered by dtype (widest alignment first) then name, data
  * packed in that order, the JSON header padded with spaces to a multiple of 8 bytes so every tensor's data
@@ -284,43 +245,6 @@ export function serializeSafetensors(
     at += bytes.length;
   }
   return out;
-}
-
-/**
- * Writes tensors (GPU {@link Tensor}s are downloaded, as F32) and metadata to a safetensors file that
- * PyTorch's `safetensors.torch.load_file` reads. The write is atomic: a temporary file in the same directory
- * is renamed over `path`, so an existing file is never left half-overwritten.
- *
- * @example
- * ```ts
- * import { requestGpu, saveSafetensors, Tensor } from "@nin/webgpu";
- * const gpu = await requestGpu();
- * const path = (await Deno.makeTempDir()) + "/w.safetensors";
- * await saveSafetensors(path, new Map([["w", Tensor.fromArray(gpu, [1, 2], [2])]]), { note: "demo" });
- * gpu.destroy();
- * ```
- */
-export async function saveSafetensors(
-  path: string,
-  dict: ReadonlyMap<string, Tensor | HostTensor>,
-  metadata?: Record<string, string>,
-): Promise<void> {
-  const host = new Map<string, HostTensor>();
-  for (const [name, value] of dict) {
-    host.set(
-      name,
-      value instanceof Tensor
-        ? { dtype: "F32", shape: [...value.shape], data: await value.toArray() }
-        : value,
-    );
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = serializeSafetensors(host, metadata);
-  } catch (e) {
-    throw new NinError(`${path}: ${(e as Error).message}`);
-  }
-  await writeFileAtomic(path, bytes);
 }
 
 /** Checks `__metadata__`: an object whose values are all strings. */
@@ -474,16 +398,6 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return a.length - b.length;
-}
-
-/** A short reason a file could not be read. */
-function readErrorText(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "no such file";
-  if (e instanceof Deno.errors.IsADirectory) return "it is a directory";
-  if (e instanceof Deno.errors.NotCapable) {
-    return "Deno has no read permission for it (run with --allow-read)";
-  }
-  return e instanceof Error ? e.message.split("\n")[0] : String(e);
 }
 
 // Typed arrays use the platform's byte order and the format is little-endian; every platform Deno runs

@@ -1,9 +1,9 @@
 /**
  * Per-adapter tuning of the gpu kernel family: for each convolution geometry, the split-K target of its
  * weight gradient (how many workgroups the split aims for) that measured fastest on this adapter. Choices
- * are measured by {@link tuneConvolutions} (`deno task bench --tune`), kept in a JSON file per adapter
- * (engine, vendor, architecture, driver) under the toolkit's cache directory, and loaded by
- * {@link loadTuning}. The choices in force are the device's own state (`Gpu.tuning`); the gpu family asks
+ * are measured by {@link measureTuning} (`deno task bench --tune`), kept in a JSON file per adapter
+ * (engine, vendor, architecture, driver) under the toolkit's cache directory by the Deno edge
+ * (lib/deno/tuning_cache.ts), and put in force from that file's text by {@link applyTuning}. The choices in force are the device's own state (`Gpu.tuning`); the gpu family asks
  * {@link tunedTarget} and uses its default where nothing was tuned.
  *
  * @module
@@ -11,8 +11,6 @@
 import type { DispatchRecord, Gpu } from "./gpu/device.ts";
 import { WAVE_WORKGROUPS } from "./gpu/wave.ts";
 import type { ConvGeometry } from "./layers/conv2d_passes.ts";
-import { defaultCacheDir } from "./env.ts";
-import { writeFileAtomic } from "./data/atomic_write.ts";
 import { median } from "./median.ts";
 
 /**
@@ -57,21 +55,11 @@ export function tunedTarget(gpu: Gpu, g: ConvGeometry): number | undefined {
   return gpu.tuning.targets[geometryKey(g)];
 }
 
-/** The cache file for this device's adapter. */
-export function tuningPath(gpu: Gpu, cacheDir = defaultCacheDir()): string {
-  const name = gpu.adapterKey.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 120);
-  return `${cacheDir}/tuning/${name || "adapter"}.json`;
-}
-
-/** Reads this adapter's cached choices, if a file exists, and puts them in force on `gpu`. */
-export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | undefined> {
-  const path = tuningPath(gpu, cacheDir);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    return undefined;
-  }
+/**
+ * Puts the choices of a tuning cache file's `text` (read from `path`) in force on `gpu`; undefined (nothing
+ * changed) when the file is for another adapter or damaged (the next --tune rewrites it).
+ */
+export function applyTuning(gpu: Gpu, text: string, path: string): Tuning | undefined {
   let targets: Record<string, number>;
   try {
     const parsed = JSON.parse(text);
@@ -86,12 +74,10 @@ export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | 
   return gpu.tuning;
 }
 
-/** Options of {@link tuneConvolutions}. */
+/** Options of {@link measureTuning}. */
 export interface TuneOptions {
   /** Measurements per candidate; the median counts (default 3). */
   repeats?: number;
-  /** Cache root (default: the toolkit's cache directory). */
-  cacheDir?: string;
   /**
    * Nanoseconds the weight gradient took in `records` (default: the GPU times of the dispatches named from
    * {@link WEIGHT_GRADIENT_KERNELS}). Tests pass a timer whose figures they control.
@@ -106,16 +92,16 @@ function weightGradientNs(records: DispatchRecord[]): number {
 
 /**
  * Measures every split-K target of {@link SPLIT_TARGETS} for each geometry (median of `repeats` timed
- * traces), keeps the fastest, puts the choices in force on `gpu` and writes them to the cache. `run(g)` must
- * record one backward of a layer of geometry `g`.
+ * traces), keeps the fastest and puts the choices in force on `gpu` (`path`: where the caller keeps them).
+ * `run(g)` must record one backward of a layer of geometry `g`.
  */
-export async function tuneConvolutions(
+export async function measureTuning(
   gpu: Gpu,
   geometries: readonly ConvGeometry[],
   run: (g: ConvGeometry) => Promise<void>,
+  path: string,
   options: TuneOptions = {},
 ): Promise<Tuning> {
-  const path = tuningPath(gpu, options.cacheDir);
   const tuning: Tuning = { targets: { ...gpu.tuning.targets }, path, cached: false };
   gpu.tuning = tuning;
   const time = options.time ?? weightGradientNs;
@@ -133,8 +119,10 @@ export async function tuneConvolutions(
     }
     tuning.targets[key] = best.target;
   }
-  const body = JSON.stringify({ adapter: gpu.adapterKey, targets: tuning.targets }, null, 2) + "\n";
-  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  await writeFileAtomic(path, new TextEncoder().encode(body));
   return tuning;
+}
+
+/** The cache file's text for `tuning` on `gpu` (what {@link applyTuning} reads back). */
+export function tuningText(gpu: Gpu, tuning: Tuning): string {
+  return JSON.stringify({ adapter: gpu.adapterKey, targets: tuning.targets }, null, 2) + "\n";
 }

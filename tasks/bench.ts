@@ -6,13 +6,15 @@
  * @module
  */
 import { checkFlag, pickFlags, runTask } from "./cli.ts";
-import { type DispatchRecord, type Gpu, kernelChoice, requestGpu } from "../lib/gpu/device.ts";
+import type { DispatchRecord, Gpu } from "../lib/gpu/device.ts";
+import { kernelChoice, requestGpu } from "../lib/deno/gpu.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { nin } from "../lib/nin.ts";
 import { type LayerShape, layerShapes } from "../lib/shapes.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
-import { geometryKey, loadTuning, tuneConvolutions } from "../lib/tuning.ts";
+import { geometryKey } from "../lib/tuning.ts";
+import { loadTuning, tuneConvolutions } from "../lib/deno/tuning_cache.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { measureRoofline } from "../lib/roofline.ts";

@@ -159,6 +159,8 @@ const FLAG_SPECS = {
     type: "boolean",
     help: "print the dispatches of one training step instead (counting device: no adapter, nothing runs)",
   },
+  "port": { type: "int", default: 0, min: 0, max: 65535, help: "port on 127.0.0.1 (0: a free one)" },
+  "build": { type: "boolean", help: "write the page and the bundle (nin.js) to --out and exit" },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The name of a flag in {@link FLAG_SPECS}. */

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type FashionMnist, loadFashionMnist } from "../lib/data/fashion_mnist.ts";
+import type { FashionMnist } from "../lib/data/split.ts";
+import { loadFashionMnist } from "../lib/deno/fashion_mnist.ts";
 
 /**
  * Prints a data-loading message on stderr; when the official files could not be had and the run was not

@@ -3,15 +3,14 @@
  *
  * @module
  */
-import { checkFlag, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
-import { loadCheckpoint } from "../lib/checkpoint.ts";
+import { listenForInterrupt, pickFlags, runTask } from "./cli.ts";
+import { loadCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { NinError } from "../lib/errors.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
-import { nin, ninShapeOptions } from "../lib/nin.ts";
-import { layerShapes } from "../lib/shapes.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
+import { ninFromCheckpoint } from "../lib/nin_checkpoint.ts";
 import { confusionMatrix } from "../lib/predict.ts";
 import { evaluate } from "../lib/fit.ts";
-import { CLASS_NAMES } from "../lib/data/fashion_mnist.ts";
+import { CLASS_NAMES } from "../lib/data/split.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
 import { Progress } from "./progress.ts";
 import { loadTaskData } from "./data.ts";
@@ -43,34 +42,12 @@ if (import.meta.main) {
     if (!flags.checkpoint) throw new NinError("--checkpoint PATH is required (see --help)", 2);
     const path = flags.checkpoint;
     const checkpoint = await loadCheckpoint(path);
-    const config = checkpoint.state.config;
-    const resize = flags.resize ?? config?.data.resize ?? 224;
-    const resizeFrom = flags.resize !== undefined
-      ? "--resize"
-      : config
-      ? "the checkpoint's training size"
-      : "assumed: the file is a plain state dict without a training size; pass --resize if it was trained at another";
-    const fromNames = ninShapeOptions(checkpoint.model);
-    const oneByOneConvs = flags["one-by-one-convs"] ?? config?.model.oneByOneConvs ??
-      fromNames?.oneByOneConvs ??
-      2;
-    const head = flags.head ?? config?.model.head ?? fromNames?.head ?? "direct";
-    console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
-    const net = nin(gpu, { oneByOneConvs, head });
-    try {
-      net.loadStateDict(checkpoint.model);
-    } catch (e) {
-      if (!(e instanceof NinError)) throw e;
-      const given = flags["one-by-one-convs"] !== undefined || flags.head !== undefined;
-      throw new NinError(
-        `${path} does not fit NiN with --one-by-one-convs ${oneByOneConvs} --head ${head}${
-          given ? "" : " (the default)"
-        }: ${e.message}`,
-        given ? 2 : 1,
-      );
-    }
-    checkFlag("--resize", resize, () => layerShapes(net, [1, 1, resize, resize]));
+    const { net, resize, resizeFrom } = ninFromCheckpoint(gpu, checkpoint, path, {
+      resize: flags.resize,
+      oneByOneConvs: flags["one-by-one-convs"],
+    });
+    console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const data = await loadTaskData(flags);
     const count = Math.min(flags["limit-test"] ?? Infinity, data.test.count);
     const batches = batchesPerEpoch(count, flags["batch-size"]);

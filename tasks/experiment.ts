@@ -25,7 +25,7 @@ import { experimentReport, type TrialResult, type VariantCost } from "../lib/exp
 import type { Gpu } from "../lib/gpu/device.ts";
 import { analyzeResources } from "../lib/resources.ts";
 import { ninOptions } from "../lib/config.ts";
-import { writeFileAtomic } from "../lib/data/atomic_write.ts";
+import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 import { loadTaskData } from "./data.ts";
 import { formatDuration } from "./progress.ts";
 import { median } from "../lib/median.ts";
@@ -116,7 +116,7 @@ if (import.meta.main) {
     let gpu: Gpu | null = null;
     const device = async () => {
       if (!gpu) {
-        const { requestGpu } = await import("../lib/gpu/device.ts");
+        const { requestGpu } = await import("../lib/deno/gpu.ts");
         gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
       }
       return gpu;

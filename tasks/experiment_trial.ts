@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { type CurvePoint, loadCheckpoint, restoreCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
+import { type CurvePoint, restoreCheckpoint } from "../lib/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { configDifferences, type EpochRecord, ninOptions } from "../lib/config.ts";
 import { NinError } from "../lib/errors.ts";
 import type { Trial } from "../lib/experiment.ts";
@@ -17,8 +18,8 @@ import type { Gpu } from "../lib/gpu/device.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { runFitOptions, runSchedule, runSplits, validationAccuracy } from "../lib/run.ts";
-import { writeFileAtomic } from "../lib/data/atomic_write.ts";
-import type { FashionMnist } from "../lib/data/fashion_mnist.ts";
+import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
+import type { FashionMnist } from "../lib/data/split.ts";
 
 /** A claim untouched for this long is taken to belong to a process that died (on any machine). */
 const STALE_CLAIM_SECONDS = 600;

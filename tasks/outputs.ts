@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, normalize } from "node:path";
-import { checkWritable } from "../lib/data/atomic_write.ts";
+import { checkWritable } from "../lib/deno/atomic_write.ts";
 
 /** The directory for outputs (checkpoints, plots, metrics) of the README's commands. */
 const RUNS_DIR = "runs";

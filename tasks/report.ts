@@ -13,7 +13,8 @@ import { pickFlags, runTask } from "./cli.ts";
 import { benchmark, timeLoop } from "./bench.ts";
 import { loadTaskData } from "./data.ts";
 import { NinError } from "../lib/errors.ts";
-import { type Engine, type Gpu, type KernelFamily, requestGpu } from "../lib/gpu/device.ts";
+import type { Engine, Gpu, KernelFamily } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
@@ -22,7 +23,7 @@ import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { recordEvalStep } from "../lib/train.ts";
 import { PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.ts";
-import { writeFileAtomic } from "../lib/data/atomic_write.ts";
+import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 
 /** The task's `--help` and flags. */
 const TASK = {
@@ -105,6 +106,7 @@ async function measureEngine(engine: Engine, quick: boolean, data: Parameters<ty
     );
     adapter = {
       name: gpu.adapterName,
+      backend: gpu.backend ?? "not told by the engine",
       is_software: gpu.isSoftware,
       limits: {
         maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
@@ -184,7 +186,12 @@ function markdown(
     "",
   );
   for (const e of report.engines) {
-    lines.push(`## ${e.engine}: ${e.adapter.name}${e.adapter.is_software ? " (software adapter)" : ""}`, "");
+    lines.push(
+      `## ${e.engine}: ${e.adapter.name} (${e.adapter.backend}${
+        e.adapter.is_software ? ", software adapter" : ""
+      })`,
+      "",
+    );
     lines.push(
       "| kernels | train ex/s | wall ms/step | GPU ms/step | host wait ms/step | infer ex/s | inference at other batches |",
       "|---|---|---|---|---|---|---|",

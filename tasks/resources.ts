@@ -287,7 +287,7 @@ if (import.meta.main) {
   await runTask(TASK, async (flags) => {
     let gpu: Gpu | null = null;
     if (!flags["no-measure"]) {
-      const { requestGpu } = await import("../lib/gpu/device.ts");
+      const { requestGpu } = await import("../lib/deno/gpu.ts");
       try {
         gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
       } catch (e) {

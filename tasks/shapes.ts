@@ -5,7 +5,7 @@
  * @module
  */
 import { checkFlag, pickFlags, runTask } from "./cli.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
 import { nin } from "../lib/nin.ts";
 import { layerShapes } from "../lib/shapes.ts";
 import { Random } from "../lib/random.ts";

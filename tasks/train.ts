@@ -6,18 +6,13 @@
  * @module
  */
 import { checkFlag, type Flags, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
-import {
-  type Checkpoint,
-  type CurvePoint,
-  loadCheckpoint,
-  restoreCheckpoint,
-  saveCheckpoint,
-} from "../lib/checkpoint.ts";
+import { type Checkpoint, type CurvePoint, restoreCheckpoint } from "../lib/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { type EpochRecord, ninOptions, type RunConfig, runConfig } from "../lib/config.ts";
 import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, fit } from "../lib/fit.ts";
-import { requestGpu } from "../lib/gpu/device.ts";
-import { loadTuning } from "../lib/tuning.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
+import { loadTuning } from "../lib/deno/tuning_cache.ts";
 import { nin } from "../lib/nin.ts";
 import { layerShapes } from "../lib/shapes.ts";
 import { SGD } from "../lib/optim.ts";
@@ -25,7 +20,7 @@ import { describeSchedule } from "../lib/schedule.ts";
 import { runFitOptions, runSchedule, runSplits, validationAccuracy } from "../lib/run.ts";
 import { lineChartSvg } from "../lib/svg_plot.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
-import { writeFileAtomic } from "../lib/data/atomic_write.ts";
+import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { prepareOutput } from "./outputs.ts";
 import { loadTaskData } from "./data.ts";

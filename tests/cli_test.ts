@@ -1,7 +1,7 @@
 // Subprocess tests of the tasks' flag handling: a bad flag is one line naming the flag and what it takes,
 // exit code 2, before any data or GPU work; `--resize` too small names the layer and the smallest size.
 import { assertJsonEqual as assertEquals } from "./util.ts";
-import { assertTaskError, runTask, taskTest } from "./subprocess.ts";
+import { assertTaskError, runTask, type TaskResult, taskTest, withoutDriverLines } from "./subprocess.ts";
 
 /** Every case fails while parsing, so the task prints nothing but the error line. */
 const BAD_FLAGS: [string[], string[]][] = [
@@ -123,3 +123,16 @@ taskTest(
     }
   },
 );
+
+// What lavapipe printed here, verbatim, around a task's own error line (XDG_RUNTIME_DIR unset): the tests
+// must see the task's one line, and a line of the task's own that merely starts the same way must stay.
+Deno.test("a Vulkan driver's stray stderr lines are not the task's output", () => {
+  const driver = "error: XDG_RUNTIME_DIR is invalid or not set in the environment.";
+  const own = "error: --lr must be a number in (0, 100], got 0";
+  const raw = `${driver}\n${driver}\n${own}\n`;
+  const result: TaskResult = { code: 2, stdout: "", stderr: withoutDriverLines(raw) };
+  assertEquals(assertTaskError(result, 2, "--lr"), own, "the task's error line");
+  assertEquals(result.stderr.trim().split("\n").length, 1, "one line left");
+  const lookalike = `${driver} (said the task)`;
+  assertEquals(withoutDriverLines(`${lookalike}\n`), `${lookalike}\n`, "only the driver's exact line goes");
+});

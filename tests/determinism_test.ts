@@ -5,7 +5,7 @@ import type { Gpu } from "../lib/gpu/device.ts";
 import { fit } from "../lib/fit.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
-import type { Split } from "../lib/data/fashion_mnist.ts";
+import type { Split } from "../lib/data/split.ts";
 import { Random } from "../lib/random.ts";
 
 function randomSplit(count: number, seed: number): Split {

@@ -3,13 +3,16 @@
 // and permission checks run a child Deno so they see a fresh process.
 import { match } from "node:assert/strict";
 import { assertClose, assertJsonEqual, assertRejectsWith, assertThrowsWith, Tensor } from "./util.ts";
-import { type Engine, type Gpu, requestGpu } from "../lib/gpu/device.ts";
+import type { Engine, Gpu } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
+import { requestGpu as requestCoreGpu } from "../lib/gpu/device.ts";
+import { denoBackend } from "../lib/deno/backend.ts";
 import { NinError } from "../lib/errors.ts";
 import { ReLU } from "../lib/layers/relu.ts";
 import { reluForwardRef } from "./reference/relu.ts";
 
 const PROJECT_ROOT = new URL("..", import.meta.url);
-const GPU_MODULE = new URL("../lib/gpu/device.ts", import.meta.url).href;
+const GPU_MODULE = new URL("../lib/deno/gpu.ts", import.meta.url).href;
 const canLoadDawn = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
 const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe/i;
 
@@ -111,6 +114,52 @@ Deno.test({
   },
 });
 
+/** A child script that opens Deno's WebGPU and prints the backend it reports and the device line. */
+const DENO_CHILD = `
+import { requestGpu } from "${GPU_MODULE}";
+const gpu = await requestGpu({ engine: "deno" });
+console.log(JSON.stringify([gpu.backend, gpu.describe()]));
+gpu.destroy();
+`;
+
+// Deno runs on exactly the backends DENO_WEBGPU_BACKEND names (wgpu's rule), so a child given one name
+// gets an adapter of that backend or none; the Vulkan case needs a Vulkan driver (mesa-vulkan-drivers
+// here, which the README's set-up and CI install).
+Deno.test("engine deno: the device line names the backend DENO_WEBGPU_BACKEND chose", async () => {
+  for (const [asked, api] of [["gl", "OpenGL"], [" VK ", "Vulkan"]]) {
+    const child = await runChild(DENO_CHILD, ["--allow-env", "--allow-read"], { DENO_WEBGPU_BACKEND: asked });
+    if (child.code !== 0) {
+      throw new Error(`DENO_WEBGPU_BACKEND=${asked}: no ${api} adapter:\n${child.stdout}`);
+    }
+    const [backend, line] = JSON.parse(child.stdout);
+    assertJsonEqual(backend, api, `backend for DENO_WEBGPU_BACKEND=${asked}`);
+    match(line, new RegExp(`^.+ \\(deno, ${api}, .*kernels\\)$`));
+  }
+});
+
+Deno.test("engine deno: the backend is known only when DENO_WEBGPU_BACKEND names exactly one", () => {
+  const previous = Deno.env.get("DENO_WEBGPU_BACKEND");
+  const cases: [string | undefined, string | undefined][] = [
+    [undefined, undefined], // Deno tries every backend: it does not say which answered
+    ["metal", "Metal"],
+    ["Dx12", "D3D12"],
+    ["gles,opengl", "OpenGL"], // two names of one backend
+    ["vulkan,gl", undefined],
+    ["vulkan,webgpu", undefined], // a name the table lacks could be another backend
+    [" ", undefined],
+  ];
+  try {
+    for (const [env, expected] of cases) {
+      if (env === undefined) Deno.env.delete("DENO_WEBGPU_BACKEND");
+      else Deno.env.set("DENO_WEBGPU_BACKEND", env);
+      assertJsonEqual(denoBackend(), expected, `DENO_WEBGPU_BACKEND=${env}`);
+    }
+  } finally {
+    if (previous === undefined) Deno.env.delete("DENO_WEBGPU_BACKEND");
+    else Deno.env.set("DENO_WEBGPU_BACKEND", previous);
+  }
+});
+
 Deno.test("engine: an unknown engine name is a usage error (exit code 2)", async () => {
   const error = await assertRejectsWith(
     () => requestGpu({ engine: "vulkan" as Engine }),
@@ -118,6 +167,24 @@ Deno.test("engine: an unknown engine name is a usage error (exit code 2)", async
     '"deno" or "dawn"',
   );
   assertJsonEqual(error.exitCode, 2, "exit code");
+});
+
+Deno.test("engine: the core's requestGpu opens Dawn only through an adapter opener (the Deno entry's)", async () => {
+  await assertRejectsWith(
+    () => requestCoreGpu({ engine: "dawn" }),
+    NinError,
+    "the dawn engine runs under Deno only: use requestGpu from the package's main entry",
+  );
+  let asked: GPUPowerPreference | undefined;
+  const opener = async (preference: GPUPowerPreference) => {
+    asked = preference;
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) throw new Error("no adapter");
+    return { adapter };
+  };
+  const gpu = await requestCoreGpu({ engine: "dawn", openAdapter: opener, powerPreference: "low-power" });
+  assertJsonEqual([gpu.engine, asked], ["dawn", "low-power"], "the opener's adapter, named as asked");
+  gpu.destroy();
 });
 
 Deno.test({
@@ -129,6 +196,12 @@ Deno.test({
     const gpu = await requestGpu({ engine: "dawn" });
     try {
       checkReported(gpu, "dawn");
+      // Dawn's OpenGL backend describes itself as "OpenGL version ..."; the backend comes from what was asked.
+      assertJsonEqual(
+        [gpu.backend === "OpenGL", gpu.describe().includes(`(dawn, ${gpu.backend}, `)],
+        [/OpenGL version/.test(gpu.adapterName), true],
+        `Dawn's backend ${gpu.backend} on ${gpu.adapterName}`,
+      );
       await checkRelu(gpu);
     } finally {
       gpu.destroy();

@@ -3,7 +3,7 @@ import { assertJsonEqual, gpuTest, Tensor } from "./util.ts";
 import { runTask, taskTest, tinyDataDir } from "./subprocess.ts";
 import { nin } from "../lib/nin.ts";
 import { confusionMatrix, predictClasses } from "../lib/predict.ts";
-import { readSafetensors, saveSafetensors } from "../lib/safetensors.ts";
+import { readSafetensors, saveSafetensors } from "../lib/deno/safetensors_file.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 

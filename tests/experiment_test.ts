@@ -4,7 +4,7 @@
 // trial is skipped, a claimed one left alone, an interrupted one resumes to the uninterrupted numbers.
 import { assertJsonEqual } from "./util.ts";
 import { assertTaskError, runTask, startTask, taskTest, tinyDataDir } from "./subprocess.ts";
-import { loadCheckpoint } from "../lib/checkpoint.ts";
+import { loadCheckpoint } from "../lib/deno/checkpoint_file.ts";
 
 const TINY = ["--resize", "67", "--batch-size", "4", "--offline"];
 

@@ -7,11 +7,11 @@ import {
   type FashionMnistFile,
   loadFashionMnist,
   type LoadFashionMnistOptions,
-  type Split,
-} from "../lib/data/fashion_mnist.ts";
-import { encodeIdxImages, encodeIdxLabels } from "../lib/data/idx.ts";
-import { md5Hex } from "../lib/data/download.ts";
-import { readSafetensors } from "../lib/safetensors.ts";
+} from "../lib/deno/fashion_mnist.ts";
+import type { Split } from "../lib/data/split.ts";
+import { encodeIdxImages, encodeIdxLabels } from "../lib/deno/idx.ts";
+import { md5Hex } from "../lib/deno/download.ts";
+import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 import { Random } from "../lib/random.ts";
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { NinError } from "../lib/errors.ts";

@@ -8,9 +8,9 @@ import { evaluate, fit, type StepProgress } from "../lib/fit.ts";
 import { predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { Readback } from "../lib/readback.ts";
-import { readSafetensors } from "../lib/safetensors.ts";
+import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 import { epochBatches } from "../lib/data/batches.ts";
-import type { Split } from "../lib/data/fashion_mnist.ts";
+import type { Split } from "../lib/data/split.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 
 const fixture =

@@ -3,7 +3,7 @@
 import { assertJsonEqual } from "./util.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { nin, NIN_HEADS, ninShapeOptions } from "../lib/nin.ts";
-import { readSafetensors } from "../lib/safetensors.ts";
+import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 import { summary } from "../lib/summary.ts";
 
 /** Weights and biases of a k x k convolution from i to o channels. */

@@ -8,8 +8,8 @@ import {
   parseIdxImages,
   readIdxImages,
   readIdxLabels,
-} from "../lib/data/idx.ts";
-import { readIdxSplit } from "../lib/data/fashion_mnist.ts";
+} from "../lib/deno/idx.ts";
+import { readIdxSplit } from "../lib/deno/fashion_mnist.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
 import { deepStrictEqual } from "node:assert/strict";

@@ -8,7 +8,8 @@ import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { trainStep } from "../lib/train.ts";
 import { resizeImages } from "../lib/resize.ts";
-import { type HostTensor, readSafetensors } from "../lib/safetensors.ts";
+import type { HostTensor } from "../lib/safetensors.ts";
+import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import type { Module } from "../lib/module.ts";
 

@@ -5,7 +5,8 @@
 import { deepStrictEqual } from "node:assert/strict";
 import { assertJsonEqual as assertEquals } from "./util.ts";
 import { assertTaskError, runTask, startTask, type TaskResult, taskTest, tinyDataDir } from "./subprocess.ts";
-import { readSafetensors, type SafetensorsFile, serializeSafetensors } from "../lib/safetensors.ts";
+import { type SafetensorsFile, serializeSafetensors } from "../lib/safetensors.ts";
+import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 
 const TRAIN_IMAGES = 24;
 const TEST_IMAGES = 8;

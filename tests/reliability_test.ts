@@ -12,14 +12,16 @@ import {
   testEngine,
 } from "./util.ts";
 import { NinError } from "../lib/errors.ts";
-import { type Gpu, requestGpu } from "../lib/gpu/device.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
 import type { Module } from "../lib/module.ts";
 import { nin, ninBlock } from "../lib/nin.ts";
 import { layerShapes } from "../lib/shapes.ts";
 import { SGD } from "../lib/optim.ts";
 import { evalStep, trainStep } from "../lib/train.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
-import { loadCheckpoint, restoreCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
+import { restoreCheckpoint } from "../lib/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { parseSafetensors, serializeSafetensors } from "../lib/safetensors.ts";
 import { AdaptiveAvgPool2d } from "../lib/layers/adaptive_avgpool2d.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";

@@ -2,7 +2,7 @@
 // through it), learning-rate schedules (values worked out by hand; the GPU update follows them step by
 // step), the seeded validation split, and the experiments' trials, shards and report.
 import { assertClose, assertJsonEqual, assertThrowsWith, gpuTest, Tensor } from "./util.ts";
-import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { configDifferences, readRunConfig, runConfig } from "../lib/config.ts";
 import { NinError } from "../lib/errors.ts";
 import { buildExperiment, parseShard, shardTrials } from "../lib/experiment.ts";
@@ -12,7 +12,7 @@ import { countingGpu } from "../lib/gpu/counting.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { learningRate } from "../lib/schedule.ts";
-import { saveSafetensors } from "../lib/safetensors.ts";
+import { saveSafetensors } from "../lib/deno/safetensors_file.ts";
 import { type Examples, holdOut } from "../lib/data/batches.ts";
 import { featureStats } from "../lib/head_features.ts";
 

@@ -1,14 +1,8 @@
 // safetensors: round trips, the reference implementation's byte layout, every rejection case with its
 // message, "nothing partially loaded", and atomic saves.
-import {
-  type HostTensor,
-  loadSafetensors,
-  parseSafetensors,
-  readSafetensors,
-  saveSafetensors,
-  serializeSafetensors,
-} from "../lib/safetensors.ts";
-import { checkWritable } from "../lib/data/atomic_write.ts";
+import { type HostTensor, parseSafetensors, serializeSafetensors } from "../lib/safetensors.ts";
+import { loadSafetensors, readSafetensors, saveSafetensors } from "../lib/deno/safetensors_file.ts";
+import { checkWritable } from "../lib/deno/atomic_write.ts";
 import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
 import { deepStrictEqual, ok } from "node:assert/strict";

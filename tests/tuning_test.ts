@@ -8,14 +8,12 @@ import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
 import { Tensor } from "../lib/tensor.ts";
 import {
   geometryKey,
-  loadTuning,
   SPLIT_TARGETS,
   splitCandidate,
-  tuneConvolutions,
   tunedTarget,
-  tuningPath,
   WEIGHT_GRADIENT_KERNELS,
 } from "../lib/tuning.ts";
+import { loadTuning, tuneConvolutions, tuningPath } from "../lib/deno/tuning_cache.ts";
 
 // 8 x 16 x 16 = 2048 output positions: a split of up to 8 slices of 256.
 const G: ConvGeometry = {

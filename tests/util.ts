@@ -1,12 +1,6 @@
 // Shared test helpers: one GPU per test process, tolerance checks, and a Deno.test wrapper for GPU tests.
-import {
-  type Engine,
-  type Gpu,
-  type KernelChoice,
-  kernelChoice,
-  type KernelFamily,
-  requestGpu,
-} from "../lib/gpu/device.ts";
+import type { Engine, Gpu, KernelChoice, KernelFamily } from "../lib/gpu/device.ts";
+import { kernelChoice, requestGpu } from "../lib/deno/gpu.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { NinError } from "../lib/errors.ts";
 

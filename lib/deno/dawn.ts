@@ -13,21 +13,29 @@
  *
  * @module
  */
-import { NinError } from "./errors.ts";
+import { NinError } from "../errors.ts";
 import { canUseEnv, readEnv } from "./env.ts";
 
 /** What {@link requestDawnAdapter} hands to `requestGpu`. */
 export interface DawnAdapter {
   /** The adapter Dawn picked. */
   adapter: GPUAdapter;
-  /** The Dawn backend it runs on, e.g. `vulkan` or `opengl`. */
+  /** The graphics API Dawn runs it on, as the device line names it: `Vulkan`, `OpenGL`, `Metal`, `D3D12` ... */
   backend: string;
   /** Drops the Dawn instance; call it after destroying the device. */
   release: () => void;
 }
 
-/** Backends Dawn's Node binding accepts for `backend=`. */
-const BACKENDS = ["vulkan", "metal", "d3d12", "d3d11", "opengl", "opengles"];
+/** Backends Dawn's Node binding accepts for `backend=`, with the names the device line gives them. */
+const BACKEND_NAMES: Record<string, string> = {
+  vulkan: "Vulkan",
+  metal: "Metal",
+  d3d12: "D3D12",
+  d3d11: "D3D11",
+  opengl: "OpenGL",
+  opengles: "OpenGL ES",
+};
+const BACKENDS = Object.keys(BACKEND_NAMES);
 
 /** Backends that only offer WebGPU's "compatibility" feature level. */
 const COMPATIBILITY_BACKENDS = new Set(["opengl", "opengles", "d3d11"]);
@@ -48,7 +56,7 @@ interface DawnModule {
  * ```ts
  * import { requestDawnAdapter } from "./dawn.ts";
  * const dawn = await requestDawnAdapter("high-performance");
- * console.log(dawn.backend, dawn.adapter.info.device);
+ * console.log(dawn.backend, dawn.adapter.info.device); // e.g. "OpenGL", "llvmpipe-llvm-15-0-6-256-bits-"
  * dawn.release();
  * ```
  */
@@ -80,7 +88,7 @@ export async function requestDawnAdapter(powerPreference: GPUPowerPreference): P
     if (adapter) {
       return {
         adapter,
-        backend,
+        backend: BACKEND_NAMES[backend],
         release: () => {
           instance = null;
         },

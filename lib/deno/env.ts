@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { NinError } from "./errors.ts";
+import { NinError } from "../errors.ts";
 
 /** Whether this process may read and write an environment variable (no prompt). */
 export function canUseEnv(variable: string): boolean {
