@@ -46,6 +46,7 @@ if (import.meta.main) {
     const { net, resize, resizeFrom } = ninFromCheckpoint(gpu, checkpoint, path, {
       resize: flags.resize,
       oneByOneConvs: flags["one-by-one-convs"],
+      head: flags.head,
     });
     console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const data = await loadTaskData(flags);
