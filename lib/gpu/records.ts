@@ -80,22 +80,12 @@ export class RecordStream {
 
   /** Runs `work` with `name` appended to the scope. */
   inScope<T>(name: string, work: () => T): T {
-    this.#scopes.push(name);
-    try {
-      return work();
-    } finally {
-      this.#scopes.pop();
-    }
+    return withPushed(this.#scopes, name, work);
   }
 
   /** Runs `work` in `phase` (the innermost phase wins). */
   inPhase<T>(phase: Phase, work: () => T): T {
-    this.#phases.push(phase);
-    try {
-      return work();
-    } finally {
-      this.#phases.pop();
-    }
+    return withPushed(this.#phases, phase, work);
   }
 
   /** Opens a trace; every record added until {@link RecordStream.close} is delivered to it. */
@@ -135,6 +125,16 @@ export class RecordStream {
     };
     for (const trace of this.#traces) trace.records.push(record);
     return { record, timed: this.#traces.some((t) => t.timed) };
+  }
+}
+
+/** Runs `work` with `value` on top of `stack`, popped again however `work` ends. */
+function withPushed<V, T>(stack: V[], value: V, work: () => T): T {
+  stack.push(value);
+  try {
+    return work();
+  } finally {
+    stack.pop();
   }
 }
 
