@@ -54,7 +54,16 @@ export { Dropout, type DropoutOptions } from "./lib/layers/dropout.ts";
 export { AdaptiveAvgPool2d } from "./lib/layers/adaptive_avgpool2d.ts";
 export { Flatten } from "./lib/layers/flatten.ts";
 export { Sequential } from "./lib/layers/sequential.ts";
-export { nin, ninBlock, type NinBlockOptions, ninConfig, type NinOptions } from "./lib/nin.ts";
+export {
+  nin,
+  NIN_HEADS,
+  ninBlock,
+  type NinBlockOptions,
+  ninConfig,
+  type NinHead,
+  type NinOptions,
+  ninShapeOptions,
+} from "./lib/nin.ts";
 export { type LayerShape, layerShapes, smallestInputSize } from "./lib/shapes.ts";
 export { crossEntropyLoss, softmaxCrossEntropy, validateLabels } from "./lib/loss.ts";
 export { SGD, type SGDOptions } from "./lib/optim.ts";
@@ -133,8 +142,61 @@ export {
   type EpochOptions,
   epochOrder,
   type Examples,
+  type HeldOut,
+  holdOut,
 } from "./lib/data/batches.ts";
 // Exercise 3's resource analysis is public as a whole: its options, results and the two runs.
 export * from "./lib/resources.ts";
 export { ModelSummary, summary, type SummaryRow } from "./lib/summary.ts";
 export { countingGpu, type CountingOptions } from "./lib/gpu/counting.ts";
+export {
+  type ConfigDifference,
+  configDifferences,
+  type DataConfig,
+  describeRunConfig,
+  type EpochRecord,
+  type ModelConfig,
+  ninOptions,
+  readHistory,
+  readRunConfig,
+  RUN_CONFIG_VERSION,
+  type RunConfig,
+  runConfig,
+  type RunConfigInput,
+  type TrainConfig,
+} from "./lib/config.ts";
+export {
+  checkSchedule,
+  CONSTANT_SCHEDULE,
+  describeSchedule,
+  learningRate,
+  type LrSchedule,
+  SCHEDULE_KINDS,
+  type ScheduleKind,
+} from "./lib/schedule.ts";
+export { runFitOptions, runSchedule, type RunSplits, runSplits, validationAccuracy } from "./lib/run.ts";
+export {
+  buildExperiment,
+  DEFAULT_SEARCH_TRIALS,
+  defaultSpace,
+  type Experiment,
+  EXPERIMENT_NAMES,
+  type ExperimentName,
+  type ExperimentOptions,
+  parseShard,
+  type Scale,
+  SCALE_CONFIGS,
+  SCALES,
+  type SearchSpace,
+  shardTrials,
+  type Trial,
+  type Variant,
+} from "./lib/experiment.ts";
+export {
+  type ExamplesPoint,
+  type ExperimentReport,
+  experimentReport,
+  type TrialResult,
+  type VariantCost,
+} from "./lib/experiment_report.ts";
+export { featureStats, type HeadFeatureStats, headFeatureStats } from "./lib/head_features.ts";

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type EpochRecord, readHistory, readRunConfig, type RunConfig } from "./config.ts";
 import { NinError } from "./errors.ts";
 import type { EpochPosition } from "./fit.ts";
 import type { Module } from "./module.ts";
@@ -31,10 +32,15 @@ export interface RunState {
   seed: number;
   /** The id of the run (a resumed run keeps it), as in its metrics lines. */
   runId?: string;
-  /** The run's configuration (flags), for a resumed run to check against. */
-  config: Record<string, unknown>;
-  /** Per-epoch metrics so far. */
-  history: Record<string, number>[];
+  /**
+   * The run's configuration, for `eval` and a resumed run to rebuild from and check against (null: none,
+   * e.g. a model-only file or a PyTorch state dict).
+   */
+  config: RunConfig | null;
+  /** Per-epoch figures so far. */
+  history: EpochRecord[];
+  /** Output files the run writes besides the checkpoint, which a resumed run continues. */
+  outputs?: { plot?: string; metrics?: string };
   /**
    * Points of the training curves so far, several per epoch (x in epochs, running means of loss and
    * accuracy), so a resumed run's plot continues the same curves.
@@ -87,7 +93,7 @@ export async function encodeCheckpoint(
     epoch: 0,
     step: optimizer?.stepCount ?? 0,
     seed: 0,
-    config: {},
+    config: null,
     history: [],
     ...options?.state,
   };
@@ -142,13 +148,27 @@ export function parseCheckpoint(bytes: Uint8Array, what: string): Checkpoint {
     if (name.startsWith(MOMENTUM_PREFIX)) momentum.set(name.slice(MOMENTUM_PREFIX.length), tensor);
     else model.set(name, tensor);
   }
-  let state: RunState = { epoch: 0, step: 0, seed: 0, config: {}, history: [] };
+  let state: RunState = { epoch: 0, step: 0, seed: 0, config: null, history: [] };
   if (file.metadata.format === FORMAT) {
+    let saved: Record<string, unknown>;
     try {
-      state = { ...state, ...JSON.parse(file.metadata.state ?? "{}") };
+      saved = JSON.parse(file.metadata.state ?? "{}");
     } catch {
       throw new NinError(`${what}: the checkpoint's run state is not valid JSON`);
     }
+    // Files written before RunConfig kept the plot and metrics paths among the flag-keyed configuration.
+    const legacy = (saved.config ?? {}) as Record<string, unknown>;
+    const outputs = saved.outputs ?? {
+      plot: typeof legacy.plot === "string" ? legacy.plot : undefined,
+      metrics: typeof legacy.metrics === "string" ? legacy.metrics : undefined,
+    };
+    state = {
+      ...state,
+      ...saved,
+      config: readRunConfig(saved.config ?? {}, what),
+      history: readHistory(saved.history ?? [], what),
+      outputs,
+    };
   }
   return { model, momentum, state };
 }

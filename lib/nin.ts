@@ -59,6 +59,21 @@ export function ninBlock(
   return new Sequential(...layers);
 }
 
+/**
+ * The form of NiN's last block: `"direct"` is the chapter's (a 3x3 convolution from 384 channels straight to
+ * one per class, then the block's 1x1 convolutions at that width); `"gradual"` reduces in steps (exercise 4):
+ * a 3x3 convolution keeping 384 channels, then 1x1 convolutions 384 -> 96 -> classes, each followed by a ReLU
+ * as in every NiN block. The gradual head always has those two 1x1 convolutions (`oneByOneConvs` sizes the
+ * other blocks), so its PyTorch names are those of a two-1x1 block (`7.0`, `7.2`, `7.4`) with other shapes.
+ */
+export type NinHead = "direct" | "gradual";
+
+/** Every {@link NinHead}, in the order the tasks list them. */
+export const NIN_HEADS: readonly NinHead[] = ["direct", "gradual"];
+
+/** Channels the gradual head's first 1x1 convolution reduces 384 to (the first block's width). */
+const GRADUAL_WIDTH = 96;
+
 /** Options of {@link nin}. */
 export interface NinOptions {
   /** Output classes (10 for Fashion-MNIST). */
@@ -76,6 +91,8 @@ export interface NinOptions {
    * bound `sqrt(6 / fan_in)`, which keeps the signal of the 12 ReLU convolutions from vanishing).
    */
   init?: ConvInit;
+  /** The last block's form: the chapter's `"direct"` (default) or `"gradual"` (see {@link NinHead}). */
+  head?: NinHead;
 }
 
 /**
@@ -90,6 +107,7 @@ export function ninConfig(options?: NinOptions): Required<NinOptions> {
     oneByOneConvs: options?.oneByOneConvs ?? 2,
     seed: options?.seed ?? 0,
     init: options?.init ?? "xavier",
+    head: options?.head ?? "direct",
   };
   const positiveInt = (name: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) {
@@ -106,13 +124,16 @@ export function ninConfig(options?: NinOptions): Required<NinOptions> {
   if (!CONV_INITS.includes(config.init)) {
     throw new NinError(`nin: init must be one of ${CONV_INITS.join(", ")}, got ${config.init}`);
   }
+  if (!NIN_HEADS.includes(config.head)) {
+    throw new NinError(`nin: head must be one of ${NIN_HEADS.join(", ")}, got ${config.head}`);
+  }
   return config;
 }
 
 /**
  * The chapter's NiN as an `nn.Sequential` with PyTorch's parameter names (`0.0.weight` ... `7.4.bias`),
  * Xavier-uniform (or, with `init: "kaiming"`, He-uniform) convolution weights and PyTorch-default biases
- * from `seed`.
+ * from `seed`; `head: "gradual"` swaps the last block for a stepwise reduction (see {@link NinHead}).
  *
  * @example
  * ```ts
@@ -125,10 +146,21 @@ export function ninConfig(options?: NinOptions): Required<NinOptions> {
  * ```
  */
 export function nin(gpu: Gpu, options?: NinOptions): Sequential {
-  const { numClasses, inChannels, dropout, oneByOneConvs, seed, init } = ninConfig(options);
+  const { numClasses, inChannels, dropout, oneByOneConvs, seed, init, head } = ninConfig(options);
   const rng = new Random(seed);
   const block = (i: number, o: number, k: number, s: number, p: number) =>
     ninBlock(gpu, i, o, k, s, p, { oneByOneConvs, rng, init });
+  const conv = (
+    i: number,
+    o: number,
+    k: number,
+    p: number,
+  ) => [new Conv2d(gpu, i, o, k, 1, p, { rng, init }), new ReLU(gpu)];
+  const last = head === "direct" ? block(384, numClasses, 3, 1, 1) : new Sequential(
+    ...conv(384, 384, 3, 1),
+    ...conv(384, GRADUAL_WIDTH, 1, 0),
+    ...conv(GRADUAL_WIDTH, numClasses, 1, 0),
+  );
   return new Sequential(
     block(inChannels, 96, 11, 4, 0),
     new MaxPool2d(gpu, 3, 2),
@@ -137,8 +169,30 @@ export function nin(gpu: Gpu, options?: NinOptions): Sequential {
     block(256, 384, 3, 1, 1),
     new MaxPool2d(gpu, 3, 2),
     new Dropout(gpu, dropout, { seed: (seed + 0x5eed) >>> 0 }),
-    block(384, numClasses, 3, 1, 1),
+    last,
     new AdaptiveAvgPool2d(gpu, 1),
     new Flatten(gpu),
   );
+}
+
+/**
+ * The 1x1 convolutions per block and the head of the NiN a state dict belongs to, read from its names and
+ * shapes (block 0 holds `0.0`, `0.2`, ... weights; a gradual head's `7.0` keeps its input channels), or
+ * null for what is not a NiN state dict; for a plain PyTorch file, which carries no configuration.
+ *
+ * @example
+ * ```ts
+ * import { countingGpu, nin, ninShapeOptions } from "@nin/webgpu";
+ * const net = nin(countingGpu(), { oneByOneConvs: 1, head: "gradual" });
+ * const shapes = new Map(net.namedParameters().map(([name, p]) => [name, p.value]));
+ * console.log(ninShapeOptions(shapes)); // { oneByOneConvs: 1, head: "gradual" }
+ * ```
+ */
+export function ninShapeOptions(
+  tensors: ReadonlyMap<string, { shape: readonly number[] }>,
+): { oneByOneConvs: number; head: NinHead } | null {
+  const convs = [...tensors.keys()].filter((name) => /^0\.\d+\.weight$/.test(name)).length;
+  const headShape = tensors.get("7.0.weight")?.shape;
+  if (convs === 0 || !headShape || headShape.length !== 4) return null;
+  return { oneByOneConvs: convs - 1, head: headShape[0] === headShape[1] ? "gradual" : "direct" };
 }

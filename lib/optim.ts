@@ -25,6 +25,11 @@ export interface SGDOptions {
   dampening?: number;
   /** Nesterov momentum (default false; needs momentum > 0 and dampening 0, as in PyTorch). */
   nesterov?: boolean;
+  /**
+   * The learning rate of each step, from the step count before it (0 for the first step), e.g. a
+   * `learningRate` schedule; when set, {@link SGD.step} sets {@link SGD.lr} from it before updating.
+   */
+  schedule?: (step: number) => number;
 }
 
 /**
@@ -67,6 +72,8 @@ export class SGD {
   /** Number of {@link SGD.step} calls so far (restored by {@link SGD.loadState}). */
   stepCount = 0;
   readonly #gpu: Gpu;
+  /** The schedule the learning rate follows (see {@link SGDOptions.schedule}); may be replaced between steps. */
+  schedule: ((step: number) => number) | undefined;
   #lr: number;
   /** Momentum buffers in parameter order (empty when momentum is 0). */
   #buffers: Tensor[];
@@ -80,6 +87,7 @@ export class SGD {
     this.params = [...params];
     this.#gpu = params[0].value.gpu;
     this.#lr = checkLr(options.lr);
+    this.schedule = options.schedule;
     this.momentum = options.momentum ?? 0;
     this.weightDecay = options.weightDecay ?? 0;
     this.dampening = options.dampening ?? 0;
@@ -114,6 +122,8 @@ export class SGD {
   /** Records the update of every parameter that has a gradient (no readback). */
   step(): void {
     if (this.#disposed) throw new NinError("SGD.step called after dispose()");
+    // The rate is a per-dispatch uniform, so a schedule costs nothing on the GPU.
+    if (this.schedule) this.lr = this.schedule(this.stepCount);
     const gpu = this.#gpu;
     const useMomentum = this.momentum !== 0;
     // Without momentum the kernel's buffer binding is never touched; bind a 16-byte placeholder.

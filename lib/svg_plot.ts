@@ -43,6 +43,8 @@ export interface Series extends Partial<SeriesStyle> {
   values: number[];
   /** X values, one per y value (default: 1, 2, 3, ...; e.g. fractional epochs). */
   x?: number[];
+  /** A shaded band around the curve (e.g. the spread over seeds): one lower and one upper value per point. */
+  band?: { lower: number[]; upper: number[] };
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -133,7 +135,10 @@ export function lineChartSvg(series: Series[], options: ChartOptions = {}): stri
   const plotW = width - left - right, plotH = height - top - bottom;
   const xsOf = (s: Series) => s.x ?? s.values.map((_, i) => i + 1);
   const xMax = Math.max(1, ...series.flatMap((s) => xsOf(s).filter(Number.isFinite)));
-  const yMax = Math.max(1, ...series.flatMap((s) => s.values.filter(Number.isFinite)));
+  const yMax = Math.max(
+    1,
+    ...series.flatMap((s) => [...s.values, ...(s.band?.upper ?? [])].filter(Number.isFinite)),
+  );
   const xTicks = niceTicks(xMax, Math.min(10, Math.max(5, Math.ceil(xMax))));
   const yTicks = niceTicks(yMax);
   const xEnd = xTicks[xTicks.length - 1], yEnd = yTicks[yTicks.length - 1];
@@ -173,6 +178,12 @@ export function lineChartSvg(series: Series[], options: ChartOptions = {}): stri
     const points = s.values.map((v, i) => [xs[i], v] as const)
       .filter(([px, v]) => Number.isFinite(px) && Number.isFinite(v));
     const dash = pattern ? ` stroke-dasharray="${pattern}"` : "";
+    if (s.band && points.length > 1) {
+      const { lower, upper } = s.band;
+      const edge = (ys: number[]) => xs.map((px, i) => `${x(px).toFixed(1)},${y(ys[i]).toFixed(1)}`);
+      const outline = [...edge(upper), ...edge(lower).reverse()].join(" ");
+      parts.push(`<polygon points="${outline}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
+    }
     if (points.length > 1) {
       const d = points.map(([px, v], j) => `${j ? "L" : "M"}${x(px).toFixed(1)},${y(v).toFixed(1)}`).join(
         " ",

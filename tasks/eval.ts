@@ -24,6 +24,7 @@ const TASK = {
       "checkpoint",
       "resize",
       "one-by-one-convs",
+      "head",
       "batch-size",
       "limit-test",
       "data-dir",
@@ -31,8 +32,8 @@ const TASK = {
       "gpu",
       "kernels",
     ],
-    // Resize and 1x1 convs come from the checkpoint unless given.
-    { resize: undefined, "one-by-one-convs": undefined },
+    // Resize and the model's form come from the checkpoint unless given.
+    { resize: undefined, "one-by-one-convs": undefined, head: undefined },
   ),
 };
 
@@ -45,6 +46,7 @@ if (import.meta.main) {
     const { net, resize, resizeFrom } = ninFromCheckpoint(gpu, checkpoint, path, {
       resize: flags.resize,
       oneByOneConvs: flags["one-by-one-convs"],
+      head: flags.head,
     });
     console.error(`evaluating ${path} at ${resize}x${resize} (${resizeFrom})`);
     const data = await loadTaskData(flags);

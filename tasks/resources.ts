@@ -32,6 +32,7 @@ const TASK = {
     "batch-size",
     "resize",
     "one-by-one-convs",
+    "head",
     "momentum",
     "micro-batch",
     "max-binding-bytes",
@@ -106,6 +107,7 @@ function toJson({ resources: r, measurement: m }: Config) {
       batch_size: o.batchSize,
       resize: o.resize,
       one_by_one_convs: o.oneByOneConvs,
+      head: o.head,
       momentum: o.momentum ?? 0,
       micro_batch: o.microBatch ?? null,
       max_binding_bytes: r.device.maxBindingBytes,
@@ -163,7 +165,7 @@ function report({ resources: r, measurement: m }: Config, gpu: Gpu | null, fullS
   const b = o.batchSize;
   const lines = [
     `NiN resources: batch ${b}, input ${formatShape(r.run.inputShape.slice(1))}, ${o.oneByOneConvs} 1x1 ` +
-    `convs per block, SGD momentum ${o.momentum ?? 0}`,
+    `convs per block, ${o.head} head, SGD momentum ${o.momentum ?? 0}`,
     `Convention: ${MAC_CONVENTION}. FLOPs are those the kernels declare to gpu.dispatch: convolutions count ` +
     `2 per MAC (bias adds and the fused ReLU not counted); pooling, dropout, loss and SGD as documented in ` +
     `their files.`,
@@ -265,7 +267,7 @@ function compareReport(configs: Config[], device: string | null): string[] {
     return [...row, String(m.measured.options.batchSize), both("inference"), both("training")];
   });
   return [
-    `NiN variants (exercise 2) at batch ${first.batchSize}, ${first.resize}x${first.resize}, momentum ` +
+    `NiN variants (exercise 2) at batch ${first.batchSize}, ${first.resize}x${first.resize}, ${first.head} head, momentum ` +
     `${first.momentum ?? 0}. ${MAC_CONVENTION}.`,
     "",
     ...textTable([header, ...rows], header.map((_, i) => i).slice(1)),
@@ -296,11 +298,16 @@ if (import.meta.main) {
         batchSize: flags["batch-size"],
         resize: flags.resize,
         oneByOneConvs,
+        head: flags.head,
         momentum: flags.momentum,
         microBatch: flags["micro-batch"],
       };
       const shape = [1, 1, options.resize, options.resize];
-      checkFlag("--resize", flags.resize, () => summary(nin(countingGpu(), { oneByOneConvs }), shape));
+      checkFlag(
+        "--resize",
+        flags.resize,
+        () => summary(nin(countingGpu(), { oneByOneConvs, head: flags.head }), shape),
+      );
       const resources = await analyzeResources({ ...options, maxBindingBytes, kernels });
       let measurement: Measurement | null = null;
       if (gpu) {

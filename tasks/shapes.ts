@@ -17,7 +17,7 @@ const TASK = {
   usage: "deno task shapes [options]",
   summary:
     "Prints the output shape of every NiN layer for one random input, computed by the GPU forward pass.",
-  flags: pickFlags(["resize", "batch-size", "one-by-one-convs", "leaf", "gpu", "kernels"], {
+  flags: pickFlags(["resize", "batch-size", "one-by-one-convs", "head", "leaf", "gpu", "kernels"], {
     "batch-size": 1,
   }),
 };
@@ -26,7 +26,7 @@ if (import.meta.main) {
   await runTask(TASK, async (flags) => {
     const inputShape = [flags["batch-size"], 1, flags.resize, flags.resize];
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
-    const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], seed: 0 }).eval();
+    const net = nin(gpu, { oneByOneConvs: flags["one-by-one-convs"], head: flags.head, seed: 0 }).eval();
     // Checked analytically first so a too-small input fails before any GPU work.
     const rows = checkFlag("--resize", flags.resize, () => layerShapes(net, inputShape, flags.leaf));
     let x = Tensor.fromArray(

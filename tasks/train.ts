@@ -8,6 +8,7 @@
 import { checkFlag, type Flags, type HelpDefaults, listenForInterrupt, pickFlags, runTask } from "./cli.ts";
 import { type Checkpoint, type CurvePoint, restoreCheckpoint } from "../lib/checkpoint.ts";
 import { loadCheckpoint, saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
+import { type EpochRecord, ninOptions, type RunConfig, runConfig } from "../lib/config.ts";
 import { NinError } from "../lib/errors.ts";
 import { type EpochMetrics, type EpochPosition, fit } from "../lib/fit.ts";
 import { requestGpu } from "../lib/deno/gpu.ts";
@@ -15,27 +16,15 @@ import { loadTuning } from "../lib/deno/tuning_cache.ts";
 import { nin } from "../lib/nin.ts";
 import { layerShapes } from "../lib/shapes.ts";
 import { SGD } from "../lib/optim.ts";
+import { describeSchedule } from "../lib/schedule.ts";
+import { runFitOptions, runSchedule, runSplits, validationAccuracy } from "../lib/run.ts";
 import { type ChartOptions, lineChartSvg } from "../lib/svg_plot.ts";
 import { batchesPerEpoch } from "../lib/data/batches.ts";
 import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { appendLine, lockOutput, newRunId, prepareOutput } from "./outputs.ts";
 import { loadTaskData } from "./data.ts";
-
-/** Flags that define the run; a resumed run takes them from the checkpoint (a different value is an error). */
-const RUN_FLAGS = [
-  "lr",
-  "batch-size",
-  "resize",
-  "momentum",
-  "weight-decay",
-  "dropout",
-  "one-by-one-convs",
-  "init",
-  "seed",
-  "limit-train",
-  "limit-test",
-] as const;
+import { resumedConfig, RUN_FLAGS, withFlags } from "./run_flags.ts";
 
 /** The task's `--help` and flags. */
 const TASK = {
@@ -47,7 +36,6 @@ const TASK = {
   helpDefaults: presetHelp,
   flags: pickFlags([
     ...RUN_FLAGS,
-    "epochs",
     "data-dir",
     "offline",
     "micro-batch",
@@ -99,9 +87,11 @@ if (import.meta.main) {
   await runTask(TASK, async (parsedFlags, given) => {
     const flags: TrainFlags = { ...parsedFlags };
     let resumed: Checkpoint | null = null;
+    let config: RunConfig | null = null;
+    let changes: string[] = [];
     if (flags.resume) {
       resumed = await loadCheckpoint(flags.resume);
-      applyCheckpointConfig(flags, given, resumed, flags.resume);
+      ({ config, changes } = resumeRun(flags, given, resumed, flags.resume));
     }
     // Everything that can fail cheaply is checked before the data and the GPU are touched.
     const plotSize = parsePlotSize(flags["plot-size"]);
@@ -132,24 +122,23 @@ if (import.meta.main) {
         );
       }
     }
-    const net = nin(gpu, {
-      dropout: flags.dropout,
-      oneByOneConvs: flags["one-by-one-convs"],
-      init: flags.init,
-      seed: flags.seed,
-    });
-    checkFlag("--resize", flags.resize, () => layerShapes(net, [1, 1, flags.resize, flags.resize]));
-    const optimizer = new SGD(net.parameters(), {
-      lr: flags.lr,
-      momentum: flags.momentum,
-      weightDecay: flags["weight-decay"],
-    });
-    const config: Record<string, unknown> = Object.fromEntries(
-      [...RUN_FLAGS, "epochs" as const, ...CONTINUED_OUTPUTS].map((name) => [name, flags[name] ?? null]),
+    config ??= withFlags(runConfig(), flags);
+    const { train: hyper, data: dataConfig } = config;
+    const net = nin(gpu, ninOptions(config));
+    checkFlag(
+      "--resize",
+      dataConfig.resize,
+      () => layerShapes(net, [1, 1, dataConfig.resize, dataConfig.resize]),
     );
+    const optimizer = new SGD(net.parameters(), {
+      lr: hyper.lr,
+      momentum: hyper.momentum,
+      weightDecay: hyper.weightDecay,
+    });
+    const outputs = { plot: flags.plot, metrics: flags.metrics };
     // A fresh run's first metrics line replaces the file (atomically); a resumed run's lines continue it.
     let metricsStarted = resumed !== null;
-    const history: Record<string, number>[] = [];
+    const history: EpochRecord[] = [];
     const curve: CurvePoint[] = [];
     const startEpoch = resumed?.state.epoch ?? 0;
     const startPosition = resumed?.state.position ?? undefined;
@@ -161,22 +150,25 @@ if (import.meta.main) {
         ? `in epoch ${startPosition.epoch} after ${startPosition.batch} of its steps`
         : `after epoch ${startEpoch}`;
       console.error(
-        `resuming ${flags.resume} ${where} (step ${resumed.state.step}), training to epoch ${flags.epochs}`,
+        `resuming ${flags.resume} ${where} (step ${resumed.state.step}), training to epoch ${hyper.epochs}`,
       );
+      if (changes.length > 0) {
+        console.error(`fine-tuning from step ${resumed.state.step + 1} on: ${changes.join(", ")}`);
+      }
     }
-    const data = await loadTaskData(flags);
+    const loaded = await loadTaskData(flags);
+    const splits = checkFlag("--valid", dataConfig.valid, () => runSplits(config, loaded));
+    const { data, valid, trainCount, testCount, steps } = splits;
     const tuning = gpu.kernels === "gpu"
       ? await loadTuning(gpu, undefined, (note) => console.error(note))
       : undefined;
     console.error(`device: ${gpu.describe()}${tuning ? `, tuned choices from ${tuning.path}` : ""}`);
 
-    // A limit beyond the split (e.g. the preset's on a small data set) means the whole split.
-    const trainCount = Math.min(flags["limit-train"] ?? Infinity, data.train.count);
-    const testCount = Math.min(flags["limit-test"] ?? Infinity, data.test.count);
-    const steps = batchesPerEpoch(trainCount, flags["batch-size"]);
-    const testBatches = batchesPerEpoch(testCount, flags["batch-size"]);
-    const epochsLeft = flags.epochs - startEpoch;
+    const testBatches = batchesPerEpoch(testCount, hyper.batchSize) +
+      (valid ? batchesPerEpoch(valid.count, hyper.batchSize) : 0);
+    const epochsLeft = hyper.epochs - startEpoch;
     const stepsLeft = epochsLeft * steps - (startPosition?.batch ?? 0);
+    optimizer.schedule = runSchedule(config, steps);
     const progress = new Progress(Deno.stderr.isTerminal(), {
       trainSteps: stepsLeft,
       testBatches: epochsLeft * testBatches,
@@ -185,9 +177,11 @@ if (import.meta.main) {
       progress.note("stopping after this step (Ctrl-C again to quit at once)...")
     );
     console.error(
-      `training ${epochsLeft} epoch${epochsLeft === 1 ? "" : "s"} of ${steps} steps (batch ${
-        flags["batch-size"]
-      }, ${trainCount} images at ${flags.resize}x${flags.resize}, lr ${flags.lr})`,
+      `training ${epochsLeft} epoch${
+        epochsLeft === 1 ? "" : "s"
+      } of ${steps} steps (batch ${hyper.batchSize}, ` +
+        `${trainCount} images at ${dataConfig.resize}x${dataConfig.resize}, lr ${hyper.lr} ` +
+        `${describeSchedule(hyper.schedule)}${valid ? `, ${valid.count} held out for validation` : ""})`,
     );
     const minutes = flags["checkpoint-minutes"], everySteps = flags["checkpoint-steps"];
     console.error(
@@ -211,11 +205,12 @@ if (import.meta.main) {
           epoch,
           position,
           step: optimizer.stepCount,
-          seed: flags.seed,
+          seed: config.seed,
           runId,
           config,
           history,
           curve,
+          outputs,
         },
       });
       lastSave = { time: performance.now(), batch: position?.batch ?? 0 };
@@ -223,20 +218,13 @@ if (import.meta.main) {
     const every = Math.max(1, Math.floor(steps / POINTS_PER_EPOCH));
     const writePlot = async () => {
       if (!flags.plot) return;
-      const title = `NiN, ${flags.init} init, lr ${flags.lr}, momentum ${flags.momentum}, batch ${
-        flags["batch-size"]
-      }, ${flags.resize}x${flags.resize}, ${trainCount} images, seed ${flags.seed}`;
+      const title =
+        `NiN, ${config.model.init} init, lr ${hyper.lr}, momentum ${hyper.momentum}, batch ${hyper.batchSize}, ${dataConfig.resize}x${dataConfig.resize}, ${trainCount} images, seed ${config.seed}`;
       const svg = plotSvg(curve, history, { title, ...plotSize });
       await writeFileAtomic(flags.plot, new TextEncoder().encode(svg));
     };
     await fit(net, optimizer, data, {
-      epochs: flags.epochs,
-      batchSize: flags["batch-size"],
-      resize: flags.resize,
-      seed: flags.seed,
-      limitTrain: trainCount,
-      limitTest: testCount,
-      microBatch: flags["micro-batch"],
+      ...runFitOptions(config, splits, flags["micro-batch"]),
       startEpoch,
       startPosition,
       shouldStop: () => interrupt.requested,
@@ -274,13 +262,18 @@ if (import.meta.main) {
       onTestBatch: (t) =>
         progress.testBatch(`test ${t.batch}/${t.batches}`, t.seconds, t.batch / t.batches, t.batch === 1),
       onEpoch: async (m: EpochMetrics) => {
+        const record: EpochRecord = { ...m, lr: optimizer.lr };
+        record.validAcc = await validationAccuracy(net, config, splits, {
+          microBatch: flags["micro-batch"],
+          onBatch: (t) => progress.testBatch(`valid ${t.batch}/${t.batches}`, t.seconds, 0, false),
+        });
         progress.clear();
-        const record = { ...m };
         history.push(record);
         console.log(
-          `epoch ${m.epoch}/${flags.epochs}: loss ${m.loss.toFixed(3)}, train acc ${
+          `epoch ${m.epoch}/${hyper.epochs}: loss ${m.loss.toFixed(3)}, train acc ${
             m.trainAcc.toFixed(3)
           }, ` +
+            `${record.validAcc === undefined ? "" : `valid acc ${record.validAcc.toFixed(3)}, `}` +
             `test acc ${m.testAcc.toFixed(3)}, ${m.examplesPerSec.toFixed(1)} examples/sec`,
         );
         await save(m.epoch, null);
@@ -326,46 +319,40 @@ if (import.meta.main) {
 }
 
 /**
- * A resumed run keeps the checkpoint's configuration: a run flag given with another value is a usage
- * error naming both values; `--epochs` may grow (train further); outputs continue where the run wrote them.
+ * A resumed run keeps the checkpoint's configuration: a run flag given with another value is a usage error
+ * naming both values, except the rate and its schedule (fine-tuning, returned as `changes`) and `--epochs`,
+ * which may grow (train further); outputs continue where the run wrote them.
  */
-function applyCheckpointConfig(
+function resumeRun(
   flags: TrainFlags,
   given: ReadonlySet<string>,
   resumed: Checkpoint,
   path: string,
-): void {
+): { config: RunConfig; changes: string[] } {
   const saved = resumed.state.config;
-  const target = flags as Record<string, unknown>;
-  for (const name of RUN_FLAGS) {
-    if (!(name in saved)) continue;
-    const value = saved[name] ?? undefined;
-    if (given.has(name) && target[name] !== value) {
-      throw new NinError(
-        `--${name} ${target[name]} conflicts with ${path}, which was trained with ` +
-          `${value === undefined ? `no --${name}` : `--${name} ${value}`}; a resumed run keeps its ` +
-          `configuration: drop --${name}, or start a new run without --resume`,
-        2,
-      );
-    }
-    target[name] = value;
+  if (!saved) {
+    throw new NinError(`${path} holds no run configuration (a model-only file); it cannot be resumed`, 2);
   }
-  if (!given.has("epochs") && typeof saved.epochs === "number") flags.epochs = saved.epochs;
-  if (flags.epochs <= resumed.state.epoch) {
+  const resumedRun = resumedConfig(saved, flags, given, path);
+  if (resumedRun.config.train.epochs <= resumed.state.epoch) {
     throw new NinError(
-      `nothing left to train: ${path} is at epoch ${resumed.state.epoch} and the run has --epochs ${flags.epochs}; ` +
-        `pass --epochs ${resumed.state.epoch + 1} or more to train further`,
+      `nothing left to train: ${path} is at epoch ${resumed.state.epoch} and the run has --epochs ` +
+        `${resumedRun.config.train.epochs}; pass --epochs ${
+          resumed.state.epoch + 1
+        } or more to train further`,
       2,
     );
   }
+  const outputs = resumed.state.outputs ?? {};
   for (const name of CONTINUED_OUTPUTS) {
-    if (!given.has(name) && typeof saved[name] === "string") target[name] = saved[name];
+    if (!given.has(name) && typeof outputs[name] === "string") flags[name] = outputs[name];
   }
   if (!given.has("checkpoint")) flags.checkpoint = path;
+  return resumedRun;
 }
 
 /** d2l's Animator: train loss and train acc several times per epoch, test acc once per epoch. */
-function plotSvg(curve: CurvePoint[], history: Record<string, number>[], options: ChartOptions): string {
+function plotSvg(curve: CurvePoint[], history: EpochRecord[], options: ChartOptions): string {
   const x = curve.map((p) => p.x);
   return lineChartSvg([
     { name: "train loss", x, values: curve.map((p) => p.loss) },

@@ -13,6 +13,7 @@ import { saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import type { KernelFamily } from "../lib/gpu/device.ts";
 import { epochBatches } from "../lib/data/batches.ts";
 import type { Split } from "../lib/data/split.ts";
+import { runConfig } from "../lib/config.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { resizeImages } from "../lib/resize.ts";
@@ -239,8 +240,23 @@ Deno.test({
           await trainStep(net, optimizer, images, b.labels);
           images.dispose();
           const original = `${work}/original.safetensors`;
-          const config = { resize: 67, "one-by-one-convs": 1, lr: 0.05, momentum: 0.9 };
-          const history = [{ epoch: 1, loss: 2.3, trainAcc: 0.1, testAcc: 0.125, examplesPerSec: 9.5 }];
+          const config = runConfig({
+            seed: 5,
+            model: { oneByOneConvs: 1 },
+            train: { lr: 0.05, momentum: 0.9 },
+            data: { resize: 67 },
+          });
+          const history = [
+            {
+              epoch: 1,
+              loss: 2.3,
+              trainAcc: 0.1,
+              testAcc: 0.125,
+              examplesPerSec: 9.5,
+              trainSeconds: 1,
+              step: 1,
+            },
+          ];
           const curve = [{ x: 1, loss: 2.3, trainAcc: 0.1 }];
           await saveCheckpoint(net, original, {
             optimizer,

@@ -409,9 +409,9 @@ taskTest(
       );
       const resume = [`--resume=${checkpoint}`, `--data-dir=${dataDir}`, "--offline"];
       assertTaskError(
-        await runTask("train", [...resume, "--lr", "0.5"]),
+        await runTask("train", [...resume, "--momentum", "0"]),
         2,
-        `--lr 0.5 conflicts with ${checkpoint}, which was trained with --lr 0.05`,
+        `--momentum 0 conflicts with ${checkpoint}, which was trained with --momentum 0.9`,
       );
       assertTaskError(
         await runTask("train", resume),

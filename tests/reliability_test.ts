@@ -254,7 +254,7 @@ Deno.test({
       const optimizer = new SGD(net.parameters(), { lr: 0.1, momentum: 0.9 });
       const images = Tensor.zeros(gpu, [2, 1, 16, 16]);
       await trainStep(net, optimizer, images, [1, 2]);
-      const state = { epoch: 1, step: 1, seed: 0, config: {}, history: [] };
+      const state = { epoch: 1, step: 1, seed: 0, config: null, history: [] };
       await saveCheckpoint(net, `${dir}/good.safetensors`, { optimizer, state });
       const good = await Deno.readFile(`${dir}/good.safetensors`);
 
@@ -316,7 +316,7 @@ gpuTest(
     try {
       const net = tinyNet(gpu);
       const optimizer = new SGD(net.parameters(), { lr: 0.1 });
-      const state = { epoch: 1, step: 0, seed: 0, config: {}, history: [] };
+      const state = { epoch: 1, step: 0, seed: 0, config: null, history: [] };
       const path = `${dir}/c.safetensors`;
       await saveCheckpoint(net, path, { optimizer, state });
       const good = await Deno.readFile(path);

@@ -29,6 +29,8 @@ import {
   requestGpu,
   resizeImages,
   restoreCheckpoint,
+  type RunConfig,
+  runConfig,
   type RunState,
   type Sequential,
   SGD,
@@ -98,19 +100,14 @@ function readControls(): Controls {
   };
 }
 
-/** The run configuration a checkpoint keeps, under the train task's flag names (what eval reads). */
-function runConfig(c: Controls): Record<string, unknown> {
-  return {
-    lr: c.lr,
-    "batch-size": c.batchSize,
-    resize: c.resize,
-    "one-by-one-convs": c.oneByOneConvs,
-    init: c.init,
+/** The run configuration a checkpoint keeps (what `deno task eval` and `--resume` read). */
+function controlsConfig(c: Controls): RunConfig {
+  return runConfig({
     seed: 0,
-    epochs: c.epochs,
-    "limit-train": c.limitTrain,
-    "limit-test": c.limitTest,
-  };
+    model: { oneByOneConvs: c.oneByOneConvs, init: c.init },
+    train: { lr: c.lr, batchSize: c.batchSize, epochs: c.epochs },
+    data: { resize: c.resize, limitTrain: c.limitTrain, limitTest: c.limitTest },
+  });
 }
 
 function setStatus(message: string, error = false): void {
@@ -232,7 +229,7 @@ async function start(): Promise<void> {
   }
   const optimizer = new SGD(net.parameters(), { lr: c.lr });
   const curve: CurvePoint[] = [];
-  const state: RunState = { epoch: 0, step: 0, seed: 0, config: runConfig(c), history: [], curve };
+  const state: RunState = { epoch: 0, step: 0, seed: 0, config: controlsConfig(c), history: [], curve };
   run = { net, optimizer, state, resize: c.resize };
   stopRequested = false;
   const total = c.epochs * batchesPerEpoch(Math.min(c.limitTrain, train.count), c.batchSize);
@@ -371,13 +368,12 @@ async function load(file: File): Promise<void> {
   const g = await openGpu(readControls().kernels);
   const { net, resize, resizeFrom, oneByOneConvs } = ninFromCheckpoint(g, checkpoint, file.name);
   const config = checkpoint.state.config;
-  const num = (v: unknown, fallback: number) => typeof v === "number" ? v : fallback;
   let optimizer: SGD | undefined;
   try {
     optimizer = new SGD(net.parameters(), {
-      lr: num(config.lr, Number(input("lr").value) || 0.1),
-      momentum: num(config.momentum, 0),
-      weightDecay: num(config["weight-decay"], 0),
+      lr: config?.train.lr ?? (Number(input("lr").value) || 0.1),
+      momentum: config?.train.momentum ?? 0,
+      weightDecay: config?.train.weightDecay ?? 0,
     });
     restoreCheckpoint(checkpoint, net, optimizer);
   } catch (e) {
@@ -392,9 +388,9 @@ async function load(file: File): Promise<void> {
   run = { net, optimizer, state: checkpoint.state, resize };
   input("resize").value = String(resize);
   input("one-by-one-convs").value = String(oneByOneConvs);
-  if (typeof config.lr === "number") input("lr").value = String(config.lr);
-  if (config.init === "xavier" || config.init === "kaiming") {
-    byId<HTMLSelectElement>("init").value = config.init;
+  if (config) {
+    input("lr").value = String(config.train.lr);
+    byId<HTMLSelectElement>("init").value = config.model.init;
   }
   drawChart(checkpoint.state);
   setStatus(

@@ -128,6 +128,54 @@ export function* epochBatches(examples: Examples, options: EpochOptions): Genera
   }
 }
 
+/** What {@link holdOut} returns: the examples trained on and the held-out validation examples. */
+export interface HeldOut<T extends Examples> {
+  /** The examples not held out, in their original order. */
+  train: T;
+  /** The held-out examples, in their original order. */
+  valid: T;
+}
+
+/**
+ * Holds `count` examples out of `examples` as a validation split, chosen by a permutation seeded with
+ * `seed` (the same seed gives the same split; it shares nothing with the epochs' shuffles). Both parts keep
+ * the original order, so a `limit` on the training part still takes "the first N".
+ *
+ * @example
+ * ```ts
+ * import { holdOut } from "@nin/webgpu";
+ * const examples = { images: new Uint8Array(10 * 4), labels: new Uint8Array(10), count: 10, height: 2, width: 2 };
+ * const { train, valid } = holdOut(examples, 3, 0);
+ * console.log(train.count, valid.count); // 7 3
+ * ```
+ */
+export function holdOut<T extends Examples>(examples: T, count: number, seed: number): HeldOut<T> {
+  checkInteger(
+    "validation images",
+    count,
+    1,
+    examples.count - 1,
+    ` (the split has ${examples.count} examples)`,
+  );
+  // Not epoch 0's shuffle: that order would then put the validation images first in epoch 1.
+  const order = new Random(epochSeed(seed, 0) ^ 0x7a11d).permutation(examples.count);
+  const held = new Uint8Array(examples.count);
+  for (let k = 0; k < count; k++) held[order[k]] = 1;
+  const pixels = examples.height * examples.width;
+  const pick = (want: number, n: number): T => {
+    const images = new Uint8Array(n * pixels);
+    const labels = new Uint8Array(n);
+    let j = 0;
+    for (let i = 0; i < examples.count; i++) {
+      if (held[i] !== want) continue;
+      images.set(examples.images.subarray(i * pixels, (i + 1) * pixels), j * pixels);
+      labels[j++] = examples.labels[i];
+    }
+    return { ...examples, images, labels, count: n };
+  };
+  return { train: pick(0, examples.count - count), valid: pick(1, count) };
+}
+
 /** A 32-bit seed for one epoch: both inputs go through a hash, so nearby (seed, epoch) pairs share nothing. */
 function epochSeed(seed: number, epoch: number): number {
   const low = seed >>> 0;
