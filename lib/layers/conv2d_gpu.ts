@@ -1,7 +1,10 @@
 /**
  * Conv2d's passes in the "gpu" kernel family (`kernels/gpu/`), shaped for real GPUs rather than llvmpipe:
- * 256-invocation workgroups, 64 x 64 output tiles staged in workgroup memory, a split-K weight gradient and
- * a parallel bias reduction, so that large layers launch hundreds to thousands of workgroups.
+ * GEMMs in workgroup tiles staged in workgroup memory, in the shape of one candidate of the GEMM table
+ * (`conv2d_gpu_candidates.ts`: tuned per adapter, else chosen by the paper model), a split-K weight gradient
+ * and a parallel bias reduction, so that large layers launch hundreds to thousands of workgroups. The
+ * kernel size, stride and padding are compiled into each GEMM pipeline (override constants, one pipeline
+ * per candidate and window geometry).
  *
  * - Forward: implicit GEMM, M = N*OH*OW positions x OC channels, K = IC*k*k, bias and ReLU in the epilogue.
  * - Input gradient (stride 1 only; NiN's one strided conv is its first layer, which needs none): the weights
@@ -21,8 +24,8 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { constantOf, type Kernel, kernel } from "../gpu/kernel.ts";
-import { splitCandidate, tunedTarget, WEIGHT_GRADIENT_KERNELS } from "../tuning.ts";
+import { type Kernel, kernel } from "../gpu/kernel.ts";
+import { choiceName, type PassChoice, SPLIT_TARGETS, tunedChoice } from "../tuning.ts";
 import { WAVE_WORKGROUPS } from "../gpu/wave.ts";
 import { workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
@@ -33,30 +36,44 @@ import {
   convUniform,
   reluMaskBindings,
 } from "./conv2d_passes.ts";
+import {
+  candidateNamed,
+  estimateSeconds,
+  executedFlops,
+  fitsDevice,
+  GEMM_CANDIDATES,
+  type GemmCandidate,
+  type GemmPass,
+  gemmSize,
+  shapedCode,
+  type Split,
+  tilesOf,
+} from "./conv2d_gpu_candidates.ts";
 import forwardCode from "../../kernels/gpu/conv2d_gpu_forward.wgsl" with { type: "text" };
 import flipCode from "../../kernels/gpu/conv2d_gpu_flip.wgsl" with { type: "text" };
 import weightGradCode from "../../kernels/gpu/conv2d_gpu_weight_grad.wgsl" with { type: "text" };
 import biasGradCode from "../../kernels/gpu/conv2d_gpu_bias_grad.wgsl" with { type: "text" };
 import reduceCode from "../../kernels/gpu/conv2d_gpu_reduce.wgsl" with { type: "text" };
 
-const FORWARD = kernel("conv2d_gpu_forward", forwardCode);
-const FORWARD_RELU = kernel("conv2d_gpu_forward_relu", forwardCode, { constants: { fuseRelu: 1 } });
-/** The input gradient: the forward kernel, without bias, over the output gradient and flipped weights. */
-const BACKWARD_INPUT = kernel("conv2d_gpu_backward_input", forwardCode, { constants: { has_bias: 0 } });
+/**
+ * The GEMM kernels, by name: source and the override constants of the variant (the candidate's shape and
+ * the layer's window are added per pipeline, see {@link gemmKernel}).
+ */
+const GEMM_KERNELS = {
+  conv2d_gpu_forward: { code: forwardCode, constants: {} },
+  conv2d_gpu_forward_relu: { code: forwardCode, constants: { fuseRelu: 1 } },
+  /** The input gradient: the forward kernel, without bias, over the output gradient and flipped weights. */
+  conv2d_gpu_backward_input: { code: forwardCode, constants: { has_bias: 0 } },
+  conv2d_gpu_backward_weight: { code: weightGradCode, constants: {} },
+} as const;
 const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode, { constants: { WORKGROUP_SIZE: 256 } });
-/** The weight gradient's GEMM and split reduction, named from the prefix of what lib/tuning.ts times. */
-const WEIGHT_GRAD = kernel(WEIGHT_GRADIENT_KERNELS, weightGradCode);
 const REDUCE_CONSTANTS = { constants: { WORKGROUP_SIZE: 256 } };
-const WEIGHT_REDUCE = kernel(`${WEIGHT_GRADIENT_KERNELS}_reduce`, reduceCode, REDUCE_CONSTANTS);
+const WEIGHT_REDUCE = kernel("conv2d_gpu_backward_weight_reduce", reduceCode, REDUCE_CONSTANTS);
 const BIAS_GRAD = kernel("conv2d_gpu_backward_bias", biasGradCode);
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
 const BIAS_GRAD_RELU = kernel("conv2d_gpu_backward_bias_relu", biasGradCode, { constants: { masked: 1 } });
 const BIAS_REDUCE = kernel("conv2d_gpu_backward_bias_reduce", reduceCode, REDUCE_CONSTANTS);
 
-/** Output tile of the GEMM kernels: TILE x TILE per workgroup (16 x 16 invocations, 4 x 4 each). */
-const TILE = constantOf(FORWARD, "TILE");
-/** Reduction steps per trip through workgroup memory; split-K slice lengths are multiples of it. */
-const CHUNK = constantOf(FORWARD, "CHUNK");
 /** Workgroups the split passes aim for by default: two waves. */
 const TARGET_WORKGROUPS = 2 * WAVE_WORKGROUPS;
 /** A slice of the weight or bias reduction covers at least this many positions (one per invocation). */
@@ -67,10 +84,21 @@ const MIN_SLICE = BIAS_GRAD.workgroupSize;
  */
 const MAX_WORKSPACE_BYTES = 64 * 2 ** 20;
 
-/** A reduction over `total` positions cut into `slices` contiguous ranges of `sliceLength`. */
-interface Split {
-  slices: number;
-  sliceLength: number;
+/** Compiled variants, one per (kernel, candidate, window): a layer's pipelines are made once. */
+const variants = new Map<string, Kernel>();
+
+/** The GEMM kernel `name` in candidate `c`'s shape with `g`'s window compiled in. */
+function gemmKernel(name: keyof typeof GEMM_KERNELS, c: GemmCandidate, g: ConvGeometry): Kernel {
+  const key = `${name} ${c.name} k${g.kernel} s${g.stride} p${g.padding}`;
+  let k = variants.get(key);
+  if (!k) {
+    const { code, constants } = GEMM_KERNELS[name];
+    k = kernel(name, shapedCode(code, c, name), {
+      constants: { ...constants, KSIZE: g.kernel, STRIDE: g.stride, PAD: g.padding },
+    });
+    variants.set(key, k);
+  }
+  return k;
 }
 
 /** The family's `Params` uniform for `g`, with the split fields (default: one slice). */
@@ -78,12 +106,9 @@ function uniform(
   g: ConvGeometry,
   over: Partial<Record<string, number>> = {},
 ): Record<string, number> {
-  return { ...convUniform(g), slices: 1, slice_length: 0, direct: 0, ...over };
-}
-
-/** Workgroups of a GEMM over a rows x columns output in TILE x TILE tiles. */
-function gemmTiles(rows: number, columns: number): number {
-  return workgroupsFor(rows, TILE) * workgroupsFor(columns, TILE);
+  // The window (kernel, stride, padding) is compiled into the GEMM pipelines, not passed.
+  const { kernel: _k, stride: _s, padding: _p, ...sizes } = convUniform(g);
+  return { ...sizes, slices: 1, slice_length: 0, direct: 0, ...over };
 }
 
 /** `total` cut into at most `wanted` slices whose length is a multiple of `multiple`, none empty. */
@@ -93,21 +118,20 @@ function split(total: number, wanted: number, multiple: number): Split {
 }
 
 /**
- * The weight gradient's split-K: enough slices for `target` workgroups (this adapter's tuned choice, see
- * lib/tuning.ts, else TARGET_WORKGROUPS), each >= MIN_SLICE positions, workspace capped.
+ * The weight gradient's split-K in candidate `c`: enough slices for `target` workgroups, each >= MIN_SLICE
+ * positions and a whole number of chunks, workspace capped.
  */
-function weightGradSplit(g: ConvGeometry, target: number, maxBindingBytes: number): Split {
-  const positions = g.n * g.outHeight * g.outWidth;
-  const depth = g.inChannels * g.kernel * g.kernel;
-  const bytesPerSlice = g.outChannels * depth * 4;
+function weightGradSplit(g: ConvGeometry, c: GemmCandidate, target: number, maxBindingBytes: number): Split {
+  const size = gemmSize(g, "weight gradient");
+  const bytesPerSlice = size.rows * size.channels * 4;
   return split(
-    positions,
+    size.depth,
     Math.min(
-      Math.ceil(target / gemmTiles(g.outChannels, depth)),
-      Math.ceil(positions / MIN_SLICE),
+      Math.ceil(target / tilesOf(c, size)),
+      Math.ceil(size.depth / MIN_SLICE),
       Math.max(1, Math.floor(Math.min(MAX_WORKSPACE_BYTES, maxBindingBytes) / bytesPerSlice)),
     ),
-    CHUNK,
+    c.chunk,
   );
 }
 
@@ -121,6 +145,75 @@ function biasGradSplit(g: ConvGeometry): Split {
   );
 }
 
+/** A pass's candidate and (weight gradient) split, resolved for a device. */
+interface Resolved {
+  choice: PassChoice;
+  candidate: GemmCandidate;
+  split: Split;
+}
+
+/** `choice` (default: the one in force) for a pass of `g`, resolved on `gpu`. */
+function resolve(
+  gpu: Gpu,
+  g: ConvGeometry,
+  pass: GemmPass,
+  choice: PassChoice = passChoice(gpu, g, pass),
+): Resolved {
+  const candidate = candidateNamed(choice.candidate)!;
+  const split = choice.target === undefined
+    ? { slices: 1, sliceLength: gemmSize(g, pass).depth }
+    : weightGradSplit(g, candidate, choice.target, gpu.limits.maxStorageBufferBindingSize);
+  return { choice, candidate, split };
+}
+
+/**
+ * The model's default for a pass of `g` on `gpu`: among the candidates the device runs (and, for the weight
+ * gradient, the split-K targets), the one the paper model (`estimateSeconds`, a large GPU) finds fastest.
+ */
+export function defaultChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoice {
+  const targets = pass === "weight gradient" ? SPLIT_TARGETS : [undefined];
+  let best: { choice: PassChoice; seconds: number } | undefined;
+  for (const c of GEMM_CANDIDATES.filter((c) => fitsDevice(c, gpu.limits))) {
+    for (const target of targets) {
+      const choice = { candidate: c.name, ...(target === undefined ? {} : { target }) };
+      const seconds = estimateSeconds(c, g, pass, resolve(gpu, g, pass, choice).split);
+      if (!best || seconds < best.seconds) best = { choice, seconds };
+    }
+  }
+  return best!.choice;
+}
+
+/** The choice in force for a pass of `g`: this adapter's tuned one, else the model's default. */
+export function passChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoice {
+  return tunedChoice(gpu, g, pass) ?? defaultChoice(gpu, g, pass);
+}
+
+/**
+ * Records one GEMM pass of `g` in its resolved choice; `kernelGeometry` is the geometry its kernel runs (the
+ * transposed convolution for the input gradient).
+ */
+function dispatchGemm(
+  gpu: Gpu,
+  name: keyof typeof GEMM_KERNELS,
+  g: ConvGeometry,
+  pass: GemmPass,
+  { choice, candidate, split }: Resolved,
+  kernelGeometry: ConvGeometry,
+  buffers: Record<string, GPUBuffer>,
+  params: Record<string, number>,
+): void {
+  const size = gemmSize(g, pass);
+  gpu.dispatch(
+    gemmKernel(name, candidate, kernelGeometry),
+    buffers,
+    params,
+    tilesOf(candidate, size) * split.slices,
+    convFlops(g).gemm,
+    choiceName(choice),
+    executedFlops(candidate, size, split.slices, split.sliceLength),
+  );
+}
+
 /** Records `out[i] += sum over slices of partial[s, i]` in slice order with `k`, a conv2d_gpu_reduce.wgsl. */
 function reduce(gpu: Gpu, k: Kernel, partial: Tensor, out: Tensor, slices: number): void {
   const count = out.size;
@@ -129,12 +222,18 @@ function reduce(gpu: Gpu, k: Kernel, partial: Tensor, out: Tensor, slices: numbe
 
 /** The "gpu" family's convolution passes. */
 export const GPU_CONV: ConvPasses = {
-  /** The forward (bias, and ReLU when fused, in the epilogue). */
-  forward: (g, relu) => ({
-    kernel: relu ? FORWARD_RELU : FORWARD,
-    params: uniform(g),
-    workgroups: gemmTiles(g.n * g.outHeight * g.outWidth, g.outChannels),
-  }),
+  /** The forward (bias, and ReLU when fused, in the epilogue), in the choice in force for `g`. */
+  forward: (g, relu, gpu) => {
+    const { choice, candidate } = resolve(gpu, g, "forward");
+    const size = gemmSize(g, "forward");
+    return {
+      kernel: gemmKernel(relu ? "conv2d_gpu_forward_relu" : "conv2d_gpu_forward", candidate, g),
+      params: uniform(g),
+      workgroups: tilesOf(candidate, size),
+      candidate: choiceName(choice),
+      executedFlops: executedFlops(candidate, size),
+    };
+  },
 
   /** Input gradients of strided convolutions: this family runs the input gradient at stride 1 only. */
   unsupported: (g, needInputGrad) =>
@@ -169,25 +268,20 @@ export const GPU_CONV: ConvPasses = {
 
       // Weight gradient: split-K GEMM into a workspace and a fixed-order reduction, or straight into dw.
       const depth = g.inChannels * g.kernel * g.kernel;
-      const target = tunedTarget(gpu, g) ?? TARGET_WORKGROUPS;
-      const weightSplit = weightGradSplit(g, target, gpu.limits.maxStorageBufferBindingSize);
-      const direct = weightSplit.slices === 1;
-      weightPartials = direct
-        ? null
-        : Tensor.empty(gpu, [weightSplit.slices, g.outChannels, depth], "workspace");
-      gpu.dispatch(
-        WEIGHT_GRAD,
+      const chosen = resolve(gpu, g, "weight gradient");
+      const { slices, sliceLength } = chosen.split;
+      weightPartials = slices === 1 ? null : Tensor.empty(gpu, [slices, g.outChannels, depth], "workspace");
+      dispatchGemm(
+        gpu,
+        "conv2d_gpu_backward_weight",
+        g,
+        "weight gradient",
+        chosen,
+        g,
         { x: x.buffer, g: grad.buffer, out: (weightPartials ?? dw).buffer },
-        uniform(g, {
-          slices: weightSplit.slices,
-          slice_length: weightSplit.sliceLength,
-          direct: direct ? 1 : 0,
-        }),
-        gemmTiles(g.outChannels, depth) * weightSplit.slices,
-        flops.gemm,
-        splitCandidate(target),
+        uniform(g, { slices, slice_length: sliceLength, direct: slices === 1 ? 1 : 0 }),
       );
-      if (weightPartials) reduce(gpu, WEIGHT_REDUCE, weightPartials, dw, weightSplit.slices);
+      if (weightPartials) reduce(gpu, WEIGHT_REDUCE, weightPartials, dw, slices);
     });
 
     // Input gradient: dx = conv(grad, flipped weights) with padding k - 1 - p, the transposed convolution.
@@ -213,12 +307,15 @@ export const GPU_CONV: ConvPasses = {
         padding: g.kernel - 1 - g.padding,
       };
       // No bias: the weights stand in for the unused binding.
-      gpu.dispatch(
-        BACKWARD_INPUT,
+      dispatchGemm(
+        gpu,
+        "conv2d_gpu_backward_input",
+        g,
+        "input gradient",
+        resolve(gpu, g, "input gradient"),
+        transposed,
         { x: grad.buffer, w: flipped.buffer, bias: weight.buffer, y: dx.buffer },
         uniform(transposed),
-        gemmTiles(g.n * g.height * g.width, g.inChannels),
-        flops.gemm,
       );
     }
     // Safe to release now: later users of the pooled buffers are recorded after these dispatches.

@@ -81,6 +81,10 @@ export interface ConvDispatch {
   params: Record<string, number>;
   /** Workgroups to dispatch. */
   workgroups: number;
+  /** The tuned variant it runs (recorded as the dispatch's `candidate`), if the family has several. */
+  candidate?: string;
+  /** FLOPs its tiles execute, padding included, where they differ from the layer's own. */
+  executedFlops?: number;
 }
 
 /**
@@ -125,8 +129,11 @@ export function reluMaskBindings(args: ConvBackward): Record<string, GPUBuffer> 
 
 /** A kernel family's Conv2d passes. */
 export interface ConvPasses {
-  /** The forward over `g`, with the following ReLU fused into its epilogue when `relu`. */
-  forward(g: ConvGeometry, relu: boolean): ConvDispatch;
+  /**
+   * The forward over `g` on `gpu`, with the following ReLU fused into its epilogue when `relu` (a family
+   * with tuned variants picks the one in force on `gpu`).
+   */
+  forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch;
   /**
    * Why this family cannot run the backward of `g` (the end of Conv2d's error message), or undefined when it
    * can; asked before any workspace is allocated or anything recorded.
