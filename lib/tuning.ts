@@ -12,7 +12,12 @@
 import type { DispatchRecord, Gpu } from "./gpu/device.ts";
 import { WAVE_WORKGROUPS } from "./gpu/wave.ts";
 import type { ConvGeometry } from "./layers/conv2d_passes.ts";
-import { candidateNamed, fitsDevice, GEMM_CANDIDATES, type GemmPass } from "./layers/conv2d_gpu_candidates.ts";
+import {
+  candidateNamed,
+  fitsDevice,
+  GEMM_CANDIDATES,
+  type GemmPass,
+} from "./layers/conv2d_gpu_candidates.ts";
 import { defaultCacheDir } from "./env.ts";
 import { writeFileAtomic } from "./data/atomic_write.ts";
 import { median } from "./median.ts";

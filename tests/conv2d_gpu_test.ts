@@ -1,7 +1,8 @@
 // The "gpu" conv2d kernel family (kernels/gpu/, lib/layers/conv2d_gpu.ts), tested through the public layer on
 // a device of that family whatever NIN_KERNELS says: results against the float64 reference, gradient
 // accumulation across split-K slices, determinism, the strided input gradient's error, workspace
-// accounting, and the launch shapes of one NiN training step at 224 x 224, batch 128.
+// accounting, every GEMM candidate of the table against the reference, and the launch shapes of one NiN
+// training step at 224 x 224, batch 128.
 import { assertClose, assertJsonEqual, assertThrowsWith, gpuTest, Tensor } from "./util.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
@@ -12,6 +13,9 @@ import { LAUNCH_RULE, PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.t
 import { Random } from "../lib/random.ts";
 import { type ConvCase, convCase } from "./reference/conv2d.ts";
 import { checkConv2dAgainstReference } from "./layer_checks.ts";
+import { fitsDevice, GEMM_CANDIDATES } from "../lib/layers/conv2d_gpu_candidates.ts";
+import { GEMM_PASSES, geometryKey, SPLIT_TARGETS } from "../lib/tuning.ts";
+import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
 
 // Odd sizes that are no multiples of the 64 x 64 tiles or the 16-step chunks; k = 3, 5, 1, 2; padding
 // beyond k - 1 (the input gradient then crops: padding k - 1 - p < 0); several 64-tiles in every GEMM
@@ -207,3 +211,84 @@ Deno.test("gpu conv2d family: >= 95% of a NiN-224 batch-128 training step's FLOP
     throw new Error(`the convs did only ${convFlops / plan.totalFlops} of the FLOPs`);
   }
 });
+
+/** The layer geometry of a reference case (PyTorch's floor output size). */
+function geometryOf(c: ConvCase): ConvGeometry {
+  const [n, inChannels, height, width] = c.input;
+  const out = (size: number) => Math.floor((size + 2 * c.padding - c.kernel) / c.stride) + 1;
+  const { outChannels, kernel, stride, padding } = c;
+  return {
+    n,
+    inChannels,
+    height,
+    width,
+    outChannels,
+    outHeight: out(height),
+    outWidth: out(width),
+    kernel,
+    stride,
+    padding,
+  };
+}
+
+// Each candidate forced on every pass (as a tuned choice): a fused layer whose weight gradient is split (546
+// positions: 3 slices), one with a crop in its input gradient (padding 2 > k - 1), channel counts over 64
+// and reductions that are no multiple of any chunk, straight into dw; and a strided window (no input
+// gradient). Small sizes: the point is every shape's indexing, not its speed.
+const CANDIDATE_CASES: [ConvCase, number, boolean][] = [
+  [convCase([3, 5, 13, 14], 7, 3, 1, 1), SPLIT_TARGETS.at(-1)!, true],
+  [convCase([2, 67, 5, 6], 70, 2, 1, 2), SPLIT_TARGETS[0], false],
+  [convCase([2, 3, 9, 9], 5, 3, 2, 1), SPLIT_TARGETS[0], false],
+];
+
+for (const candidate of GEMM_CANDIDATES) {
+  gpuFamilyTest(`gpu conv2d GEMM candidate ${candidate.name} matches the float64 reference`, async (gpu) => {
+    if (!fitsDevice(candidate, gpu.limits)) {
+      // Only a candidate beyond this adapter's workgroup memory is left out, and never the default shape.
+      if (candidate === GEMM_CANDIDATES[0]) throw new Error("the first candidate must run everywhere");
+      console.log(`  ${candidate.name}: beyond this adapter's limits, not run`);
+      return;
+    }
+    const saved = gpu.tuning;
+    const rng = new Random(25);
+    try {
+      for (const [c, target, fuseRelu] of CANDIDATE_CASES) {
+        const choices = Object.fromEntries(
+          GEMM_PASSES.map((
+            pass,
+          ) => [pass, { candidate: candidate.name, ...(pass === "weight gradient" ? { target } : {}) }]),
+        );
+        gpu.tuning = { choices: { [geometryKey(geometryOf(c))]: choices }, cached: false };
+        const records = await gpu.trace(() =>
+          checkConv2dAgainstReference(gpu, c, rng, {
+            seed: 5,
+            what: `${candidate.name} ${JSON.stringify(c)}`,
+            fuseRelu,
+          })
+        );
+        // Every GEMM dispatch ran the candidate (a strided case runs its forward twice: the check's second
+        // forward precedes the refused input gradient).
+        const gemms = records.filter((r) =>
+          r.flops > 0 && r.kernel !== "conv2d_gpu_backward_bias" &&
+          r.kernel !== "conv2d_gpu_backward_bias_relu"
+        );
+        const kernels = gemms.map((r) => r.kernel.replace("_relu", "")).sort();
+        assertJsonEqual(
+          kernels,
+          [
+            "conv2d_gpu_backward_" + (c.stride === 1 ? "input" : "weight"),
+            ...(c.stride === 1 ? ["conv2d_gpu_backward_weight"] : []),
+            "conv2d_gpu_forward",
+            ...(c.stride === 1 ? [] : ["conv2d_gpu_forward"]),
+          ].sort(),
+          `${candidate.name} ${JSON.stringify(c)}: GEMM dispatches`,
+        );
+        for (const r of gemms) {
+          if (!r.candidate.startsWith(candidate.name)) throw new Error(`${r.kernel} ran ${r.candidate}`);
+        }
+      }
+    } finally {
+      gpu.tuning = saved;
+    }
+  });
+}

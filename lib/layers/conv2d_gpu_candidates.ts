@@ -28,7 +28,13 @@ export interface GemmCandidate {
   chunk: number;
 }
 
-function candidate(tileM: number, tileN: number, blockM: number, blockN: number, chunk: number): GemmCandidate {
+function candidate(
+  tileM: number,
+  tileN: number,
+  blockM: number,
+  blockN: number,
+  chunk: number,
+): GemmCandidate {
   return { name: `${tileM}x${tileN}/${blockM}x${blockN}/c${chunk}`, tileM, tileN, blockM, blockN, chunk };
 }
 
