@@ -38,6 +38,7 @@ import {
 } from "./conv2d_passes.ts";
 import {
   candidateNamed,
+  type DeviceModel,
   estimateSeconds,
   executedFlops,
   fitsDevice,
@@ -45,6 +46,7 @@ import {
   type GemmCandidate,
   type GemmPass,
   gemmSize,
+  H200,
   shapedCode,
   type Split,
   tilesOf,
@@ -167,20 +169,69 @@ function resolve(
 }
 
 /**
- * The model's default for a pass of `g` on `gpu`: among the candidates the device runs (and, for the weight
- * gradient, the split-K targets), the one the paper model (`estimateSeconds`, a large GPU) finds fastest.
+ * The choice among `candidates` (and, for the weight gradient, the split-K targets) that the paper model
+ * (`estimateSeconds`, a large GPU) finds fastest for a pass of `g`, with its estimate in seconds.
  */
-export function defaultChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoice {
+function fastestByModel(
+  gpu: Gpu,
+  g: ConvGeometry,
+  pass: GemmPass,
+  candidates: readonly GemmCandidate[],
+  device: DeviceModel = H200,
+): { choice: PassChoice; seconds: number } {
   const targets = pass === "weight gradient" ? SPLIT_TARGETS : [undefined];
   let best: { choice: PassChoice; seconds: number } | undefined;
-  for (const c of GEMM_CANDIDATES.filter((c) => fitsDevice(c, gpu.limits))) {
+  for (const c of candidates) {
     for (const target of targets) {
       const choice = { candidate: c.name, ...(target === undefined ? {} : { target }) };
-      const seconds = estimateSeconds(c, g, pass, resolve(gpu, g, pass, choice).split);
+      const seconds = estimateSeconds(c, g, pass, resolve(gpu, g, pass, choice).split, device);
       if (!best || seconds < best.seconds) best = { choice, seconds };
     }
   }
-  return best!.choice;
+  return best!;
+}
+
+/**
+ * The model's default for a pass of `g` on `gpu`: the candidate the device runs (and, for the weight
+ * gradient, the split-K target) that the paper model finds fastest.
+ *
+ * @example
+ * ```ts
+ * import { countingGpu } from "../gpu/counting.ts";
+ * import { defaultChoice } from "./conv2d_gpu.ts";
+ * const g = { n: 128, inChannels: 96, height: 54, width: 54, outChannels: 96, outHeight: 54, outWidth: 54,
+ *   kernel: 1, stride: 1, padding: 0 };
+ * console.log(defaultChoice(countingGpu({ kernels: "gpu" }), g, "forward").candidate);
+ * ```
+ */
+export function defaultChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoice {
+  return fastestByModel(gpu, g, pass, GEMM_CANDIDATES.filter((c) => fitsDevice(c, gpu.limits))).choice;
+}
+
+/**
+ * The paper estimate of a pass of `g`, in seconds, on `device`: with `candidate` (its split-K target the
+ * model's best), else with the choice in force on `gpu`.
+ *
+ * @example
+ * ```ts
+ * import { countingGpu } from "../gpu/counting.ts";
+ * import { estimatePassSeconds } from "./conv2d_gpu.ts";
+ * import { GEMM_CANDIDATES } from "./conv2d_gpu_candidates.ts";
+ * const g = { n: 128, inChannels: 96, height: 54, width: 54, outChannels: 96, outHeight: 54, outWidth: 54,
+ *   kernel: 1, stride: 1, padding: 0 };
+ * console.log(estimatePassSeconds(countingGpu({ kernels: "gpu" }), g, "weight gradient", GEMM_CANDIDATES[5]));
+ * ```
+ */
+export function estimatePassSeconds(
+  gpu: Gpu,
+  g: ConvGeometry,
+  pass: GemmPass,
+  candidate?: GemmCandidate,
+  device: DeviceModel = H200,
+): number {
+  if (candidate) return fastestByModel(gpu, g, pass, [candidate], device).seconds;
+  const { candidate: inForce, split } = resolve(gpu, g, pass);
+  return estimateSeconds(inForce, g, pass, split, device);
 }
 
 /** The choice in force for a pass of `g`: this adapter's tuned one, else the model's default. */
@@ -322,3 +373,47 @@ export const GPU_CONV: ConvPasses = {
     for (const t of [biasPartials, weightPartials, flipped]) t?.dispose();
   },
 };
+
+/** A convolution of a training step as the estimate sees it: its geometry, and whether it computes dx. */
+export interface StepConvolution {
+  /** The layer's geometry at the step's micro-batch. */
+  geometry: ConvGeometry;
+  /** Whether its input gradient runs (false for a first layer). */
+  inputGradient: boolean;
+}
+
+/**
+ * The paper estimate of a training step's time, in seconds, on `device`: every GEMM pass of `convolutions`
+ * ({@link estimatePassSeconds}, with `candidate` where it is given, else the choices in force on `gpu`),
+ * plus `otherDispatches` (the step's other dispatches: bias gradients, reductions, pooling, loss, optimizer)
+ * at the device's fixed cost per dispatch each; their memory traffic is not modelled.
+ *
+ * @example
+ * ```ts
+ * import { countingGpu } from "../gpu/counting.ts";
+ * import { estimateStepSeconds } from "./conv2d_gpu.ts";
+ * const geometry = { n: 128, inChannels: 96, height: 54, width: 54, outChannels: 96, outHeight: 54,
+ *   outWidth: 54, kernel: 1, stride: 1, padding: 0 };
+ * console.log(estimateStepSeconds(countingGpu({ kernels: "gpu" }), [{ geometry, inputGradient: true }], 10));
+ * ```
+ */
+export function estimateStepSeconds(
+  gpu: Gpu,
+  convolutions: readonly StepConvolution[],
+  otherDispatches: number,
+  candidate?: GemmCandidate,
+  device: DeviceModel = H200,
+): number {
+  let seconds = otherDispatches * device.dispatchSeconds;
+  for (const { geometry, inputGradient } of convolutions) {
+    const passes: GemmPass[] = [
+      "forward",
+      "weight gradient",
+      ...(inputGradient ? ["input gradient" as const] : []),
+    ];
+    for (const pass of passes) {
+      seconds += estimatePassSeconds(gpu, geometry, pass, candidate, device);
+    }
+  }
+  return seconds;
+}
