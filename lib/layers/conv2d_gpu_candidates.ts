@@ -219,8 +219,11 @@ export function residentWorkgroups(c: GemmCandidate, device: DeviceModel): numbe
   );
 }
 
-/** Bytes a pass of `g` must move at least once: its two operands and its output, as float32. */
-function passBytes(g: ConvGeometry, pass: GemmPass): number {
+/**
+ * Bytes any GEMM pass of `g` must move at least once: the input (or its gradient), the output gradient (or
+ * output) and the weights (or their gradient), as float32.
+ */
+function passBytes(g: ConvGeometry): number {
   const input = g.n * g.inChannels * g.height * g.width;
   const output = g.n * g.outChannels * g.outHeight * g.outWidth;
   const weights = g.outChannels * g.inChannels * g.kernel * g.kernel;
@@ -266,6 +269,6 @@ export function estimateSeconds(
   const waves = Math.ceil(workgroups / (device.sms * resident));
   const compute = waves * resident * perWorkgroup / (device.peakFlops / device.sms * issueEfficiency(c));
   const workspace = slices > 1 ? 2 * 4 * slices * size.rows * size.channels : 0;
-  const memory = (passBytes(g, pass) + workspace) / device.bandwidth;
+  const memory = (passBytes(g) + workspace) / device.bandwidth;
   return Math.max(compute, memory) + device.dispatchSeconds * (slices > 1 ? 2 : 1);
 }
