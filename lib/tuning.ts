@@ -13,6 +13,7 @@ import type { DispatchRecord, Gpu } from "./gpu/device.ts";
 import { WAVE_WORKGROUPS } from "./gpu/wave.ts";
 import type { ConvGeometry } from "./layers/conv2d_passes.ts";
 import {
+  appliesTo,
   candidateNamed,
   fitsDevice,
   GEMM_CANDIDATES,
@@ -135,8 +136,8 @@ function gpuNs(records: DispatchRecord[]): number {
 }
 
 /**
- * Measures, for each geometry, every GEMM candidate the device runs, and with each every split-K target
- * of {@link SPLIT_TARGETS} (median of `repeats` timed traces); keeps per pass the fastest (candidate, and
+ * Measures, for each geometry, every GEMM candidate the device runs on its passes, and with each every
+ * split-K target of {@link SPLIT_TARGETS} (median of `repeats` timed traces); keeps per pass the fastest (candidate, and
  * target for the weight gradient), puts the choices in force on `gpu` and writes them to the cache. `run(g)`
  * must record one forward and backward of a layer of geometry `g`, each GEMM pass in its phase (`forward`,
  * `input gradient`; the family records the weight gradient in its phase): a pass is timed from its phase's
@@ -157,19 +158,21 @@ export async function tuneConvolutions(
     const key = geometryKey(g);
     const best = new Map<GemmPass, { choice: PassChoice; ns: number }>();
     for (const c of candidates) {
-      for (const target of SPLIT_TARGETS) {
-        const tried: Record<GemmPass, PassChoice> = {
-          "forward": { candidate: c.name },
-          "input gradient": { candidate: c.name },
-          "weight gradient": { candidate: c.name, target },
-        };
+      const passes = GEMM_PASSES.filter((pass) => appliesTo(c, g, pass));
+      const targets = passes.includes("weight gradient") ? SPLIT_TARGETS : [undefined];
+      for (const target of targets) {
+        const tried: LayerChoices = Object.fromEntries(passes.map((pass) => [
+          pass,
+          { candidate: c.name, ...(pass === "weight gradient" ? { target } : {}) },
+        ]));
+        // Passes the candidate does not run keep their default.
         tuning.choices[key] = tried;
         // The forward and input gradient do not depend on the target: measured with the first only.
-        const passes = target === SPLIT_TARGETS[0] ? GEMM_PASSES : ["weight gradient" as const];
-        const times = new Map<GemmPass, number[]>(passes.map((pass) => [pass, []]));
+        const timed = target === targets[0] ? passes : ["weight gradient" as const];
+        const times = new Map<GemmPass, number[]>(timed.map((pass) => [pass, []]));
         for (let i = 0; i < (options.repeats ?? 3); i++) {
           const records = await gpu.trace(() => run(g), { timed: true });
-          for (const pass of passes) {
+          for (const pass of timed) {
             const own = records.filter((r) => r.phase === pass);
             if (own.length > 0) times.get(pass)!.push(time(own));
           }
@@ -177,7 +180,7 @@ export async function tuneConvolutions(
         for (const [pass, list] of times) {
           if (list.length === 0) continue; // a pass the layer does not run (a first layer's input gradient)
           const ns = median(list);
-          if (ns < (best.get(pass)?.ns ?? Infinity)) best.set(pass, { choice: tried[pass], ns });
+          if (ns < (best.get(pass)?.ns ?? Infinity)) best.set(pass, { choice: tried[pass]!, ns });
         }
       }
     }

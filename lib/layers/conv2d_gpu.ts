@@ -37,6 +37,7 @@ import {
   reluMaskBindings,
 } from "./conv2d_passes.ts";
 import {
+  appliesTo,
   candidateNamed,
   type DeviceModel,
   estimateSeconds,
@@ -56,17 +57,18 @@ import flipCode from "../../kernels/gpu/conv2d_gpu_flip.wgsl" with { type: "text
 import weightGradCode from "../../kernels/gpu/conv2d_gpu_weight_grad.wgsl" with { type: "text" };
 import biasGradCode from "../../kernels/gpu/conv2d_gpu_bias_grad.wgsl" with { type: "text" };
 import reduceCode from "../../kernels/gpu/conv2d_gpu_reduce.wgsl" with { type: "text" };
+import pointwiseCode from "../../kernels/gpu/conv2d_gpu_pointwise.wgsl" with { type: "text" };
 
 /**
- * The GEMM kernels, by name: source and the override constants of the variant (the candidate's shape and
- * the layer's window are added per pipeline, see {@link gemmKernel}).
+ * The GEMM kernels, by name: source (and a pointwise candidate's) and the override constants of the variant
+ * (the candidate's shape and the layer's window are added per pipeline, see {@link gemmKernel}).
  */
 const GEMM_KERNELS = {
-  conv2d_gpu_forward: { code: forwardCode, constants: {} },
-  conv2d_gpu_forward_relu: { code: forwardCode, constants: { fuseRelu: 1 } },
+  conv2d_gpu_forward: { code: forwardCode, pointwise: pointwiseCode, constants: {} },
+  conv2d_gpu_forward_relu: { code: forwardCode, pointwise: pointwiseCode, constants: { fuseRelu: 1 } },
   /** The input gradient: the forward kernel, without bias, over the output gradient and flipped weights. */
-  conv2d_gpu_backward_input: { code: forwardCode, constants: { has_bias: 0 } },
-  conv2d_gpu_backward_weight: { code: weightGradCode, constants: {} },
+  conv2d_gpu_backward_input: { code: forwardCode, pointwise: pointwiseCode, constants: { has_bias: 0 } },
+  conv2d_gpu_backward_weight: { code: weightGradCode, pointwise: null, constants: {} },
 } as const;
 const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode, { constants: { WORKGROUP_SIZE: 256 } });
 const REDUCE_CONSTANTS = { constants: { WORKGROUP_SIZE: 256 } };
@@ -94,8 +96,9 @@ function gemmKernel(name: keyof typeof GEMM_KERNELS, c: GemmCandidate, g: ConvGe
   const key = `${name} ${c.name} k${g.kernel} s${g.stride} p${g.padding}`;
   let k = variants.get(key);
   if (!k) {
-    const { code, constants } = GEMM_KERNELS[name];
-    k = kernel(name, shapedCode(code, c, name), {
+    const { code, pointwise, constants } = GEMM_KERNELS[name];
+    if (c.pointwise && !pointwise) throw new Error(`${name} has no pointwise form (${c.name})`);
+    k = kernel(name, shapedCode(c.pointwise ? pointwise! : code, c, name), {
       constants: { ...constants, KSIZE: g.kernel, STRIDE: g.stride, PAD: g.padding },
     });
     variants.set(key, k);
@@ -205,12 +208,13 @@ function fastestByModel(
  * ```
  */
 export function defaultChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoice {
-  return fastestByModel(gpu, g, pass, GEMM_CANDIDATES.filter((c) => fitsDevice(c, gpu.limits))).choice;
+  const candidates = GEMM_CANDIDATES.filter((c) => fitsDevice(c, gpu.limits) && appliesTo(c, g, pass));
+  return fastestByModel(gpu, g, pass, candidates).choice;
 }
 
 /**
- * The paper estimate of a pass of `g`, in seconds, on `device`: with `candidate` (its split-K target the
- * model's best), else with the choice in force on `gpu`.
+ * The paper estimate of a pass of `g`, in seconds, on `device`: with `candidate` where it runs the pass (its
+ * split-K target the model's best), else with the choice in force on `gpu`.
  *
  * @example
  * ```ts
@@ -229,14 +233,18 @@ export function estimatePassSeconds(
   candidate?: GemmCandidate,
   device: DeviceModel = H200,
 ): number {
-  if (candidate) return fastestByModel(gpu, g, pass, [candidate], device).seconds;
+  if (candidate && appliesTo(candidate, g, pass)) {
+    return fastestByModel(gpu, g, pass, [candidate], device).seconds;
+  }
   const { candidate: inForce, split } = resolve(gpu, g, pass);
   return estimateSeconds(inForce, g, pass, split, device);
 }
 
 /** The choice in force for a pass of `g`: this adapter's tuned one, else the model's default. */
 export function passChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoice {
-  return tunedChoice(gpu, g, pass) ?? defaultChoice(gpu, g, pass);
+  const tuned = tunedChoice(gpu, g, pass);
+  // A cached choice is checked against the device when loaded, and against the pass here.
+  return tuned && appliesTo(candidateNamed(tuned.candidate)!, g, pass) ? tuned : defaultChoice(gpu, g, pass);
 }
 
 /**

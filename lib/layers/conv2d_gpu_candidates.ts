@@ -26,6 +26,12 @@ export interface GemmCandidate {
   blockN: number;
   /** Reduction steps per trip through workgroup memory. */
   chunk: number;
+  /**
+   * A plain GEMM for 1 x 1 convolutions (stride 1, no padding) whose output planes hold a multiple of 4
+   * positions: no window index math, vec4 loads along positions (kernels/gpu/conv2d_gpu_pointwise.wgsl);
+   * forward and input gradient only.
+   */
+  pointwise: boolean;
 }
 
 function candidate(
@@ -34,15 +40,18 @@ function candidate(
   blockM: number,
   blockN: number,
   chunk: number,
+  pointwise = false,
 ): GemmCandidate {
-  return { name: `${tileM}x${tileN}/${blockM}x${blockN}/c${chunk}`, tileM, tileN, blockM, blockN, chunk };
+  const name = `${tileM}x${tileN}/${blockM}x${blockN}/c${chunk}${pointwise ? "/1x1" : ""}`;
+  return { name, tileM, tileN, blockM, blockN, chunk, pointwise };
 }
 
 /**
  * The table. The first is the family's original shape (and the WGSL's default constants); the others are
  * what the GEMM literature finds faster on large GPUs: bigger register blocks (more FMAs per workgroup-memory
- * read), longer chunks (fewer barriers), and channel tiles of 32 and 96 for NiN's 10- and 96-channel layers.
- * Workgroup memory: 8, 12, 15, 20, 24 and 32 KiB; those above 16 KiB run only where the adapter allows them.
+ * read), longer chunks (fewer barriers), channel tiles of 32 and 96 for NiN's 10- and 96-channel layers, and
+ * a plain GEMM for 1 x 1 convolutions. Workgroup memory: 8, 12, 15, 20, 24, 32 and 12 KiB; those above
+ * 16 KiB run only where the adapter allows them.
  *
  * @example
  * ```ts
@@ -57,6 +66,7 @@ export const GEMM_CANDIDATES: readonly GemmCandidate[] = [
   candidate(128, 32, 8, 4, 32),
   candidate(128, 64, 8, 8, 32),
   candidate(128, 128, 8, 8, 32),
+  candidate(128, 64, 8, 4, 16, true),
 ];
 
 /** The candidate named `name`, or undefined. */
@@ -84,6 +94,13 @@ export type CandidateLimits = Pick<
 export function fitsDevice(c: GemmCandidate, limits: CandidateLimits): boolean {
   return workgroupBytes(c) <= limits.maxComputeWorkgroupStorageSize &&
     threadsOf(c) <= limits.maxComputeInvocationsPerWorkgroup;
+}
+
+/** Whether candidate `c` runs `pass` of `g` (a pointwise candidate only 1 x 1 forwards and input gradients). */
+export function appliesTo(c: GemmCandidate, g: ConvGeometry, pass: GemmPass): boolean {
+  if (!c.pointwise) return true;
+  const plane = pass === "forward" ? g.outHeight * g.outWidth : g.height * g.width;
+  return pass !== "weight gradient" && g.kernel === 1 && g.stride === 1 && g.padding === 0 && plane % 4 === 0;
 }
 
 /**
@@ -195,12 +212,14 @@ const BASE_REGISTERS = 24;
 /**
  * The share of an invocation's issue slots that are FMAs, per reduction step: blockM x blockN FMAs against
  * blockM / 4 + blockN / 4 vec4 reads of workgroup memory and the staging of the next chunk
- * ((chunk x (tileM + tileN) / threads) values per chunk, {@link SLOTS_PER_STAGED_VALUE} slots each).
+ * ((chunk x (tileM + tileN) / threads) values per chunk, {@link SLOTS_PER_STAGED_VALUE} slots each; a
+ * pointwise candidate's rows are loaded 4 at a time, a quarter of that).
  */
 export function issueEfficiency(c: GemmCandidate): number {
   const fmas = c.blockM * c.blockN;
   const reads = c.blockM / 4 + c.blockN / 4;
-  const staged = (c.chunk * (c.tileM + c.tileN) / threadsOf(c)) * SLOTS_PER_STAGED_VALUE / c.chunk;
+  const rowValues = c.tileM / (c.pointwise ? 4 : 1);
+  const staged = (c.chunk * (rowValues + c.tileN) / threadsOf(c)) * SLOTS_PER_STAGED_VALUE / c.chunk;
   return fmas / (fmas + reads + staged);
 }
 

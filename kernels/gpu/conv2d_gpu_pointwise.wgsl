@@ -1,0 +1,131 @@
+// A 1 x 1 convolution (stride 1, no padding) as a plain GEMM, for real GPUs: the forward
+//   y[n, o, pos] = bias[o] + sum over c of w[o, c] * x[n, c, pos]
+// (with fuseRelu, max(., 0)), and the input gradient of a 1 x 1 conv (the same GEMM over dy and the
+// transposed weights, has_bias = false). No window: no im2col index math and no bounds checks. Used only
+// where OH*OW is a multiple of 4, so that 4 consecutive positions lie in one image and x is read as vec4s.
+//
+// GEMM view (the tiled GEMM of conv2d_gpu_gemm.wgsl, in the candidate's shape): rows are the N*OH*OW
+// positions, channels the OC output channels, the reduction runs over the IC input channels.
+// - Input loader: value group v = t % (TILE_M / 4) (4 consecutive positions, one vec4 load and one vec4
+//   store into the stage) at channels t / (TILE_M / 4) + (4 THREADS / TILE_M) j; consecutive invocations
+//   read consecutive vec4s.
+// - Weight loader: as the forward's (consecutive invocations read consecutive floats of one weight row).
+// - Both fetch the next chunk into registers before the current chunk's FMAs.
+override fuseRelu: bool = false;
+// False for the input gradient: no bias is added (the bias binding is then a dummy).
+override has_bias: bool = true;
+
+//!include gpu/conv2d_gpu_common.wgsl
+//!include gpu/conv2d_gpu_gemm.wgsl
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4f>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// Row values per invocation per chunk, in vec4s.
+const ROW_VECTORS = ROW_LOADS / 4u;
+// Vec4 groups of positions per tile.
+const GROUPS = TILE_M / 4u;
+
+struct Loaded {
+  rows: array<vec4f, ROW_VECTORS>,
+  channels: array<f32, CHANNEL_LOADS>,
+}
+
+// The chunk at input channel k0: this invocation's share of both operands. `at` is x's vec4 index of
+// channel 0 at its 4 positions, or -1 past the last position.
+fn load(at: i32, t: u32, k0: u32, o0: u32) -> Loaded {
+  var s: Loaded;
+  let planeVectors = p.out_height * p.out_width / 4u;
+  for (var j = 0u; j < ROW_VECTORS; j++) {
+    let c = k0 + t / GROUPS + (THREADS / GROUPS) * j;
+    var v = vec4f(0.0);
+    if (at >= 0 && c < p.in_channels) {
+      v = x[u32(at) + c * planeVectors];
+    }
+    s.rows[j] = v;
+  }
+  let c = k0 + t % CHUNK;
+  for (var j = 0u; j < CHANNEL_LOADS; j++) {
+    let o = o0 + (t + THREADS * j) / CHUNK;
+    var v = 0.0;
+    if (c < p.in_channels && o < p.out_channels) {
+      v = w[o * p.in_channels + c];
+    }
+    s.channels[j] = v;
+  }
+  return s;
+}
+
+fn stage(s: Loaded, t: u32) {
+  for (var j = 0u; j < ROW_VECTORS; j++) {
+    tileRows[(t / GROUPS + (THREADS / GROUPS) * j) * GROUPS + t % GROUPS] = s.rows[j];
+  }
+  for (var j = 0u; j < CHANNEL_LOADS; j++) {
+    let l = t + THREADS * j;
+    stageChannel((l % CHUNK) * TILE_N + l / CHUNK, s.channels[j]);
+  }
+}
+
+// Adds bias, applies the optional ReLU and writes position m of channels o..o+3 (one accumulator).
+fn store(acc: vec4f, m: u32, o: u32) {
+  let ohw = p.out_height * p.out_width;
+  if (m >= p.n * ohw) {
+    return;
+  }
+  let n = m / ohw;
+  let at = n * p.out_channels * ohw + (m - n * ohw);
+  for (var j = 0u; j < 4u; j++) {
+    if (o + j < p.out_channels) {
+      var v = acc[j];
+      if (has_bias) {
+        v += bias[o + j];
+      }
+      if (fuseRelu) {
+        v = max(v, 0.0);
+      }
+      y[at + (o + j) * ohw] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(THREADS)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) t: u32) {
+  let wg = wid.x + wid.y * nwg.x;
+  let ohw = p.out_height * p.out_width;
+  if (wg >= tileCount(p.n * ohw)) {
+    return;
+  }
+  let origin = tileOrigin(wg);
+  let m0 = origin.x;
+  let o0 = origin.y;
+  // This invocation's 4 positions (one image: OH*OW and m are multiples of 4).
+  let m = m0 + 4u * (t % GROUPS);
+  var at = -1i;
+  if (m < p.n * ohw) {
+    let n = m / ohw;
+    at = i32((n * p.in_channels * ohw + (m - n * ohw)) / 4u);
+  }
+  var acc: Accumulators;
+  let chunks = (p.in_channels + CHUNK - 1u) / CHUNK;
+  var next = load(at, t, 0u, o0);
+  for (var chunk = 0u; chunk < chunks; chunk++) {
+    workgroupBarrier();
+    stage(next, t);
+    workgroupBarrier();
+    if (chunk + 1u < chunks) {
+      next = load(at, t, (chunk + 1u) * CHUNK, o0);
+    }
+    multiplyChunk(&acc, t % THREADS_M, t / THREADS_M);
+  }
+  let tx = t % THREADS_M;
+  let ty = t / THREADS_M;
+  for (var r = 0u; r < BLOCK_M; r++) {
+    for (var j = 0u; j < BLOCK_N4; j++) {
+      store(acc[r * BLOCK_N4 + j], m0 + blockRow(tx, r), o0 + blockChannel(ty, j));
+    }
+  }
+}
