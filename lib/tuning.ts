@@ -1,8 +1,7 @@
 /**
  * Per-adapter tuning of the gpu kernel family: for each convolution geometry and GEMM pass (forward, input
- * gradient, weight gradient), the GEMM candidate (lib/layers/conv2d_gpu_candidates.ts) and, for the weight
- * gradient, the split-K target (how many workgroups the split aims for) that measured fastest on this
- * adapter. Choices are measured by {@link tuneConvolutions} (`deno task bench --tune`), kept in a JSON file
+ * gradient, weight gradient), the GEMM candidate (lib/layers/conv2d_gpu_candidates.ts) and the split-K
+ * target (how many workgroups the split of its reduction aims for) that measured fastest on this adapter. Choices are measured by {@link tuneConvolutions} (`deno task bench --tune`), kept in a JSON file
  * per adapter (engine, vendor, architecture, driver) under the toolkit's cache directory, and loaded by
  * {@link loadTuning}. The choices in force are the device's own state (`Gpu.tuning`); the gpu family asks
  * {@link tunedChoice} and uses its model's default where nothing was tuned.
@@ -27,8 +26,8 @@ import { median } from "./median.ts";
 export const GEMM_PASSES: readonly GemmPass[] = ["forward", "input gradient", "weight gradient"];
 
 /**
- * Split-K targets tried per layer: workgroups the weight gradient's slices aim for (1: no split; else one,
- * two or four waves of a large GPU).
+ * Split-K targets tried per pass: workgroups a GEMM's slices aim for (1: no split; else one, two or four
+ * waves of a large GPU; a pass with that many tiles already is not split).
  */
 export const SPLIT_TARGETS: readonly number[] = [
   1,
@@ -37,12 +36,12 @@ export const SPLIT_TARGETS: readonly number[] = [
   4 * WAVE_WORKGROUPS,
 ];
 
-/** One pass's choice: a candidate of the GEMM table, and for the weight gradient a split-K target. */
+/** One pass's choice: a candidate of the GEMM table and a split-K target. */
 export interface PassChoice {
   /** A {@link GEMM_CANDIDATES} name. */
   candidate: string;
-  /** The weight gradient's split-K target (one of {@link SPLIT_TARGETS}). */
-  target?: number;
+  /** The split-K target (one of {@link SPLIT_TARGETS}). */
+  target: number;
 }
 
 /** A layer's choices by pass (a pass without one uses the family's default). */
@@ -59,11 +58,11 @@ export interface Tuning {
 }
 
 /**
- * The candidate name a GEMM dispatch records: the candidate's, and for a weight gradient its split-K
- * target, e.g. `128x64/8x4/c16 split-K 1056`.
+ * The candidate name a GEMM dispatch records: the candidate's and its split-K target, e.g.
+ * `128x64/8x4/c16 split-K 1056`.
  */
 export function choiceName(choice: PassChoice): string {
-  return choice.target === undefined ? choice.candidate : `${choice.candidate} split-K ${choice.target}`;
+  return `${choice.candidate} split-K ${choice.target}`;
 }
 
 /** The key of a geometry in the cache, e.g. `128x96x54x54 -> 96 k1 s1 p0`. */
@@ -76,12 +75,11 @@ export function tunedChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoi
   return gpu.tuning.choices[geometryKey(g)]?.[pass];
 }
 
-/** Whether `choice` names a candidate this device runs (and, for the weight gradient, a known split target). */
-function validChoice(gpu: Gpu, pass: GemmPass, choice: unknown): choice is PassChoice {
+/** Whether `choice` names a candidate this device runs and a known split target. */
+function validChoice(gpu: Gpu, choice: unknown): choice is PassChoice {
   const c = choice as PassChoice | null;
   const candidate = typeof c?.candidate === "string" ? candidateNamed(c.candidate) : undefined;
-  if (!candidate || !fitsDevice(candidate, gpu.limits)) return false;
-  return pass === "weight gradient" ? SPLIT_TARGETS.includes(c!.target as number) : c!.target === undefined;
+  return candidate !== undefined && fitsDevice(candidate, gpu.limits) && SPLIT_TARGETS.includes(c!.target);
 }
 
 /** The cache file for this device's adapter. */
@@ -105,7 +103,7 @@ export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | 
     if (parsed.adapter !== gpu.adapterKey) return undefined;
     choices = {};
     for (const [key, layer] of Object.entries(parsed.choices ?? {})) {
-      const valid = GEMM_PASSES.filter((pass) => validChoice(gpu, pass, (layer as LayerChoices)?.[pass]));
+      const valid = GEMM_PASSES.filter((pass) => validChoice(gpu, (layer as LayerChoices)?.[pass]));
       if (valid.length > 0) {
         choices[key] = Object.fromEntries(valid.map((pass) => [pass, (layer as LayerChoices)[pass]]));
       }
@@ -136,8 +134,8 @@ function gpuNs(records: DispatchRecord[]): number {
 }
 
 /**
- * Measures, for each geometry, every GEMM candidate the device runs on its passes, and with each every
- * split-K target of {@link SPLIT_TARGETS} (median of `repeats` timed traces); keeps per pass the fastest (candidate, and
+ * Measures, for each geometry, every GEMM candidate the device runs on its passes, each with every split-K
+ * target of {@link SPLIT_TARGETS} (median of `repeats` timed traces); keeps per pass the fastest (candidate, and
  * target for the weight gradient), puts the choices in force on `gpu` and writes them to the cache. `run(g)`
  * must record one forward and backward of a layer of geometry `g`, each GEMM pass in its phase (`forward`,
  * `input gradient`; the family records the weight gradient in its phase): a pass is timed from its phase's
@@ -159,20 +157,16 @@ export async function tuneConvolutions(
     const best = new Map<GemmPass, { choice: PassChoice; ns: number }>();
     for (const c of candidates) {
       const passes = GEMM_PASSES.filter((pass) => appliesTo(c, g, pass));
-      const targets = passes.includes("weight gradient") ? SPLIT_TARGETS : [undefined];
-      for (const target of targets) {
-        const tried: LayerChoices = Object.fromEntries(passes.map((pass) => [
-          pass,
-          { candidate: c.name, ...(pass === "weight gradient" ? { target } : {}) },
-        ]));
+      for (const target of SPLIT_TARGETS) {
         // Passes the candidate does not run keep their default.
+        const tried: LayerChoices = Object.fromEntries(
+          passes.map((pass) => [pass, { candidate: c.name, target }]),
+        );
         tuning.choices[key] = tried;
-        // The forward and input gradient do not depend on the target: measured with the first only.
-        const timed = target === targets[0] ? passes : ["weight gradient" as const];
-        const times = new Map<GemmPass, number[]>(timed.map((pass) => [pass, []]));
+        const times = new Map<GemmPass, number[]>(passes.map((pass) => [pass, []]));
         for (let i = 0; i < (options.repeats ?? 3); i++) {
           const records = await gpu.trace(() => run(g), { timed: true });
-          for (const pass of timed) {
+          for (const pass of passes) {
             const own = records.filter((r) => r.phase === pass);
             if (own.length > 0) times.get(pass)!.push(time(own));
           }

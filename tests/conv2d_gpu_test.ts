@@ -181,16 +181,21 @@ Deno.test("gpu conv2d family: temporaries are workspace, released after the back
     if (!categories.has(c)) throw new Error(`no ${c} at the backward's peak: ${[...categories]}`);
   }
   const macs = conv.macs(x.shape);
-  const flops = Object.fromEntries(records.map((r) => [r.kernel, 0]));
-  for (const r of records) flops[r.kernel] += r.flops;
-  assertJsonEqual(flops, {
-    conv2d_gpu_backward_bias_relu: y.size,
-    conv2d_gpu_backward_bias_reduce: 0,
-    conv2d_gpu_backward_weight: 2 * macs,
-    conv2d_gpu_backward_weight_reduce: 0,
-    conv2d_gpu_backward_input_flip: 0,
-    conv2d_gpu_backward_input: 2 * macs,
-  }, "FLOPs by kernel");
+  // The reductions of split passes (whichever the model splits) count 0.
+  const flops = Object.fromEntries(records.map((r) => [r.kernel.replace(/_reduce$/, " reduce"), 0]));
+  for (const r of records) flops[r.kernel.replace(/_reduce$/, " reduce")] += r.flops;
+  const reductions = Object.keys(flops).filter((k) => k.endsWith(" reduce"));
+  assertJsonEqual(
+    Object.entries(flops).sort(),
+    Object.entries({
+      conv2d_gpu_backward_bias_relu: y.size,
+      conv2d_gpu_backward_weight: 2 * macs,
+      conv2d_gpu_backward_input_flip: 0,
+      conv2d_gpu_backward_input: 2 * macs,
+      ...Object.fromEntries(reductions.map((k) => [k, 0])),
+    }).sort(),
+    "FLOPs by kernel",
+  );
   for (const t of [x, y, dy]) t.dispose();
   conv.dispose();
 });
@@ -240,12 +245,19 @@ function geometryOf(c: ConvCase): ConvGeometry {
 // positions: 3 slices), one with a crop in its input gradient (padding 2 > k - 1), channel counts over 64
 // and reductions that are no multiple of any chunk, straight into dw; and a strided window (no input
 // gradient); a 1 x 1 layer. Small sizes: the point is every shape's indexing, not its speed.
-const CANDIDATE_CASES: [ConvCase, number, boolean][] = [
-  [convCase([3, 5, 13, 14], 7, 3, 1, 1), SPLIT_TARGETS.at(-1)!, true],
-  [convCase([2, 67, 5, 6], 70, 2, 1, 2), SPLIT_TARGETS[0], false],
-  [convCase([2, 3, 9, 9], 5, 3, 2, 1), SPLIT_TARGETS[0], false],
-  // 1 x 1 with 24-position planes: the pointwise candidate's case too (vec4 loads), 70 and 67 channels.
-  [convCase([3, 70, 4, 6], 67, 1), SPLIT_TARGETS[1], true],
+const CANDIDATE_CASES: [ConvCase, number, boolean, string[]][] = [
+  [convCase([3, 5, 13, 14], 7, 3, 1, 1), SPLIT_TARGETS.at(-1)!, true, ["conv2d_gpu_backward_weight_reduce"]],
+  [convCase([2, 67, 5, 6], 70, 2, 1, 2), SPLIT_TARGETS[0], false, []],
+  [convCase([2, 3, 9, 9], 5, 3, 2, 1), SPLIT_TARGETS[0], false, []],
+  // Reductions of 540 steps: the forward and the input gradient split into 3 slices each.
+  [convCase([2, 60, 5, 5], 60, 3, 1, 1), SPLIT_TARGETS.at(-1)!, true, [
+    "conv2d_gpu_forward_relu_reduce",
+    "conv2d_gpu_backward_input_reduce",
+  ]],
+  // 1 x 1 with 24-position planes: the pointwise candidate's case too (vec4 loads), 70 and 67 channels; and
+  // one whose 520 input channels split.
+  [convCase([3, 70, 4, 6], 67, 1), SPLIT_TARGETS[1], true, []],
+  [convCase([1, 520, 2, 2], 8, 1), SPLIT_TARGETS.at(-1)!, false, ["conv2d_gpu_forward_reduce"]],
 ];
 
 /** The pass a GEMM kernel's dispatch runs. */
@@ -267,13 +279,13 @@ for (const candidate of GEMM_CANDIDATES) {
     const saved = gpu.tuning;
     const rng = new Random(25);
     try {
-      for (const [c, target, fuseRelu] of CANDIDATE_CASES) {
+      for (const [c, target, fuseRelu, splits] of CANDIDATE_CASES) {
         const g = geometryOf(c);
         const passes = GEMM_PASSES.filter((pass) => appliesTo(candidate, g, pass));
         if (passes.length === 0) continue;
         const choices = Object.fromEntries(passes.map((pass) => [
           pass,
-          { candidate: candidate.name, ...(pass === "weight gradient" ? { target } : {}) },
+          { candidate: candidate.name, target },
         ]));
         gpu.tuning = { choices: { [geometryKey(g)]: choices }, cached: false };
         const what = `${candidate.name} ${JSON.stringify(c)}`;
@@ -289,6 +301,10 @@ for (const candidate of GEMM_CANDIDATES) {
         const expected = passes.filter((pass) => c.stride === 1 || pass !== "input gradient")
           .flatMap((pass) => pass === "forward" && c.stride !== 1 ? [pass, pass] : [pass]);
         assertJsonEqual(ran.sort(), expected.map((pass) => `${pass}: ${candidate.name}`).sort(), what);
+        const reduced = records.filter((r) => r.kernel.endsWith("_reduce") && !r.kernel.includes("bias"))
+          .map((r) => r.kernel);
+        const split = splits.filter((k) => passes.includes(PASS_OF_KERNEL[k.replace("_reduce", "")]));
+        assertJsonEqual(reduced.sort(), split.sort(), `${what}: split passes`);
       }
     } finally {
       gpu.tuning = saved;

@@ -5,7 +5,7 @@ import { countingGpu } from "../lib/gpu/counting.ts";
 import type { DispatchRecord, Gpu } from "../lib/gpu/device.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
-import { fitsDevice, GEMM_CANDIDATES } from "../lib/layers/conv2d_gpu_candidates.ts";
+import { appliesTo, fitsDevice, GEMM_CANDIDATES } from "../lib/layers/conv2d_gpu_candidates.ts";
 import { defaultChoice } from "../lib/layers/conv2d_gpu.ts";
 import { Tensor } from "../lib/tensor.ts";
 import {
@@ -80,14 +80,19 @@ Deno.test("tuning: a cached choice for this adapter is loaded and sets the weigh
     deepStrictEqual(await weightGradient(gpu, G), [
       `conv2d_gpu_backward_weight:1:${GEMM_CANDIDATES[0].name} split-K 1`,
     ]);
-    // A choice this device cannot run (workgroup memory over its 16 KiB), or an unknown name, is dropped.
+    // A choice this device cannot run (workgroup memory over its 16 KiB), an unknown name or split-K target,
+    // is dropped.
     const big = GEMM_CANDIDATES.find((c) => !fitsDevice(c, gpu.limits))!;
     await Deno.writeTextFile(
       path,
       JSON.stringify({
         adapter: gpu.adapterKey,
         choices: {
-          [geometryKey(G)]: { forward: { candidate: big.name }, "input gradient": { candidate: "9x9" } },
+          [geometryKey(G)]: {
+            forward: { candidate: big.name, target: 1 },
+            "input gradient": { candidate: "9x9", target: 1 },
+            "weight gradient": { candidate: GEMM_CANDIDATES[0].name, target: 7 },
+          },
         },
       }),
     );
@@ -103,16 +108,26 @@ Deno.test("tuning: a cached choice for this adapter is loaded and sets the weigh
 
 // The tuner's choice is checked against a timer whose figures the test sets: the candidate (and split-K
 // target) in force shows in each GEMM dispatch's record, and the tuner must keep, per pass, the fastest.
-const RUNNABLE = GEMM_CANDIDATES.filter((c) => fitsDevice(c, countingGpu({ kernels: "gpu" }).limits));
+const RUNNABLE = GEMM_CANDIDATES.filter((c) =>
+  fitsDevice(c, countingGpu({ kernels: "gpu" }).limits) && appliesTo(c, G, "forward")
+);
 for (
   const [forward, input, weight] of [
-    [RUNNABLE[1], RUNNABLE.at(-1)!, { candidate: RUNNABLE[0].name, target: SPLIT_TARGETS[1] }],
-    [RUNNABLE[0], RUNNABLE[1], { candidate: RUNNABLE.at(-1)!.name, target: SPLIT_TARGETS.at(-1)! }],
+    [
+      { candidate: RUNNABLE[1].name, target: SPLIT_TARGETS[0] },
+      { candidate: RUNNABLE.at(-1)!.name, target: SPLIT_TARGETS[2] },
+      { candidate: RUNNABLE[0].name, target: SPLIT_TARGETS[1] },
+    ],
+    [
+      { candidate: RUNNABLE[0].name, target: SPLIT_TARGETS[3] },
+      { candidate: RUNNABLE[1].name, target: SPLIT_TARGETS[0] },
+      { candidate: RUNNABLE.at(-1)!.name, target: SPLIT_TARGETS.at(-1)! },
+    ],
   ] as const
 ) {
   const fastest: Record<string, PassChoice> = {
-    "forward": { candidate: forward.name },
-    "input gradient": { candidate: input.name },
+    "forward": forward,
+    "input gradient": input,
     "weight gradient": weight,
   };
   Deno.test(`tuning: --tune keeps the fastest candidate per pass (${Object.values(fastest).map(choiceName).join(", ")}) and caches it`, async () => {
@@ -127,6 +142,9 @@ for (
         // The fastest at 1 ns; the rest all slower, each differently.
         return gemm.candidate === choiceName(fastest[pass]) ? 1 : 100 + timed[pass].length;
       };
+      const every = RUNNABLE.flatMap((c) =>
+        SPLIT_TARGETS.map((target) => choiceName({ candidate: c.name, target }))
+      );
       const tuning = await tuneConvolutions(gpu, [G], async (g) => void await step(gpu, g), {
         repeats: 1,
         cacheDir,
@@ -135,13 +153,11 @@ for (
       deepStrictEqual(
         timed,
         {
-          "forward": RUNNABLE.map((c) => c.name),
-          "input gradient": RUNNABLE.map((c) => c.name),
-          "weight gradient": RUNNABLE.flatMap((c) =>
-            SPLIT_TARGETS.map((target) => choiceName({ candidate: c.name, target }))
-          ),
+          "forward": every,
+          "input gradient": every,
+          "weight gradient": every,
         },
-        "every runnable candidate (and split-K target) measured, in order; none beyond the device's limits",
+        "every runnable candidate and split-K target measured, in order; none beyond the device's limits",
       );
       deepStrictEqual(tuning.choices[geometryKey(G)], fastest, "the fastest kept, per pass");
       for (const pass of GEMM_PASSES) deepStrictEqual(tunedChoice(gpu, G, pass), fastest[pass], "in force");

@@ -12,6 +12,9 @@
 // - Weight loader: value l of the [CHUNK][TILE_N] stage is step l % CHUNK (t % CHUNK for all j) of channel
 //   l / CHUNK; consecutive invocations read consecutive floats of one weight row.
 // - Both loaders fetch the next chunk into registers before the current chunk's FMAs.
+// - Split-K (p.slices > 1, for layers with too few tiles to fill a GPU): workgroup (slice, tile) sums the
+//   steps [slice * p.slice_length, + p.slice_length) only and writes its partial tile to the workspace bound
+//   as y; conv2d_gpu_forward_reduce.wgsl then adds bias and slices in slice order and applies the ReLU.
 override fuseRelu: bool = false;
 // False for the input gradient: no bias is added (the bias binding is then a dummy).
 override has_bias: bool = true;
@@ -47,10 +50,10 @@ fn position(m: u32) -> Position {
   return Position(top, left, i32(n * p.in_channels * p.height * p.width) + top * i32(p.width) + left, true);
 }
 
-// x at reduction step e = (c*k + kh)*k + kw of the window at `at` (0 in the padding or past the reduction).
-fn input(at: Position, e: u32) -> f32 {
+// x at reduction step e = (c*k + kh)*k + kw of the window at `at` (0 in the padding or from step `end` on).
+fn input(at: Position, e: u32, end: u32) -> f32 {
   let kk = KSIZE * KSIZE;
-  if (!at.valid || e >= p.in_channels * kk) {
+  if (!at.valid || e >= end) {
     return 0.0;
   }
   let c = e / kk;
@@ -63,19 +66,18 @@ fn input(at: Position, e: u32) -> f32 {
   return x[at.base + i32(c * p.height * p.width + kh * p.width + kw)];
 }
 
-// The chunk at reduction step k0: this invocation's share of both operands.
-fn load(at: Position, t: u32, k0: u32, o0: u32) -> Staged {
+// The chunk at reduction step k0 (steps from `end` on read 0): this invocation's share of both operands.
+fn load(at: Position, t: u32, k0: u32, end: u32, o0: u32) -> Staged {
   var s: Staged;
-  let depth = p.in_channels * KSIZE * KSIZE;
   for (var j = 0u; j < ROW_LOADS; j++) {
-    s.rows[j] = input(at, k0 + (t + THREADS * j) / TILE_M);
+    s.rows[j] = input(at, k0 + (t + THREADS * j) / TILE_M, end);
   }
   let e = k0 + t % CHUNK;
   for (var j = 0u; j < CHANNEL_LOADS; j++) {
     let o = o0 + (t + THREADS * j) / CHUNK;
     var v = 0.0;
-    if (e < depth && o < p.out_channels) {
-      v = w[o * depth + e];
+    if (e < end && o < p.out_channels) {
+      v = w[o * p.in_channels * KSIZE * KSIZE + e];
     }
     s.channels[j] = v;
   }
@@ -92,8 +94,9 @@ fn stage(s: Staged, t: u32) {
   }
 }
 
-// Adds bias, applies the optional ReLU and writes position m of channels o..o+3 (one accumulator).
-fn store(acc: vec4f, m: u32, o: u32) {
+// Adds bias, applies the optional ReLU and writes position m of channels o..o+3 (one accumulator); with a
+// split reduction, writes the slice's partial sums instead.
+fn store(acc: vec4f, m: u32, o: u32, slice: u32) {
   let ohw = p.out_height * p.out_width;
   if (m >= p.n * ohw) {
     return;
@@ -101,7 +104,11 @@ fn store(acc: vec4f, m: u32, o: u32) {
   let n = m / ohw;
   let at = n * p.out_channels * ohw + (m - n * ohw);
   for (var j = 0u; j < 4u; j++) {
-    if (o + j < p.out_channels) {
+    if (o + j < p.out_channels && p.slices > 1u) {
+      // A slice's partial sum, into the workspace [slices, N, OC, OH, OW]; conv2d_gpu_forward_reduce.wgsl
+      // adds the bias, the slices and the ReLU.
+      y[slice * p.n * p.out_channels * ohw + at + (o + j) * ohw] = acc[j];
+    } else if (o + j < p.out_channels) {
       var v = acc[j];
       if (has_bias) {
         v += bias[o + j];
@@ -118,23 +125,26 @@ fn store(acc: vec4f, m: u32, o: u32) {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
   let wg = wid.x + wid.y * nwg.x;
-  if (wg >= tileCount(p.n * p.out_height * p.out_width)) {
+  let tiles = tileCount(p.n * p.out_height * p.out_width);
+  if (wg >= tiles * p.slices) {
     return;
   }
-  let origin = tileOrigin(wg);
+  let slice = wg / tiles;
+  let origin = tileOrigin(wg - slice * tiles);
   let m0 = origin.x;
   let o0 = origin.y;
-  let depth = p.in_channels * KSIZE * KSIZE;
+  let start = slice * p.slice_length;
+  let end = min(start + p.slice_length, p.in_channels * KSIZE * KSIZE);
   let at = position(m0 + t % TILE_M);
   var acc: Accumulators;
-  let chunks = (depth + CHUNK - 1u) / CHUNK;
-  var next = load(at, t, 0u, o0);
+  let chunks = (max(end, start) - start + CHUNK - 1u) / CHUNK;
+  var next = load(at, t, start, end, o0);
   for (var chunk = 0u; chunk < chunks; chunk++) {
     workgroupBarrier();
     stage(next, t);
     workgroupBarrier();
     if (chunk + 1u < chunks) {
-      next = load(at, t, (chunk + 1u) * CHUNK, o0);
+      next = load(at, t, start + (chunk + 1u) * CHUNK, end, o0);
     }
     multiplyChunk(&acc, t % THREADS_M, t / THREADS_M);
   }
@@ -142,7 +152,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let ty = t / THREADS_M;
   for (var r = 0u; r < BLOCK_M; r++) {
     for (var j = 0u; j < BLOCK_N4; j++) {
-      store(acc[r * BLOCK_N4 + j], m0 + blockRow(tx, r), o0 + blockChannel(ty, j));
+      store(acc[r * BLOCK_N4 + j], m0 + blockRow(tx, r), o0 + blockChannel(ty, j), slice);
     }
   }
 }

@@ -11,6 +11,7 @@
 //   read consecutive vec4s.
 // - Weight loader: as the forward's (consecutive invocations read consecutive floats of one weight row).
 // - Both fetch the next chunk into registers before the current chunk's FMAs.
+// - Split-K over the input channels as in conv2d_gpu_forward.wgsl.
 override fuseRelu: bool = false;
 // False for the input gradient: no bias is added (the bias binding is then a dummy).
 override has_bias: bool = true;
@@ -34,15 +35,15 @@ struct Loaded {
   channels: array<f32, CHANNEL_LOADS>,
 }
 
-// The chunk at input channel k0: this invocation's share of both operands. `at` is x's vec4 index of
-// channel 0 at its 4 positions, or -1 past the last position.
-fn load(at: i32, t: u32, k0: u32, o0: u32) -> Loaded {
+// The chunk at input channel k0 (channels from `end` on read 0): this invocation's share of both operands.
+// `at` is x's vec4 index of channel 0 at its 4 positions, or -1 past the last position.
+fn load(at: i32, t: u32, k0: u32, end: u32, o0: u32) -> Loaded {
   var s: Loaded;
   let planeVectors = p.out_height * p.out_width / 4u;
   for (var j = 0u; j < ROW_VECTORS; j++) {
     let c = k0 + t / GROUPS + (THREADS / GROUPS) * j;
     var v = vec4f(0.0);
-    if (at >= 0 && c < p.in_channels) {
+    if (at >= 0 && c < end) {
       v = x[u32(at) + c * planeVectors];
     }
     s.rows[j] = v;
@@ -51,7 +52,7 @@ fn load(at: i32, t: u32, k0: u32, o0: u32) -> Loaded {
   for (var j = 0u; j < CHANNEL_LOADS; j++) {
     let o = o0 + (t + THREADS * j) / CHUNK;
     var v = 0.0;
-    if (c < p.in_channels && o < p.out_channels) {
+    if (c < end && o < p.out_channels) {
       v = w[o * p.in_channels + c];
     }
     s.channels[j] = v;
@@ -69,8 +70,9 @@ fn stage(s: Loaded, t: u32) {
   }
 }
 
-// Adds bias, applies the optional ReLU and writes position m of channels o..o+3 (one accumulator).
-fn store(acc: vec4f, m: u32, o: u32) {
+// Adds bias, applies the optional ReLU and writes position m of channels o..o+3 (one accumulator); with a
+// split reduction, writes the slice's partial sums instead.
+fn store(acc: vec4f, m: u32, o: u32, slice: u32) {
   let ohw = p.out_height * p.out_width;
   if (m >= p.n * ohw) {
     return;
@@ -78,7 +80,11 @@ fn store(acc: vec4f, m: u32, o: u32) {
   let n = m / ohw;
   let at = n * p.out_channels * ohw + (m - n * ohw);
   for (var j = 0u; j < 4u; j++) {
-    if (o + j < p.out_channels) {
+    if (o + j < p.out_channels && p.slices > 1u) {
+      // A slice's partial sum, into the workspace [slices, N, OC, OH, OW]; conv2d_gpu_forward_reduce.wgsl
+      // adds the bias, the slices and the ReLU.
+      y[slice * p.n * p.out_channels * ohw + at + (o + j) * ohw] = acc[j];
+    } else if (o + j < p.out_channels) {
       var v = acc[j];
       if (has_bias) {
         v += bias[o + j];
@@ -96,10 +102,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let ohw = p.out_height * p.out_width;
-  if (wg >= tileCount(p.n * ohw)) {
+  let tiles = tileCount(p.n * ohw);
+  if (wg >= tiles * p.slices) {
     return;
   }
-  let origin = tileOrigin(wg);
+  let slice = wg / tiles;
+  let origin = tileOrigin(wg - slice * tiles);
+  let start = slice * p.slice_length;
+  let end = min(start + p.slice_length, p.in_channels);
   let m0 = origin.x;
   let o0 = origin.y;
   // This invocation's 4 positions (one image: OH*OW and m are multiples of 4).
@@ -110,14 +120,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     at = i32((n * p.in_channels * ohw + (m - n * ohw)) / 4u);
   }
   var acc: Accumulators;
-  let chunks = (p.in_channels + CHUNK - 1u) / CHUNK;
-  var next = load(at, t, 0u, o0);
+  let chunks = (max(end, start) - start + CHUNK - 1u) / CHUNK;
+  var next = load(at, t, start, end, o0);
   for (var chunk = 0u; chunk < chunks; chunk++) {
     workgroupBarrier();
     stage(next, t);
     workgroupBarrier();
     if (chunk + 1u < chunks) {
-      next = load(at, t, (chunk + 1u) * CHUNK, o0);
+      next = load(at, t, start + (chunk + 1u) * CHUNK, end, o0);
     }
     multiplyChunk(&acc, t % THREADS_M, t / THREADS_M);
   }
@@ -125,7 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let ty = t / THREADS_M;
   for (var r = 0u; r < BLOCK_M; r++) {
     for (var j = 0u; j < BLOCK_N4; j++) {
-      store(acc[r * BLOCK_N4 + j], m0 + blockRow(tx, r), o0 + blockChannel(ty, j));
+      store(acc[r * BLOCK_N4 + j], m0 + blockRow(tx, r), o0 + blockChannel(ty, j), slice);
     }
   }
 }

@@ -58,6 +58,7 @@ import weightGradCode from "../../kernels/gpu/conv2d_gpu_weight_grad.wgsl" with 
 import biasGradCode from "../../kernels/gpu/conv2d_gpu_bias_grad.wgsl" with { type: "text" };
 import reduceCode from "../../kernels/gpu/conv2d_gpu_reduce.wgsl" with { type: "text" };
 import pointwiseCode from "../../kernels/gpu/conv2d_gpu_pointwise.wgsl" with { type: "text" };
+import forwardReduceCode from "../../kernels/gpu/conv2d_gpu_forward_reduce.wgsl" with { type: "text" };
 
 /**
  * The GEMM kernels, by name: source (and a pointwise candidate's) and the override constants of the variant
@@ -73,6 +74,16 @@ const GEMM_KERNELS = {
 const FLIP = kernel("conv2d_gpu_backward_input_flip", flipCode, { constants: { WORKGROUP_SIZE: 256 } });
 const REDUCE_CONSTANTS = { constants: { WORKGROUP_SIZE: 256 } };
 const WEIGHT_REDUCE = kernel("conv2d_gpu_backward_weight_reduce", reduceCode, REDUCE_CONSTANTS);
+/** The second passes of a split forward and input gradient: bias, slices in order, ReLU. */
+const OUTPUT_REDUCE = {
+  conv2d_gpu_forward: kernel("conv2d_gpu_forward_reduce", forwardReduceCode, REDUCE_CONSTANTS),
+  conv2d_gpu_forward_relu: kernel("conv2d_gpu_forward_relu_reduce", forwardReduceCode, {
+    constants: { ...REDUCE_CONSTANTS.constants, fuseRelu: 1 },
+  }),
+  conv2d_gpu_backward_input: kernel("conv2d_gpu_backward_input_reduce", forwardReduceCode, {
+    constants: { ...REDUCE_CONSTANTS.constants, has_bias: 0 },
+  }),
+} as const;
 const BIAS_GRAD = kernel("conv2d_gpu_backward_bias", biasGradCode);
 /** The bias gradient of the ReLU-fused layer, which also writes the masked output gradient. */
 const BIAS_GRAD_RELU = kernel("conv2d_gpu_backward_bias_relu", biasGradCode, { constants: { masked: 1 } });
@@ -80,7 +91,10 @@ const BIAS_REDUCE = kernel("conv2d_gpu_backward_bias_reduce", reduceCode, REDUCE
 
 /** Workgroups the split passes aim for by default: two waves. */
 const TARGET_WORKGROUPS = 2 * WAVE_WORKGROUPS;
-/** A slice of the weight or bias reduction covers at least this many positions (one per invocation). */
+/**
+ * A slice of a split reduction covers at least this many steps (the bias gradient's: one position per
+ * invocation).
+ */
 const MIN_SLICE = BIAS_GRAD.workgroupSize;
 /**
  * Largest split-K workspace (slices x OC x IC*k*k floats), and never more than the device binds; the slice
@@ -109,11 +123,11 @@ function gemmKernel(name: keyof typeof GEMM_KERNELS, c: GemmCandidate, g: ConvGe
 /** The family's `Params` uniform for `g`, with the split fields (default: one slice). */
 function uniform(
   g: ConvGeometry,
-  over: Partial<Record<string, number>> = {},
+  over: Partial<Record<string, number>>,
 ): Record<string, number> {
   // The window (kernel, stride, padding) is compiled into the GEMM pipelines, not passed.
   const { kernel: _k, stride: _s, padding: _p, ...sizes } = convUniform(g);
-  return { ...sizes, slices: 1, slice_length: 0, direct: 0, ...over };
+  return { ...sizes, direct: 0, ...over };
 }
 
 /** `total` cut into at most `wanted` slices whose length is a multiple of `multiple`, none empty. */
@@ -123,11 +137,17 @@ function split(total: number, wanted: number, multiple: number): Split {
 }
 
 /**
- * The weight gradient's split-K in candidate `c`: enough slices for `target` workgroups, each >= MIN_SLICE
- * positions and a whole number of chunks, workspace capped.
+ * The split-K of a pass of `g` in candidate `c`: enough slices of the reduction for `target` workgroups,
+ * each >= MIN_SLICE steps and a whole number of chunks, the workspace (slices x the pass's output) capped.
  */
-function weightGradSplit(g: ConvGeometry, c: GemmCandidate, target: number, maxBindingBytes: number): Split {
-  const size = gemmSize(g, "weight gradient");
+function gemmSplit(
+  g: ConvGeometry,
+  pass: GemmPass,
+  c: GemmCandidate,
+  target: number,
+  maxBindingBytes: number,
+): Split {
+  const size = gemmSize(g, pass);
   const bytesPerSlice = size.rows * size.channels * 4;
   return split(
     size.depth,
@@ -165,14 +185,12 @@ function resolve(
   choice: PassChoice = passChoice(gpu, g, pass),
 ): Resolved {
   const candidate = candidateNamed(choice.candidate)!;
-  const split = choice.target === undefined
-    ? { slices: 1, sliceLength: gemmSize(g, pass).depth }
-    : weightGradSplit(g, candidate, choice.target, gpu.limits.maxStorageBufferBindingSize);
+  const split = gemmSplit(g, pass, candidate, choice.target, gpu.limits.maxStorageBufferBindingSize);
   return { choice, candidate, split };
 }
 
 /**
- * The choice among `candidates` (and, for the weight gradient, the split-K targets) that the paper model
+ * The choice among `candidates` and split-K targets that the paper model
  * (`estimateSeconds`, a large GPU) finds fastest for a pass of `g`, with its estimate in seconds.
  */
 function fastestByModel(
@@ -182,11 +200,10 @@ function fastestByModel(
   candidates: readonly GemmCandidate[],
   device: DeviceModel = H200,
 ): { choice: PassChoice; seconds: number } {
-  const targets = pass === "weight gradient" ? SPLIT_TARGETS : [undefined];
   let best: { choice: PassChoice; seconds: number } | undefined;
   for (const c of candidates) {
-    for (const target of targets) {
-      const choice = { candidate: c.name, ...(target === undefined ? {} : { target }) };
+    for (const target of SPLIT_TARGETS) {
+      const choice = { candidate: c.name, target };
       const seconds = estimateSeconds(c, g, pass, resolve(gpu, g, pass, choice).split, device);
       if (!best || seconds < best.seconds) best = { choice, seconds };
     }
@@ -195,8 +212,8 @@ function fastestByModel(
 }
 
 /**
- * The model's default for a pass of `g` on `gpu`: the candidate the device runs (and, for the weight
- * gradient, the split-K target) that the paper model finds fastest.
+ * The model's default for a pass of `g` on `gpu`: the candidate the device runs and the split-K target that
+ * the paper model finds fastest.
  *
  * @example
  * ```ts
@@ -273,6 +290,47 @@ function dispatchGemm(
   );
 }
 
+/**
+ * Records a GEMM pass that writes a convolution's output (the forward, or the input gradient as the
+ * forward of the transposed convolution `kernelGeometry`) into `out`: one dispatch, or, when its choice
+ * splits the reduction, the GEMM into a workspace of per-slice partial outputs and the fixed-order
+ * reduction that adds bias and slices (and applies the ReLU).
+ */
+function recordOutputGemm(
+  gpu: Gpu,
+  name: keyof typeof OUTPUT_REDUCE,
+  g: ConvGeometry,
+  pass: GemmPass,
+  kernelGeometry: ConvGeometry,
+  operands: { x: GPUBuffer; w: GPUBuffer; bias: GPUBuffer },
+  out: Tensor,
+): void {
+  const chosen = resolve(gpu, g, pass);
+  const { slices, sliceLength } = chosen.split;
+  const partials = slices > 1 ? Tensor.empty(gpu, [slices, ...out.shape], "workspace") : null;
+  dispatchGemm(
+    gpu,
+    name,
+    g,
+    pass,
+    chosen,
+    kernelGeometry,
+    { ...operands, y: (partials ?? out).buffer },
+    uniform(kernelGeometry, { slices, slice_length: sliceLength }),
+  );
+  if (partials) {
+    const k = OUTPUT_REDUCE[name];
+    gpu.dispatch(k, { partial: partials.buffer, bias: operands.bias, y: out.buffer }, {
+      count: out.size,
+      slices,
+      out_channels: kernelGeometry.outChannels,
+      plane: kernelGeometry.outHeight * kernelGeometry.outWidth,
+    }, workgroupsFor(out.size, k));
+    // Safe to release now: later users of the pooled buffer are recorded after these dispatches.
+    partials.dispose();
+  }
+}
+
 /** Records `out[i] += sum over slices of partial[s, i]` in slice order with `k`, a conv2d_gpu_reduce.wgsl. */
 function reduce(gpu: Gpu, k: Kernel, partial: Tensor, out: Tensor, slices: number): void {
   const count = out.size;
@@ -281,17 +339,13 @@ function reduce(gpu: Gpu, k: Kernel, partial: Tensor, out: Tensor, slices: numbe
 
 /** The "gpu" family's convolution passes. */
 export const GPU_CONV: ConvPasses = {
-  /** The forward (bias, and ReLU when fused, in the epilogue), in the choice in force for `g`. */
-  forward: (g, relu, gpu) => {
-    const { choice, candidate } = resolve(gpu, g, "forward");
-    const size = gemmSize(g, "forward");
-    return {
-      kernel: gemmKernel(relu ? "conv2d_gpu_forward_relu" : "conv2d_gpu_forward", candidate, g),
-      params: uniform(g),
-      workgroups: tilesOf(candidate, size),
-      candidate: choiceName(choice),
-      executedFlops: executedFlops(candidate, size),
-    };
+  /**
+   * Records the forward in the choice in force for its geometry: bias, and ReLU when fused, in the GEMM's
+   * epilogue, or, when split, in the reduction of its slices.
+   */
+  recordForward({ gpu, geometry: g, relu, x, weight, bias, y }): void {
+    const name = relu ? "conv2d_gpu_forward_relu" : "conv2d_gpu_forward";
+    recordOutputGemm(gpu, name, g, "forward", g, { x: x.buffer, w: weight.buffer, bias: bias.buffer }, y);
   },
 
   /** Input gradients of strided convolutions: this family runs the input gradient at stride 1 only. */
@@ -366,16 +420,8 @@ export const GPU_CONV: ConvPasses = {
         padding: g.kernel - 1 - g.padding,
       };
       // No bias: the weights stand in for the unused binding.
-      dispatchGemm(
-        gpu,
-        "conv2d_gpu_backward_input",
-        g,
-        "input gradient",
-        resolve(gpu, g, "input gradient"),
-        transposed,
-        { x: grad.buffer, w: flipped.buffer, bias: weight.buffer, y: dx.buffer },
-        uniform(transposed),
-      );
+      const operands = { x: grad.buffer, w: flipped.buffer, bias: weight.buffer };
+      recordOutputGemm(gpu, "conv2d_gpu_backward_input", g, "input gradient", transposed, operands, dx);
     }
     // Safe to release now: later users of the pooled buffers are recorded after these dispatches.
     for (const t of [biasPartials, weightPartials, flipped]) t?.dispose();

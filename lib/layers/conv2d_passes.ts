@@ -81,10 +81,24 @@ export interface ConvDispatch {
   params: Record<string, number>;
   /** Workgroups to dispatch. */
   workgroups: number;
-  /** The tuned variant it runs (recorded as the dispatch's `candidate`), if the family has several. */
-  candidate?: string;
-  /** FLOPs its tiles execute, padding included, where they differ from the layer's own. */
-  executedFlops?: number;
+}
+
+/** Inputs of a forward a family records itself ({@link ConvPasses.recordForward}). */
+export interface ConvForward {
+  /** The device. */
+  gpu: Gpu;
+  /** Sizes. */
+  geometry: ConvGeometry;
+  /** Whether the following ReLU is fused into the forward. */
+  relu: boolean;
+  /** Input, NCHW. */
+  x: Tensor;
+  /** Weights, OIHW. */
+  weight: Tensor;
+  /** Bias. */
+  bias: Tensor;
+  /** The output to write, `[n, outChannels, outHeight, outWidth]`. */
+  y: Tensor;
 }
 
 /**
@@ -130,10 +144,12 @@ export function reluMaskBindings(args: ConvBackward): Record<string, GPUBuffer> 
 /** A kernel family's Conv2d passes. */
 export interface ConvPasses {
   /**
-   * The forward over `g` on `gpu`, with the following ReLU fused into its epilogue when `relu` (a family
-   * with tuned variants picks the one in force on `gpu`).
+   * The forward over `g` as one dispatch, with the following ReLU fused into its epilogue when `relu`;
+   * Conv2d records it. A family without it records its forward itself ({@link ConvPasses.recordForward}).
    */
-  forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch;
+  forward?(g: ConvGeometry, relu: boolean): ConvDispatch;
+  /** Records y = conv(x, w) + bias (then the ReLU when `relu`): a forward of several dispatches. */
+  recordForward?(args: ConvForward): void;
   /**
    * Why this family cannot run the backward of `g` (the end of Conv2d's error message), or undefined when it
    * can; asked before any workspace is allocated or anything recorded.
