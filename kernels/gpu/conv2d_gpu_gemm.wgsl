@@ -98,12 +98,15 @@ fn multiplyChunk(acc: ptr<function, Accumulators>, tx: u32, ty: u32) {
   }
 }
 
-// The tile row of an invocation's block row r (0 .. BLOCK_M - 1).
-fn blockRow(tx: u32, r: u32) -> u32 {
-  return 4u * (tx + THREADS_M * (r / 4u)) + r % 4u;
-}
-
-// The tile channel of component 0 of an invocation's accumulator column j (0 .. BLOCK_N4 - 1).
-fn blockChannel(ty: u32, j: u32) -> u32 {
-  return 4u * (ty + THREADS_N * j);
+// Hands each accumulator of invocation t in the tile at (row0, o0) to the including kernel's hook
+//   fn store(acc: vec4f, row: u32, o: u32, slice: u32)   (row `row`, channels o..o+3)
+fn storeAccumulators(acc: ptr<function, Accumulators>, t: u32, row0: u32, o0: u32, slice: u32) {
+  let tx = t % THREADS_M;
+  let ty = t / THREADS_M;
+  for (var r = 0u; r < BLOCK_M; r++) {
+    for (var j = 0u; j < BLOCK_N4; j++) {
+      let row = row0 + 4u * (tx + THREADS_M * (r / 4u)) + r % 4u;
+      store((*acc)[r * BLOCK_N4 + j], row, o0 + 4u * (ty + THREADS_N * j), slice);
+    }
+  }
 }

@@ -12,12 +12,9 @@
 // - Weight loader: as the forward's (consecutive invocations read consecutive floats of one weight row).
 // - Both fetch the next chunk into registers before the current chunk's FMAs.
 // - Split-K over the input channels as in conv2d_gpu_forward.wgsl.
-override fuseRelu: bool = false;
-// False for the input gradient: no bias is added (the bias binding is then a dummy).
-override has_bias: bool = true;
-
 //!include gpu/conv2d_gpu_common.wgsl
 //!include gpu/conv2d_gpu_gemm.wgsl
+//!include gpu/conv2d_gpu_output.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
@@ -70,33 +67,6 @@ fn stage(s: Loaded, t: u32) {
   }
 }
 
-// Adds bias, applies the optional ReLU and writes position m of channels o..o+3 (one accumulator); with a
-// split reduction, writes the slice's partial sums instead.
-fn store(acc: vec4f, m: u32, o: u32, slice: u32) {
-  let ohw = p.out_height * p.out_width;
-  if (m >= p.n * ohw) {
-    return;
-  }
-  let n = m / ohw;
-  let at = n * p.out_channels * ohw + (m - n * ohw);
-  for (var j = 0u; j < 4u; j++) {
-    if (o + j < p.out_channels && p.slices > 1u) {
-      // A slice's partial sum, into the workspace [slices, N, OC, OH, OW]; conv2d_gpu_forward_reduce.wgsl
-      // adds the bias, the slices and the ReLU.
-      y[slice * p.n * p.out_channels * ohw + at + (o + j) * ohw] = acc[j];
-    } else if (o + j < p.out_channels) {
-      var v = acc[j];
-      if (has_bias) {
-        v += bias[o + j];
-      }
-      if (fuseRelu) {
-        v = max(v, 0.0);
-      }
-      y[at + (o + j) * ohw] = v;
-    }
-  }
-}
-
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
@@ -131,11 +101,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
     multiplyChunk(&acc, t % THREADS_M, t / THREADS_M);
   }
-  let tx = t % THREADS_M;
-  let ty = t / THREADS_M;
-  for (var r = 0u; r < BLOCK_M; r++) {
-    for (var j = 0u; j < BLOCK_N4; j++) {
-      store(acc[r * BLOCK_N4 + j], m0 + blockRow(tx, r), o0 + blockChannel(ty, j), slice);
-    }
-  }
+  storeAccumulators(&acc, t, m0, o0, slice);
 }

@@ -116,11 +116,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
     multiplyChunk(&acc, t % THREADS_M, t / THREADS_M);
   }
-  let tx = t % THREADS_M;
-  let ty = t / THREADS_M;
-  for (var r = 0u; r < BLOCK_M; r++) {
-    for (var j = 0u; j < BLOCK_N4; j++) {
-      store(acc[r * BLOCK_N4 + j], e0 + blockRow(tx, r), o0 + blockChannel(ty, j), slice);
-    }
-  }
+  storeAccumulators(&acc, t, e0, o0, slice);
 }
