@@ -1,15 +1,17 @@
 /**
  * Conv2d's passes in the "gpu" kernel family (`kernels/gpu/`), shaped for real GPUs rather than llvmpipe:
- * GEMMs in workgroup tiles staged in workgroup memory, in the shape of one candidate of the GEMM table
- * (`conv2d_gpu_candidates.ts`: tuned per adapter, else chosen by the paper model), a split-K weight gradient
- * and a parallel bias reduction, so that large layers launch hundreds to thousands of workgroups. The
- * kernel size, stride and padding are compiled into each GEMM pipeline (override constants, one pipeline
- * per candidate and window geometry).
+ * GEMMs in workgroup tiles staged in workgroup memory, each pass in a choice of (GEMM candidate of the table
+ * in `conv2d_gpu_candidates.ts`, split-K target): tuned per adapter (lib/tuning.ts), else the paper model's
+ * fastest, so that large layers launch hundreds to thousands of workgroups and small ones split their
+ * reduction; and a parallel bias reduction. The kernel size, stride and padding are compiled into each GEMM
+ * pipeline (override constants, one pipeline per candidate and window geometry).
  *
- * - Forward: implicit GEMM, M = N*OH*OW positions x OC channels, K = IC*k*k, bias and ReLU in the epilogue.
+ * - Forward: implicit GEMM, M = N*OH*OW positions x OC channels, K = IC*k*k, bias and ReLU in the epilogue;
+ *   split, partial outputs [S, N, OC, OH, OW] into a workspace, then a fixed-order reduction adds bias and
+ *   slices and applies the ReLU. A 1 x 1 layer may run the pointwise candidate (a plain GEMM).
  * - Input gradient (stride 1 only; NiN's one strided conv is its first layer, which needs none): the weights
  *   are flipped into the OIHW weights of the transposed convolution ([IC, OC, k, k], a workspace), then the
- *   forward kernel runs on the output gradient with padding k - 1 - p and no bias. A strided layer asked
+ *   forward kernel (and its split) runs on the output gradient with padding k - 1 - p and no bias. A strided layer asked
  *   for an input gradient is refused (`unsupported`: Conv2d throws a NinError before any work).
  * - Weight gradient: split-K GEMM over slices of the N*OH*OW positions into a workspace [S, OC, IC*k*k],
  *   then a fixed-order reduction adds the slices into dw (one slice: the GEMM adds into dw directly).
