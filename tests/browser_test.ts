@@ -3,8 +3,8 @@
 // through the DevTools protocol (puppeteer-core). In the page, for both kernel families: PyTorch-trained
 // weights give Deno's logits, and SGD steps give Deno's losses; a short training run through the controls
 // draws the curves and the progress; Load then Save returns a checkpoint byte for byte, and `deno task eval`
-// loads the download; nothing is logged as an error. Runs once per suite (the default leg): the browser
-// covers both families itself, and the Dawn legs would only repeat it.
+// loads the download; nothing is logged as an error. Runs once per suite (the first leg: Deno over OpenGL,
+// NIN_KERNELS unset): the browser covers both families itself, and the other legs would only repeat it.
 import { ok, strictEqual } from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { readIdxSplit } from "../lib/deno/fashion_mnist.ts";
@@ -117,7 +117,9 @@ const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.tex
 Deno.test({
   name:
     "browser: the page in headless Chromium (SwiftShader) matches Deno, trains, and round-trips checkpoints",
-  ignore: testEngine !== "deno" || Deno.env.get("NIN_KERNELS") !== undefined,
+  // Once per `deno task test`: in its first leg (Deno over OpenGL, the suite's family unset).
+  ignore: testEngine !== "deno" || Deno.env.get("NIN_KERNELS") !== undefined ||
+    !["gl", undefined].includes(Deno.env.get("DENO_WEBGPU_BACKEND")),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
