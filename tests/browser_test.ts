@@ -306,6 +306,29 @@ Deno.test({
         },
       );
       strictEqual(problems.join("\n"), "", "console errors and warnings in the page");
+
+      await t.step("without WebGPU the device line says what to do, and the shapes still show", async () => {
+        const plain = await puppeteer.launch({
+          executablePath: CHROMIUM,
+          headless: true,
+          args: ["--headless=new", "--no-sandbox", "--disable-gpu"],
+        });
+        try {
+          const other = await plain.newPage();
+          await other.goto(server.url);
+          await other.waitForFunction(() => document.body.dataset.state === "no-webgpu");
+          const device = await text(other, "#device");
+          ok(/^no WebGPU adapter found \(engine browser\).*--enable-unsafe-webgpu/.test(device), device);
+          ok((await text(other, "#resources")).includes("1,992,166 parameters"), "resources without a GPU");
+          strictEqual(
+            await other.$eval("#start", (e) => (e as HTMLButtonElement).disabled),
+            true,
+            "Start off",
+          );
+        } finally {
+          await plain.close();
+        }
+      });
     } finally {
       await browser?.close();
       const stopped = await server.stop();

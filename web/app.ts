@@ -61,6 +61,10 @@ interface Run {
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => byId<HTMLInputElement>(id);
 const IMAGES_SHOWN = 24;
+/** What to do where WebGPU is missing (or gives no adapter). */
+const WEBGPU_HELP = "Nothing can train here: use Chrome or Edge 113+, Safari 26+ or Firefox 141+ (Windows) " +
+  "with hardware acceleration on; on Linux start Chromium with --enable-unsafe-webgpu " +
+  "--enable-features=Vulkan. The shapes and resource figures below still work.";
 
 let gpu: Gpu | undefined;
 let run: Run | undefined;
@@ -489,22 +493,16 @@ async function main(): Promise<void> {
     if (file) action("loading", () => load(file)).finally(() => input("load").value = "");
   });
   byId("save").addEventListener("click", () => action("loading", save));
-  if (!("gpu" in navigator)) {
-    const device = byId("device");
-    device.classList.add("missing");
-    device.textContent = "This browser has no WebGPU, so nothing can train here. Use Chrome or Edge 113+, " +
-      "Safari 26+ or Firefox 141+ (Windows); on Linux start Chromium with --enable-unsafe-webgpu " +
-      "--enable-features=Vulkan. The shapes and resource figures below still work.";
-    setState("no-webgpu");
-    await refreshModel();
-    return;
-  }
   setState("loading");
   try {
+    if (!("gpu" in navigator)) throw new NinError("This browser has no WebGPU.");
     await openGpu(readControls().kernels);
   } catch (e) {
-    byId("device").classList.add("missing");
-    byId("device").textContent = e instanceof Error ? e.message : String(e);
+    const device = byId("device");
+    device.classList.add("missing");
+    device.textContent = `${
+      (e instanceof Error ? e.message : String(e)).replace(/\.?$/, ".")
+    } ${WEBGPU_HELP}`;
     setState("no-webgpu");
     await refreshModel();
     return;
