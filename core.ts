@@ -105,9 +105,17 @@ export {
   type SaveCheckpointOptions,
 } from "./lib/checkpoint.ts";
 export { type CheckpointNin, type CheckpointNinOptions, ninFromCheckpoint } from "./lib/nin_checkpoint.ts";
-export { lineChartSvg, niceTicks, type Series, SERIES_STYLES, type SeriesStyle } from "./lib/svg_plot.ts";
+export {
+  type ChartOptions,
+  lineChartSvg,
+  niceTicks,
+  type Series,
+  SERIES_STYLES,
+  type SeriesStyle,
+} from "./lib/svg_plot.ts";
 export {
   type EpochMetrics,
+  type EpochPosition,
   evaluate,
   type EvaluateOptions,
   type Evaluation,

@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { nin, requestGpu, SGD, Tensor, trainStep } from "jsr:@nin/webgpu";
+ * import { nin, requestGpu, SGD, Tensor, trainStep } from "@nin/webgpu";
  * const gpu = await requestGpu();
  * const net = nin(gpu, { seed: 0 });
  * const opt = new SGD(net.parameters(), { lr: 0.1 });

@@ -7,6 +7,7 @@
  */
 import { type EpochRecord, readHistory, readRunConfig, type RunConfig } from "./config.ts";
 import { NinError } from "./errors.ts";
+import type { EpochPosition } from "./fit.ts";
 import type { Module } from "./module.ts";
 import type { SGD } from "./optim.ts";
 import { type HostTensor, parseSafetensors, serializeSafetensors } from "./safetensors.ts";
@@ -20,10 +21,17 @@ const FORMAT = "nin-webgpu-checkpoint/1";
 export interface RunState {
   /** Epochs completed. */
   epoch: number;
+  /**
+   * Where the run stood inside the next epoch, for a checkpoint written mid-epoch (absent or null: at the
+   * end of epoch `epoch`).
+   */
+  position?: EpochPosition | null;
   /** Optimizer steps completed (also the dropout RNG counter). */
   step: number;
   /** The seed of shuffling, dropout and initialisation. */
   seed: number;
+  /** The id of the run (a resumed run keeps it), as in its metrics lines. */
+  runId?: string;
   /**
    * The run's configuration, for `eval` and a resumed run to rebuild from and check against (null: none,
    * e.g. a model-only file or a PyTorch state dict).

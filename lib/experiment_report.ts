@@ -255,8 +255,16 @@ function curvesSvg(rows: Row[]): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * width}" height="${height + 24}" ` +
     `viewBox="0 0 ${2 * width} ${height + 24}">`,
     `<rect width="${2 * width}" height="${height + 24}" fill="white"/>`,
-    panel(lineChartSvg(lossSeries, "training examples seen", width, height), 0, "train loss (running mean)"),
-    panel(lineChartSvg(accSeries, "training examples seen", width, height), width, "test accuracy"),
+    panel(
+      lineChartSvg(lossSeries, { xLabel: "training examples seen", width, height }),
+      0,
+      "train loss (running mean)",
+    ),
+    panel(
+      lineChartSvg(accSeries, { xLabel: "training examples seen", width, height }),
+      width,
+      "test accuracy",
+    ),
     "</svg>",
     "",
   ].join("\n");

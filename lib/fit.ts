@@ -63,6 +63,25 @@ export interface StepProgress {
   microBatch: number;
 }
 
+/**
+ * Where a run stands inside an epoch, at a point where the model holds exactly the steps done: with the
+ * running sums of the epoch's figures, enough for {@link fit} to continue it with the same numbers.
+ */
+export interface EpochPosition {
+  /** The epoch, from 1. */
+  epoch: number;
+  /** Steps of it done. */
+  batch: number;
+  /** Sum of loss x examples over those steps. */
+  lossSum: number;
+  /** Correct predictions over them. */
+  correct: number;
+  /** Examples seen. */
+  seen: number;
+  /** Seconds of training steps so far in the epoch. */
+  seconds: number;
+}
+
 /** Options of {@link fit}. */
 export interface FitOptions {
   /** Total epochs of the run (a resumed run continues to this number). */
@@ -81,6 +100,18 @@ export interface FitOptions {
   microBatch?: number;
   /** Epochs already done (when resuming). */
   startEpoch?: number;
+  /** Where to continue inside epoch `startEpoch + 1` (a run resumed from a checkpoint written mid-epoch). */
+  startPosition?: EpochPosition;
+  /**
+   * Polled before each step with the steps of the epoch recorded so far; true makes fit wait for the
+   * queued steps and call `onCheckpoint`.
+   */
+  checkpointDue?: (batch: number) => boolean;
+  /**
+   * Called inside an epoch where the model holds exactly the steps reported (write a checkpoint here):
+   * when `checkpointDue` says so, and when `shouldStop` ended the run mid-epoch; awaited.
+   */
+  onCheckpoint?: (position: EpochPosition) => Promise<void> | void;
   /** Called after every step. */
   onStep?: (progress: StepProgress) => void;
   /** Called after every epoch (write checkpoints here); awaited. */
@@ -119,6 +150,7 @@ async function runSplit(
   record: (images: Tensor, batch: Batch) => RecordedStep,
   onResult: (result: EvalStepResult, seconds: number) => void,
   shouldStop?: () => boolean,
+  pause?: { due: (batch: number) => boolean; run: () => Promise<void> | void },
 ): Promise<boolean> {
   const gpu = net.parameters()[0].value.gpu;
   const readback = new Readback<EvalStepResult>(gpu);
@@ -132,6 +164,10 @@ async function runSplit(
       if (shouldStop?.()) {
         stopped = true;
         break;
+      }
+      if (pause?.due(b.index)) {
+        report(await readback.drain());
+        await pause.run();
       }
       const images = resizeImages(gpu, b.images, b.count, split.height, split.width, resize);
       let step: RecordedStep;
@@ -173,12 +209,16 @@ export async function fit(
 ): Promise<EpochMetrics[]> {
   const history: EpochMetrics[] = [];
   for (let epoch = (options.startEpoch ?? 0) + 1; epoch <= options.epochs; epoch++) {
-    let lossSum = 0, correct = 0, seen = 0, seconds = 0, batch = 0;
+    const start = options.startPosition?.epoch === epoch ? options.startPosition : undefined;
+    let lossSum = start?.lossSum ?? 0, correct = start?.correct ?? 0, seen = start?.seen ?? 0;
+    let seconds = start?.seconds ?? 0, batch = start?.batch ?? 0;
+    const position = (): EpochPosition => ({ epoch, batch, lossSum, correct, seen, seconds });
     const epochOptions = {
       batchSize: options.batchSize,
       seed: options.seed,
       epoch: epoch - 1,
       limit: options.limitTrain,
+      startBatch: batch,
     };
     const total = epochBatchCount(data.train, epochOptions);
     // The optimizer's step count when each queued step was recorded, to name a step whose loss is bad.
@@ -218,14 +258,23 @@ export async function fit(
         });
       },
       options.shouldStop,
+      options.checkpointDue && options.onCheckpoint
+        ? { due: options.checkpointDue, run: () => options.onCheckpoint!(position()) }
+        : undefined,
     );
-    if (stopped) return history;
+    if (stopped) {
+      await options.onCheckpoint?.(position());
+      return history;
+    }
     const test = await evaluate(net, data.test, {
       ...options,
       onBatch: options.onTestBatch,
     });
     net.train();
-    if (options.shouldStop?.()) return history;
+    if (options.shouldStop?.()) {
+      await options.onCheckpoint?.(position());
+      return history;
+    }
     const metrics: EpochMetrics = {
       epoch,
       loss: lossSum / seen,

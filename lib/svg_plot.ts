@@ -80,26 +80,44 @@ function styleOf(s: Series, k: number): SeriesStyle {
   };
 }
 
+/**
+ * A marker as an outline (no fill), in a size of its own per shape, so markers at the same point (train and
+ * test accuracy at the end of an epoch) both stay visible whichever is drawn last.
+ */
 function markerSvg(kind: SeriesStyle["marker"], cx: number, cy: number, color: string): string {
   const x = cx.toFixed(1), y = cy.toFixed(1);
+  const outline = `fill="none" stroke="${color}" stroke-width="1.5"`;
   switch (kind) {
     case "none":
       return "";
     case "square":
-      return `<rect x="${(cx - 3).toFixed(1)}" y="${
-        (cy - 3).toFixed(1)
-      }" width="6" height="6" fill="${color}"/>`;
+      return `<rect x="${(cx - 3.5).toFixed(1)}" y="${
+        (cy - 3.5).toFixed(1)
+      }" width="7" height="7" ${outline}/>`;
     case "triangle":
-      return `<path d="M${x},${(cy - 4).toFixed(1)} L${(cx + 4).toFixed(1)},${(cy + 3).toFixed(1)} ` +
-        `L${(cx - 4).toFixed(1)},${(cy + 3).toFixed(1)} Z" fill="${color}"/>`;
+      return `<path d="M${x},${(cy - 6).toFixed(1)} L${(cx + 6).toFixed(1)},${(cy + 4).toFixed(1)} ` +
+        `L${(cx - 6).toFixed(1)},${(cy + 4).toFixed(1)} Z" ${outline}/>`;
     default:
-      return `<circle cx="${x}" cy="${y}" r="3" fill="${color}"/>`;
+      return `<circle cx="${x}" cy="${y}" r="3" ${outline}/>`;
   }
+}
+
+/** Options of {@link lineChartSvg}. */
+export interface ChartOptions {
+  /** A title above the plot, e.g. the run's configuration (default: none). */
+  title?: string;
+  /** The x axis label (default `epoch`). */
+  xLabel?: string;
+  /** Width in pixels (default 480). */
+  width?: number;
+  /** Height in pixels (default 320). */
+  height?: number;
 }
 
 /**
  * Renders the series as a standalone SVG document; the x axis runs from 0 to the largest x (at least 1).
- * The k-th series takes the style fields it leaves out from the k-th of {@link SERIES_STYLES}.
+ * The k-th series takes the style fields it leaves out from the k-th of {@link SERIES_STYLES}; markers are
+ * outlines, so coinciding points of two curves both show.
  *
  * @example
  * ```ts
@@ -107,12 +125,13 @@ function markerSvg(kind: SeriesStyle["marker"], cx: number, cy: number, color: s
  * const svg = lineChartSvg([
  *   { name: "train loss", x: [0.5, 1, 1.5, 2], values: [2.1, 1.2, 0.8, 0.6] }, // solid blue, circles
  *   { name: "test acc", values: [0.7, 0.8], color: "black" }, // black, dashed, squares
- * ]);
+ * ], { title: "NiN, lr 0.1", width: 640, height: 400 });
  * console.log(svg.startsWith("<svg")); // true
  * ```
  */
-export function lineChartSvg(series: Series[], xLabel = "epoch", width = 480, height = 320): string {
-  const left = 48, right = 130, top = 16, bottom = 40;
+export function lineChartSvg(series: Series[], options: ChartOptions = {}): string {
+  const { title, xLabel = "epoch", width = 480, height = 320 } = options;
+  const left = 48, right = 130, top = title ? 34 : 16, bottom = 40;
   const plotW = width - left - right, plotH = height - top - bottom;
   const xsOf = (s: Series) => s.x ?? s.values.map((_, i) => i + 1);
   const xMax = Math.max(1, ...series.flatMap((s) => xsOf(s).filter(Number.isFinite)));
@@ -131,6 +150,11 @@ export function lineChartSvg(series: Series[], xLabel = "epoch", width = 480, he
     `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
   ];
+  if (title) {
+    parts.push(
+      `<text x="${width / 2}" y="18" text-anchor="middle" font-size="12">${escape(title)}</text>`,
+    );
+  }
   // Grid first, inside the frame; the frame is drawn over it.
   for (const v of yTicks) {
     if (v > 0 && v < yEnd) {

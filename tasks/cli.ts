@@ -84,11 +84,33 @@ const FLAG_SPECS = {
   "micro-batch": { type: "int", min: 1, help: "largest micro-batch (default: what fits the device)" },
   "checkpoint": {
     type: "string",
-    help: "safetensors checkpoint (train: written atomically after every epoch; eval: the model to test)",
+    help: "safetensors checkpoint (train: written atomically during and after every epoch, default " +
+      "runs/train-RUNID.safetensors; eval: the model to test)",
   },
-  "resume": { type: "string", help: "continue the run saved in this checkpoint" },
+  "resume": { type: "string", help: "continue the run saved in this checkpoint (mid-epoch too)" },
+  "checkpoint-minutes": {
+    type: "float",
+    default: 1,
+    min: 0,
+    minExclusive: true,
+    max: 1440,
+    help: "during an epoch, write the checkpoint at least this often (minutes of training)",
+  },
+  "checkpoint-steps": {
+    type: "int",
+    min: 1,
+    help: "during an epoch, also write the checkpoint every N steps",
+  },
   "plot": { type: "string", help: "SVG chart of train loss, train acc and test acc (d2l's Animator)" },
-  "metrics": { type: "string", help: "append one JSON line per epoch to this file" },
+  "metrics": {
+    type: "string",
+    help: "one JSON line per epoch (run id, figures, configuration); a new run starts the file anew",
+  },
+  "plot-size": {
+    type: "string",
+    default: "480x320",
+    help: "WIDTHxHEIGHT of the --plot SVG in pixels (each 240 to 4000)",
+  },
   "leaf": { type: "boolean", help: "print every leaf layer with its PyTorch index" },
   "steps": { type: "int", default: 5, min: 1, max: 1000, help: "timed steps (the median is reported)" },
   "warmup": { type: "int", default: 2, min: 1, max: 100, help: "untimed steps first (shader compilation)" },
@@ -236,8 +258,25 @@ export function parseFlagList(name: FlagName, text: string): (number | string)[]
   return text.split(",").map((value) => convert(name, FLAG_SPECS[name], value.trim()) as number | string);
 }
 
-/** Help text for a task. */
-function helpText(usage: string, summary: string, specs: Record<string, FlagSpec>): string {
+/** What `--help` says about defaults where they depend on the machine (see {@link TaskSpec.helpDefaults}). */
+export interface HelpDefaults {
+  /** Text replacing `default X` of a flag, by flag name. */
+  defaults: Record<string, string>;
+  /** A line printed after the options, e.g. which adapter the defaults are for. */
+  note?: string;
+}
+
+/**
+ * Help text for a task; `here.defaults` replaces a flag's `(default X)` with what is in effect where the
+ * task runs (e.g. train's software preset on this adapter).
+ */
+function helpText(
+  usage: string,
+  summary: string,
+  specs: Record<string, FlagSpec>,
+  here: HelpDefaults = { defaults: {} },
+): string {
+  const defaults = here.defaults;
   const lines = [`Usage: ${usage}`, "", summary, "", "Options:"];
   for (const [name, spec] of Object.entries(specs)) {
     const arg = spec.type === "boolean"
@@ -245,10 +284,15 @@ function helpText(usage: string, summary: string, specs: Record<string, FlagSpec
       : spec.choices
       ? ` <${spec.choices.join("|")}>`
       : ` <${spec.type}>`;
-    const def = spec.default !== undefined && spec.type !== "boolean" ? ` (default ${spec.default})` : "";
+    const def = defaults[name] !== undefined
+      ? ` (${defaults[name]})`
+      : spec.default !== undefined && spec.type !== "boolean"
+      ? ` (default ${spec.default})`
+      : "";
     lines.push(`  --${name}${arg}`.padEnd(32) + ` ${spec.help}${def}`);
   }
   lines.push(`  -h, --help`.padEnd(32) + " show this help");
+  if (here.note) lines.push("", here.note);
   return lines.join("\n");
 }
 
@@ -261,16 +305,11 @@ export interface ParsedFlags<T extends Record<string, FlagSpec>> {
 }
 
 /**
- * Parses `args` against `specs`; returns null after printing help for `--help` or `-h`. Bad flags throw a
+ * Parses `args` against `specs`; returns null for `--help` or `-h`. Bad flags throw a
  * NinError with exit code 2 and one line naming the flag and what it takes (an unknown flag names the
  * nearest known one).
  */
-function parseFlags<T extends Record<string, FlagSpec>>(
-  usage: string,
-  summary: string,
-  specs: T,
-  args: string[],
-): ParsedFlags<T> | null {
+function parseFlags<T extends Record<string, FlagSpec>>(specs: T, args: string[]): ParsedFlags<T> | null {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
   };
@@ -288,10 +327,7 @@ function parseFlags<T extends Record<string, FlagSpec>>(
   } catch (e) {
     throw usageError(e as Error & { code?: string }, specs);
   }
-  if (values.help) {
-    console.log(helpText(usage, summary, specs));
-    return null;
-  }
+  if (values.help) return null;
   const out: Record<string, number | string | boolean | undefined> = {};
   const given = new Set<keyof T & string>();
   for (const [name, spec] of Object.entries(specs)) {
@@ -317,9 +353,49 @@ function editDistance(a: string, b: string): number {
   return previous[b.length];
 }
 
-/** The known flag nearest to `flag` when it is close enough to be a typo (or a prefix of one). */
+/**
+ * Long names other tools use for a flag (PyTorch scripts, d2l, Keras), keyed by the name typed (lower case,
+ * `_` as `-`): suggested before any spelling match, because they are not typos of this toolkit's names.
+ */
+const FLAG_ALIASES: Record<string, string> = {
+  "learning-rate": "lr",
+  "learningrate": "lr",
+  "lr-rate": "lr",
+  "rate": "lr",
+  "batch": "batch-size",
+  "bs": "batch-size",
+  "batchsize": "batch-size",
+  "epoch": "epochs",
+  "num-epochs": "epochs",
+  "n-epochs": "epochs",
+  "max-epochs": "epochs",
+  "size": "resize",
+  "image-size": "resize",
+  "img-size": "resize",
+  "input-size": "resize",
+  "wd": "weight-decay",
+  "decay": "weight-decay",
+  "ckpt": "checkpoint",
+  "save": "checkpoint",
+  "load": "checkpoint",
+  "data": "data-dir",
+  "data-path": "data-dir",
+  "dataset": "data-dir",
+  "device": "gpu",
+  "backend": "gpu",
+  "engine": "gpu",
+  "output": "checkpoint",
+};
+
+/**
+ * The known flag nearest to `flag`: a common other name for one (`--learning-rate`: `lr`), else one close
+ * enough to be a typo (or a prefix of one).
+ */
 function nearestFlag(flag: string, names: string[]): string | undefined {
-  const typed = flag.replace(/^-+/, "").split("=")[0];
+  const typed = flag.replace(/^-+/, "").split("=")[0].toLowerCase().replaceAll("_", "-");
+  const alias = FLAG_ALIASES[typed];
+  if (alias && names.includes(alias)) return alias;
+  if (names.includes(typed)) return typed; // --Batch-Size, --batch_size
   let best: string | undefined, bestDistance = Infinity;
   for (const name of names) {
     const d = name.startsWith(typed) && typed.length >= 2 ? 0.5 : editDistance(typed, name);
@@ -477,6 +553,11 @@ export interface TaskSpec<T extends Record<string, FlagSpec>> {
   summary: string;
   /** The flags it takes, usually from {@link pickFlags}. */
   flags: T;
+  /**
+   * For `--help`: the defaults in effect here where they differ from the flags' own (e.g. on this adapter),
+   * e.g. `{ defaults: { lr: "default here 0.05; the chapter's 0.1" }, note: "..." }`.
+   */
+  helpDefaults?: () => Promise<HelpDefaults>;
 }
 
 /**
@@ -501,8 +582,9 @@ export async function runTask<T extends Record<string, FlagSpec>>(
   args: string[] = Deno.args,
 ): Promise<never> {
   try {
-    const parsed = parseFlags(task.usage, task.summary, task.flags, args);
+    const parsed = parseFlags(task.flags, args);
     if (parsed) await main(parsed.values, parsed.given);
+    else console.log(helpText(task.usage, task.summary, task.flags, await task.helpDefaults?.()));
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     console.error(`error: ${error.message.split("\n")[0]}`);

@@ -40,8 +40,8 @@ export class Progress {
   #trainTimed = 0;
   #testSeconds = 0;
   #testTimed = 0;
-  #firstTrain: number | null = null;
-  #firstTest: number | null = null;
+  #firstTrain = true;
+  #firstTest = true;
 
   /**
    * `terminal` selects the redrawn bar (true) or plain lines at most `interval` seconds apart (false).
@@ -60,22 +60,21 @@ export class Progress {
     this.#testLeft = plan.testBatches;
   }
 
-  /** Seconds the rest of the run should take, from the steps timed so far (NaN before any). */
+  /**
+   * Seconds the rest of the run should take, from the steps timed so far; NaN until a step after the first
+   * has been timed: the first step (or evaluation batch) compiles the kernels, which would inflate the
+   * estimate many times over.
+   */
   get eta(): number {
     const step = this.secondsPerStep;
-    const test = this.#testTimed
-      ? this.#testSeconds / this.#testTimed
-      : this.#firstTest ?? step * TEST_COST_GUESS;
+    const test = this.#testTimed ? this.#testSeconds / this.#testTimed : step * TEST_COST_GUESS;
     return (this.#trainLeft > 0 ? this.#trainLeft * step : 0) +
       (this.#testLeft > 0 ? this.#testLeft * test : 0);
   }
 
-  /**
-   * Seconds per training step so far: the first step (which compiles the kernels) is left out once
-   * another has been timed, as it would inflate the estimate for the rest of the run.
-   */
+  /** Seconds per training step so far, the compiling first step left out (NaN until a second one). */
   get secondsPerStep(): number {
-    return this.#trainTimed ? this.#trainSeconds / this.#trainTimed : this.#firstTrain ?? NaN;
+    return this.#trainTimed ? this.#trainSeconds / this.#trainTimed : NaN;
   }
 
   /**
@@ -85,7 +84,7 @@ export class Progress {
    */
   trainStep(label: string, seconds: number, fraction?: number, milestone = false): void {
     this.#trainLeft = Math.max(0, this.#trainLeft - 1);
-    if (this.#firstTrain === null) this.#firstTrain = seconds;
+    if (this.#firstTrain) this.#firstTrain = false;
     else this.#time("train", seconds);
     this.#show(label, fraction, milestone);
   }
@@ -93,7 +92,7 @@ export class Progress {
   /** One evaluation batch done in `seconds` (arguments as for {@link Progress.trainStep}). */
   testBatch(label: string, seconds: number, fraction?: number, milestone = false): void {
     this.#testLeft = Math.max(0, this.#testLeft - 1);
-    if (this.#firstTest === null) this.#firstTest = seconds;
+    if (this.#firstTest) this.#firstTest = false;
     else this.#time("test", seconds);
     this.#show(label, fraction, milestone);
   }
@@ -124,7 +123,9 @@ export class Progress {
 
   #show(label: string, fraction?: number, milestone = false): void {
     const eta = this.eta;
-    const text = `${label}, ETA ${Number.isFinite(eta) ? formatDuration(eta) : "after the next step"}`;
+    const text = `${label}, ETA ${
+      Number.isFinite(eta) ? formatDuration(eta) : "after the next step (the first compiles the kernels)"
+    }`;
     if (this.terminal) {
       const width = 24;
       const done = Math.round(width * Math.min(1, Math.max(0, fraction ?? 0)));

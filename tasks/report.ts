@@ -10,7 +10,7 @@
  * @module
  */
 import { pickFlags, runTask } from "./cli.ts";
-import { benchmark, timeLoop } from "./bench.ts";
+import { benchmark, type BenchResult, launchPlan, timeLoop } from "./bench.ts";
 import { loadTaskData } from "./data.ts";
 import { NinError } from "../lib/errors.ts";
 import type { Engine, Gpu, KernelFamily } from "../lib/gpu/device.ts";
@@ -22,7 +22,7 @@ import { fit } from "../lib/fit.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { recordEvalStep } from "../lib/train.ts";
-import { PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.ts";
+import { PLAN_BINDING_BYTES } from "../lib/plan.ts";
 import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 
 /** The task's `--help` and flags. */
@@ -97,7 +97,8 @@ async function inferenceRate(gpu: Gpu, batch: number, resize: number, steps: num
 async function measureEngine(engine: Engine, quick: boolean, data: Parameters<typeof fit>[2]) {
   const scale = quick ? SCALES.quick : SCALES.chapter;
   const started = performance.now();
-  const families: Record<string, unknown> = {};
+  const families: Record<string, BenchResult & { inference: { batch: number; examples_per_s: number }[] }> =
+    {};
   let adapter: Record<string, unknown> = {};
   for (const kernels of FAMILIES) {
     const gpu = await requestGpu({ engine, kernels });
@@ -159,18 +160,27 @@ async function measureEngine(engine: Engine, quick: boolean, data: Parameters<ty
   };
 }
 
-/** The FLOPs of one step at the report's size, from the launch plan (counting device). */
+/**
+ * The launch plan of one gpu-family step at the report's size (counting device): its FLOPs, the share meeting
+ * the launch rule, and the paper estimate of the step on an H200 per GEMM candidate.
+ */
 async function planFigures(quick: boolean) {
   const scale = quick ? SCALES.quick : SCALES.chapter;
   const gpu = countingGpu({ kernels: "gpu", maxStorageBufferBindingSize: PLAN_BINDING_BYTES });
-  const net = nin(gpu, { seed: 0 });
-  const plan = await planTrainingStep(gpu, net, [scale.batch, 1, scale.resize, scale.resize]);
-  net.dispose();
+  const plan = await launchPlan(gpu, scale.batch, scale.resize, undefined);
   return {
-    gflop_per_training_step: plan.totalFlops / 1e9,
+    gflop_per_training_step: plan.total_flops / 1e9,
     dispatches: plan.dispatches.length,
-    flops_share_meeting_launch_rule: plan.flopsShareMeetingRule,
+    flops_share_meeting_launch_rule: plan.flops_share_meeting_rule,
+    paper_estimate_per_candidate: plan.paper_estimate,
   };
+}
+
+/** One row of the plan's paper estimate. */
+interface StepEstimate {
+  candidate: string;
+  step_ms: number;
+  train_examples_per_s: number;
 }
 
 /** report.md from the engines' figures. */
@@ -185,6 +195,16 @@ function markdown(
       `${est.pytorch_chapter_train_examples_per_s}.`,
     "",
   );
+  const perCandidate = (report.plan as { paper_estimate_per_candidate?: { steps: StepEstimate[] } })
+    .paper_estimate_per_candidate;
+  if (perCandidate) {
+    lines.push("Model of the GPU work alone per GEMM candidate (lib/layers/conv2d_gpu_candidates.ts):", "");
+    lines.push("| candidate | ms/step | train examples/s |", "|---|---|---|");
+    for (const e of perCandidate.steps) {
+      lines.push(`| ${e.candidate} | ${e.step_ms.toFixed(1)} | ${e.train_examples_per_s.toFixed(0)} |`);
+    }
+    lines.push("");
+  }
   for (const e of report.engines) {
     lines.push(
       `## ${e.engine}: ${e.adapter.name} (${e.adapter.backend}${
@@ -196,8 +216,8 @@ function markdown(
       "| kernels | train ex/s | wall ms/step | GPU ms/step | host wait ms/step | infer ex/s | inference at other batches |",
       "|---|---|---|---|---|---|---|",
     );
-    for (const [family, f] of Object.entries(e.families) as [string, Record<string, any>][]) {
-      const { train, infer } = f.loops;
+    for (const [family, f] of Object.entries(e.families)) {
+      const { train } = f.loops;
       lines.push(
         `| ${family} | ${f.train_examples_per_s.toFixed(1)} | ${train.wallMs.toFixed(1)} | ${
           train.gpuMs.toFixed(1)
@@ -218,13 +238,13 @@ function markdown(
         `${c.examples_per_s.toFixed(1)} examples/s, ${c.seconds.toFixed(0)} s.`,
       "",
     );
-    for (const [family, f] of Object.entries(e.families) as [string, Record<string, any>][]) {
+    for (const [family, f] of Object.entries(e.families)) {
       lines.push(`### ${family} kernels: per-kernel GPU time of one training step (${f.timing})`, "");
       lines.push("| kernel | calls | ms | GFLOP/s |", "|---|---|---|---|");
       for (const k of f.kernels.filter((k: { phase: string }) => k.phase === "train").slice(0, 12)) {
         lines.push(`| ${k.name} | ${k.calls} | ${k.ms.toFixed(2)} | ${k.gflops.toFixed(1)} |`);
       }
-      if (f.tuning) lines.push("", `Tuning: ${JSON.stringify(f.tuning.targets)}`);
+      if (f.tuning) lines.push("", `Tuning: ${JSON.stringify(f.tuning)}`);
       lines.push("");
     }
   }

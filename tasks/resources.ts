@@ -7,7 +7,7 @@
  */
 import { checkFlag, pickFlags, runTask } from "./cli.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
-import type { Gpu, KernelFamily } from "../lib/gpu/device.ts";
+import { type Gpu, type KernelFamily, mib } from "../lib/gpu/device.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 import { nin } from "../lib/nin.ts";
 import {
@@ -48,15 +48,7 @@ const TASK = {
 /** FLOPs a software adapter (llvmpipe: about 3 GFLOP/s) gets through in about 5 s. */
 const SOFTWARE_MEASURE_FLOPS = 1.5e10;
 
-const MIB = 2 ** 20;
 const int = (n: number) => n.toLocaleString("en-US");
-/** Bytes in MiB with one decimal, or in KiB / bytes when that would print 0.0 MiB. */
-const mib = (bytes: number) =>
-  bytes >= MIB / 20
-    ? `${(bytes / MIB).toFixed(1)} MiB`
-    : bytes >= 1024
-    ? `${(bytes / 1024).toFixed(1)} KiB`
-    : `${bytes} B`;
 const giga = (flops: number) => (flops / 1e9).toFixed(flops >= 1e11 ? 1 : 3);
 const percent = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}%`;
 

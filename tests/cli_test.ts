@@ -12,6 +12,10 @@ const BAD_FLAGS: [string[], string[]][] = [
   ]],
   [["--epohcs", "2"], ["unknown flag --epohcs; did you mean --epochs?"]],
   [["--limit"], ["unknown flag --limit; did you mean --limit-train?"]],
+  [["--learning-rate", "0.1"], ["unknown flag --learning-rate; did you mean --lr?"]],
+  [["--batch", "32"], ["unknown flag --batch; did you mean --batch-size?"]],
+  [["--epoch=3"], ["unknown flag --epoch; did you mean --epochs?"]],
+  [["--batch_size", "32"], ["unknown flag --batch_size; did you mean --batch-size?"]],
   [["--lr"], ["--lr needs a value: a number in (0, 100]"]],
   [["--lr", "--epochs", "2"], ["--lr needs a value: a number in (0, 100]"]],
   [["--lr", "-1"], ["--lr must be a number in (0, 100], got -1"]],
@@ -27,6 +31,12 @@ const BAD_FLAGS: [string[], string[]][] = [
   [["--kernels", "cuda"], ['--kernels must be one of auto, software, gpu, got "cuda"']],
   [["--init", "he"], ['--init must be one of xavier, kaiming, got "he"']],
   [["--offline=yes"], ["--offline takes no value"]],
+  [["--checkpoint-steps", "0"], ["--checkpoint-steps must be an integer >= 1, got 0"]],
+  [["--checkpoint-minutes", "0"], ["--checkpoint-minutes must be a number in (0, 1440], got 0"]],
+  [["--plot-size", "10x10"], [
+    "--plot-size must be WIDTHxHEIGHT, each 240 to 4000 (e.g. 640x400), got 10x10",
+  ]],
+  [["--plot-size", "big"], ["--plot-size must be WIDTHxHEIGHT"]],
   [["extra"], ['unexpected argument "extra"']],
 ];
 
@@ -62,8 +72,14 @@ taskTest("--help and -h print the flags with their defaults and exit 0", async (
   for (const flag of ["--help", "-h"]) {
     const result = await runTask("train", [flag]);
     assertEquals(result.code, 0, `exit code of ${flag}`);
-    for (const part of ["Usage: deno task train", "--lr <float>", "(default 0.1)", "--resume <string>"]) {
+    for (const part of ["Usage: deno task train", "--lr <float>", "--resume <string>", "(default 480x320)"]) {
       if (!result.stdout.includes(part)) throw new Error(`${flag} lacks "${part}":\n${result.stdout}`);
+    }
+    // The values in effect on this adapter: the software preset's next to the chapter's, or the chapter's.
+    const software = /is a software adapter, so flags not given take the software preset's values\.$/m;
+    const lr = software.test(result.stdout) ? "(default here 0.05; the chapter's 0.1)" : "(default 0.1)";
+    if (!result.stdout.split("\n").some((l) => l.startsWith("  --lr <float>") && l.endsWith(lr))) {
+      throw new Error(`${flag}: the --lr line does not end in "${lr}":\n${result.stdout}`);
     }
   }
 });

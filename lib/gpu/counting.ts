@@ -88,7 +88,7 @@ function countingDevice(limits: typeof LIMITS): GPUDevice {
     limits,
     features: new Set<string>(),
     lost: new Promise<never>(() => {}),
-    queue: { submit() {}, onSubmittedWorkDone: () => Promise.resolve() },
+    queue: { submit() {}, writeBuffer() {}, onSubmittedWorkDone: () => Promise.resolve() },
     addEventListener() {},
     createBuffer: countingBuffer,
     createShaderModule: () => ({}),

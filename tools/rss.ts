@@ -1,0 +1,115 @@
+/**
+ * Memory over a long training run (not a CI test: it takes a while): trains NiN with `fit` on random
+ * 28x28 images (67x67 after resizing, batch 2 by default) and prints, every `--every` steps, the process's
+ * RSS, the JS heap and the GPU buffers live in the toolkit's pool, then the growth from the step-1,000 mark
+ * to the end. Run it alone (`flock /tmp/nin-bench.lock ...`): other work on the machine moves RSS too.
+ *
+ * ```sh
+ * deno run --allow-read --allow-env --allow-ffi tools/rss.ts --steps 10000 --every 500
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fit } from "../lib/fit.ts";
+import { requestGpu } from "../lib/deno/gpu.ts";
+import { nin } from "../lib/nin.ts";
+import { SGD } from "../lib/optim.ts";
+import { Random } from "../lib/random.ts";
+import type { Split } from "../lib/data/split.ts";
+
+/** One sample of the memory figures. */
+export interface MemorySample {
+  /** Training steps done. */
+  step: number;
+  /** Resident set size of the process, bytes. */
+  rss: number;
+  /** V8 heap in use, bytes. */
+  heapUsed: number;
+  /** Live GPU buffers in the toolkit's pool. */
+  liveBuffers: number;
+  /** Bytes of live and pooled GPU buffers. */
+  gpuBytes: number;
+}
+
+/** `count` random 28x28 images with random labels, as a data split. */
+function randomSplit(count: number, seed: number): Split {
+  const rng = new Random(seed);
+  const images = Uint8Array.from({ length: count * 784 }, () => rng.int(256));
+  const labels = Uint8Array.from({ length: count }, () => rng.int(10));
+  return { images, labels, count, height: 28, width: 28 };
+}
+
+const MIB = 2 ** 20;
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      steps: { type: "string", default: "10000" },
+      every: { type: "string", default: "500" },
+      resize: { type: "string", default: "67" },
+      "batch-size": { type: "string", default: "2" },
+      images: { type: "string", default: "2000" },
+      json: { type: "string" },
+    },
+  });
+  const steps = Number(values.steps), every = Number(values.every);
+  const batchSize = Number(values["batch-size"]), resize = Number(values.resize);
+  const images = Number(values.images);
+  const stepsPerEpoch = Math.ceil(images / batchSize);
+  const epochs = Math.ceil(steps / stepsPerEpoch);
+  const gpu = await requestGpu();
+  const net = nin(gpu, { seed: 0, init: "kaiming" });
+  const optimizer = new SGD(net.parameters(), { lr: 0.05 });
+  const data = { train: randomSplit(images, 1), test: randomSplit(batchSize, 2) };
+  const samples: MemorySample[] = [];
+  const started = performance.now();
+  const sample = (step: number) => {
+    const m = Deno.memoryUsage();
+    const g = gpu.memory;
+    samples.push({
+      step,
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      liveBuffers: g.liveBuffers,
+      gpuBytes: g.liveBytes + g.pooledBytes,
+    });
+    const s = samples[samples.length - 1];
+    console.log(
+      `${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s, step ${
+        String(step).padStart(6)
+      }: RSS ${(s.rss / MIB).toFixed(1)} MiB, JS heap ${
+        (s.heapUsed / MIB).toFixed(1)
+      } MiB, GPU ${s.liveBuffers} live buffers, ${(s.gpuBytes / MIB).toFixed(1)} MiB live + pooled`,
+    );
+  };
+  console.log(
+    `${gpu.describe()}: ${steps} steps of batch ${batchSize} at ${resize}x${resize} ` +
+      `(${epochs} epoch${epochs === 1 ? "" : "s"} of ${stepsPerEpoch} steps on ${images} random images)`,
+  );
+  let done = 0;
+  await fit(net, optimizer, data, {
+    epochs,
+    batchSize,
+    resize,
+    seed: 0,
+    limitTest: batchSize,
+    onStep: () => {
+      done += 1;
+      if (done % every === 0) sample(done);
+    },
+    shouldStop: () => done >= steps,
+  });
+  const at = (step: number) => samples.find((s) => s.step >= step) ?? samples[0];
+  const first = at(1000), last = samples[samples.length - 1];
+  console.log(
+    `RSS from step ${first.step} to ${last.step}: ${((last.rss - first.rss) / MIB).toFixed(1)} MiB ` +
+      `(JS heap ${((last.heapUsed - first.heapUsed) / MIB).toFixed(1)} MiB, GPU buffers ${
+        last.liveBuffers - first.liveBuffers
+      }); ${((performance.now() - started) / 1000).toFixed(0)} s`,
+  );
+  if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(samples, null, 1));
+  net.dispose();
+  gpu.destroy();
+}
