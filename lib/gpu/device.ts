@@ -50,11 +50,17 @@ export interface AdapterInfo {
   kernels: KernelChoice;
   /** Vendor, architecture and driver, for caches kept per adapter. */
   key: string;
+  /**
+   * Whether WGSL's `readonly_and_readwrite_storage_textures` language feature is there (read-only storage
+   * textures, the software family's fastest operand path on llvmpipe); default false.
+   */
+  readOnlyStorageTextures?: boolean;
   /** Called after the device is destroyed (drops the Dawn instance). */
   onDestroy?: () => void;
 }
 
 const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const TEXTURE_USAGE = GPUTextureUsage.STORAGE_BINDING;
 
 /**
  * A WebGPU device with the toolkit's bookkeeping. Get one with {@link requestGpu}.
@@ -82,6 +88,8 @@ export class Gpu {
   readonly adapterKey: string;
   /** The device's limits. */
   readonly limits: GPUSupportedLimits;
+  /** Whether kernels may read `texture_storage_2d<..., read>` bindings (see {@link AdapterInfo}). */
+  readonly readOnlyStorageTextures: boolean;
   /** Storage buffers, reused by size, with live and peak accounting. */
   readonly pool: BufferPool;
   /** The command stream being recorded. */
@@ -108,8 +116,13 @@ export class Gpu {
     this.kernels = info.kernels === "auto" ? (info.isSoftware ? "software" : "gpu") : info.kernels;
     this.adapterKey = info.key;
     this.limits = device.limits;
+    this.readOnlyStorageTextures = info.readOnlyStorageTextures === true;
     this.#onDestroy = info.onDestroy ?? (() => {});
-    this.pool = new BufferPool((size, label) => device.createBuffer({ size, usage: STORAGE_USAGE, label }));
+    this.pool = new BufferPool(
+      (size, label) => device.createBuffer({ size, usage: STORAGE_USAGE, label }),
+      (width, height, label) =>
+        device.createTexture({ size: [width, height], format: "rgba32float", usage: TEXTURE_USAGE, label }),
+    );
     this.recorder = new CommandRecorder(device, async (e) => {
       await this.#settleLoss();
       this.checkHealthy();
@@ -243,19 +256,33 @@ export class Gpu {
     return this.pool.allocate(bytes, what, this.scope);
   }
 
-  /** Returns a buffer from {@link Gpu.allocate} to the pool. */
-  release(buffer: GPUBuffer): void {
+  /** Returns a buffer from {@link Gpu.allocate} (or a texture from {@link Gpu.allocateTexture}) to the pool. */
+  release(buffer: GPUBuffer | GPUTexture): void {
     this.pool.release(buffer);
   }
 
   /**
+   * A 2-d `rgba32float` texture of `width` x `height` texels that kernels write as a storage texture and read
+   * as a read-only one, from the pool like {@link Gpu.allocate}'s buffers and accounted the same way (16
+   * bytes a texel) until {@link Gpu.release}. Its contents are undefined.
+   */
+  allocateTexture(width: number, height: number, what = "texture"): GPUTexture {
+    this.checkHealthy();
+    const side = this.limits.maxTextureDimension2D;
+    if (width > side || height > side) {
+      throw new Error(`${what}: a ${width} x ${height} texture is over this device's ${side} texels a side`);
+    }
+    return this.pool.allocateTexture(width, height, what, this.scope);
+  }
+
+  /**
    * Records one dispatch: `params` fill the kernel's `Params` uniform by field name, `buffers` its storage
-   * bindings by variable name, and `workgroups` workgroups run. A count above the per-dimension limit is
+   * bindings (buffers, or views of storage textures) by variable name, and `workgroups` workgroups run. A count above the per-dimension limit is
    * folded into y; kernels recover the linear workgroup index from `num_workgroups`.
    */
   dispatch(
     k: Kernel,
-    buffers: Readonly<Record<string, GPUBuffer>>,
+    buffers: Readonly<Record<string, GPUBuffer | GPUTextureView>>,
     params: Readonly<Record<string, number>>,
     workgroups: number,
     flops = 0,
@@ -269,7 +296,7 @@ export class Gpu {
     for (const [name, buffer] of Object.entries(buffers)) {
       const binding = k.bindings.get(name);
       if (binding === undefined) throw new Error(`${k.name}: no binding named ${name}`);
-      entries.push({ binding, resource: { buffer } });
+      entries.push({ binding, resource: isBuffer(buffer) ? { buffer } : buffer });
     }
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const maxPerDim = this.limits.maxComputeWorkgroupsPerDimension;
@@ -334,6 +361,19 @@ export class Gpu {
   }
 }
 
+/**
+ * `GPU.wgslLanguageFeatures` (the standard's, missing from Deno's type declarations), or undefined where the
+ * implementation has none.
+ */
+export function wgslLanguageFeatures(gpu: GPU): ReadonlySet<string> | undefined {
+  return (gpu as { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures;
+}
+
+/** A buffer, as told from a texture view (engines differ in their classes, so by its methods). */
+function isBuffer(resource: GPUBuffer | GPUTextureView): resource is GPUBuffer {
+  return typeof (resource as GPUBuffer).mapAsync === "function";
+}
+
 /** Formats a byte count as MiB with one decimal. */
 export function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -350,6 +390,8 @@ const WANTED_LIMITS = [
   "maxComputeWorkgroupSizeX",
   "maxComputeWorkgroupSizeY",
   "maxStorageBuffersPerShaderStage",
+  "maxStorageTexturesPerShaderStage",
+  "maxTextureDimension2D",
 ] as const;
 
 const KERNEL_CHOICES: readonly KernelChoice[] = ["auto", "software", "gpu"];
@@ -384,12 +426,14 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   const powerPreference = options.powerPreference ?? "high-performance";
   let adapter: GPUAdapter | null;
   let onDestroy: (() => void) | undefined;
+  let languageFeatures: ReadonlySet<string> | undefined;
   if (engine === "dawn") {
     const { requestDawnAdapter } = await import("../dawn.ts");
-    ({ adapter, release: onDestroy } = await requestDawnAdapter(powerPreference));
+    ({ adapter, release: onDestroy, languageFeatures } = await requestDawnAdapter(powerPreference));
   } else if (engine === "deno") {
     const gpuApi = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
     if (!gpuApi) throw new NinError("this Deno has no WebGPU (navigator.gpu); use Deno 2.9 or newer");
+    languageFeatures = wgslLanguageFeatures(gpuApi);
     adapter = await gpuApi.requestAdapter({ powerPreference });
     if (!adapter) {
       throw new NinError("no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn");
@@ -422,6 +466,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     isSoftware: isFallback || SOFTWARE_ADAPTERS.test(allInfo),
     kernels,
     key: [engine, info.vendor, info.architecture, info.device, info.description].join("|"),
+    readOnlyStorageTextures: languageFeatures?.has("readonly_and_readwrite_storage_textures") === true,
     onDestroy,
   });
 }

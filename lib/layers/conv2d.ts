@@ -171,10 +171,13 @@ export class Conv2d extends Module {
 
   #forward(x: Tensor, ctx: ForwardContext, relu: boolean): Tensor {
     const g = this.geometry(x.shape);
-    const { kernel, params, workgroups } = convPasses(this.gpu).forward(g, relu);
+    const { kernel, params, workgroups, operands } = convPasses(this.gpu).forward(g, relu, this.gpu);
     const y = Tensor.empty(this.gpu, convOutputShape(g), "activations");
-    const buffers = { x: x.buffer, w: this.weight.value.buffer, bias: this.bias.value.buffer, y: y.buffer };
+    const prepared = operands?.(this.gpu, x, this.weight.value);
+    const inputs = prepared?.bindings ?? { x: x.buffer, w: this.weight.value.buffer };
+    const buffers = { ...inputs, bias: this.bias.value.buffer, y: y.buffer };
     this.gpu.dispatch(kernel, buffers, params, workgroups, convFlops(g).gemm);
+    prepared?.release();
     this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null, geometry: g } : null;
     return y;
   }

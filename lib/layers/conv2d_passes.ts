@@ -72,7 +72,7 @@ export function convUniform(g: ConvGeometry): Record<string, number> {
 /**
  * A family's forward for one geometry: the kernel, its params and workgroup count. Every forward kernel
  * binds `x`, `w` (OIHW), `bias` and `y`, and computes y = conv(x, w) + bias (then the ReLU when fused);
- * Conv2d records it.
+ * Conv2d records it. A kernel that reads x and w in a layout of its own gets them from `operands`.
  */
 export interface ConvDispatch {
   /** The kernel. */
@@ -81,6 +81,20 @@ export interface ConvDispatch {
   params: Record<string, number>;
   /** Workgroups to dispatch. */
   workgroups: number;
+  /**
+   * Records what turns the input and the OIHW weights into the kernel's own operands (e.g. packed
+   * textures), returning its bindings for them and a release to call once the forward is recorded; absent:
+   * the kernel binds the buffers `x` and `w` themselves.
+   */
+  operands?: (gpu: Gpu, x: Tensor, weight: Tensor) => ConvOperands;
+}
+
+/** The operands a {@link ConvDispatch} prepared: bindings by WGSL name, and what frees them. */
+export interface ConvOperands {
+  /** Bindings by WGSL variable name. */
+  bindings: Record<string, GPUBuffer | GPUTextureView>;
+  /** Returns the workspaces to the pool (safe once the dispatches that read them are recorded). */
+  release(): void;
 }
 
 /**
@@ -125,8 +139,8 @@ export function reluMaskBindings(args: ConvBackward): Record<string, GPUBuffer> 
 
 /** A kernel family's Conv2d passes. */
 export interface ConvPasses {
-  /** The forward over `g`, with the following ReLU fused into its epilogue when `relu`. */
-  forward(g: ConvGeometry, relu: boolean): ConvDispatch;
+  /** The forward over `g` on `gpu`, with the following ReLU fused into its epilogue when `relu`. */
+  forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch;
   /**
    * Why this family cannot run the backward of `g` (the end of Conv2d's error message), or undefined when it
    * can; asked before any workspace is allocated or anything recorded.
