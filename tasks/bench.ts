@@ -186,7 +186,12 @@ if (import.meta.main) {
     const tuning = await tune(gpu, shapes, input, flags.tune, flags["micro-batch"]);
     log(`tuning: ${tuning.text}`);
     const roofline = await measureRoofline(gpu, flags["roofline-size"]);
-    log(`roofline: ${roofline.gflops.toFixed(1)} GFLOP/s (WGSL matmul ${roofline.size}^3, register-blocked)`);
+    log(
+      `roofline: ${
+        roofline.gflops.toFixed(1)
+      } GFLOP/s (${roofline.name}, the fastest WGSL matmul of ${roofline.size}^3` +
+        ` here; ${roofline.candidates.map((c) => `${c.name} ${c.gflops.toFixed(1)}`).join(", ")})`,
+    );
 
     const rng = new Random(1);
     const images = Tensor.fromArray(gpu, rng.uniformArray(batch * size * size, 0, 1), [batch, 1, size, size]);
@@ -251,6 +256,8 @@ if (import.meta.main) {
         train_examples_per_s: batch / trainSeconds,
         infer_examples_per_s: batch / inferSeconds,
         roofline_gflops: roofline.gflops,
+        roofline_kernel: roofline.name,
+        roofline_candidates: roofline.candidates.map((c) => ({ name: c.name, gflops: c.gflops })),
         tuning: tuning.json,
         timing,
         kernels: [...trainKernels, ...inferKernels],

@@ -7,7 +7,7 @@ import { NinError } from "../lib/errors.ts";
 import { Random } from "../lib/random.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import { candidateNamed, pinCandidate, SOFTWARE_CONV_CANDIDATES } from "../lib/kernel_candidates.ts";
-import { convCase, type ConvCase } from "./reference/conv2d.ts";
+import { type ConvCase, convCase } from "./reference/conv2d.ts";
 import { checkConv2dAgainstReference } from "./layer_checks.ts";
 
 // Channel counts off the texel width (3, 9, 70), the first layer's 11/4/0 on one channel, stride and
