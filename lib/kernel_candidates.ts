@@ -10,7 +10,6 @@
  * @module
  */
 import type { Gpu } from "./gpu/device.ts";
-import type { ConvGeometry } from "./layers/conv2d_passes.ts";
 import { NinError } from "./errors.ts";
 
 /** Where a candidate's kernels read their operands from. */
@@ -69,47 +68,30 @@ export function pinCandidate(gpu: Gpu, candidate: SoftwareConvCandidate | undefi
   else PINNED.delete(gpu);
 }
 
+/** A texture's extent, width x height in texels. */
+export type Extent = readonly [number, number];
+
 /**
- * Texels a side of the linearly laid out texture a texture candidate packs the input into
- * (kernels/conv2d_texels.wgsl's TEXTURE_WIDTH), passed in so this table stays free of kernels.
+ * Why texture candidates cannot run a pass whose packed operands have these `extents` on `gpu`, or undefined
+ * when they can.
  */
-export interface TextureLayout {
-  /** Width of the packed input texture, in texels. */
-  inputWidth: number;
-}
-
-/** The packed input's rows and the packed weights' extent of a texture candidate's forward on `g`. */
-export function forwardTextures(g: ConvGeometry, layout: TextureLayout): {
-  input: [number, number];
-  weight: [number, number];
-} {
-  const c4s = Math.ceil(g.inChannels / 4);
-  const texels = g.n * (g.height + 2 * g.padding) * (g.width + 2 * g.padding) * c4s;
-  return {
-    input: [layout.inputWidth, Math.ceil(texels / layout.inputWidth)],
-    weight: [Math.ceil(g.outChannels / 4), g.kernel * g.kernel * c4s * 4],
-  };
-}
-
-/** Why texture candidates cannot run the forward of `g` on `gpu`, or undefined when they can. */
-export function texturesUnsupported(gpu: Gpu, g: ConvGeometry, layout: TextureLayout): string | undefined {
+export function texturesUnsupported(gpu: Gpu, extents: readonly Extent[]): string | undefined {
   if (!gpu.readOnlyStorageTextures) {
     return "this adapter has no read-only storage textures (WGSL readonly_and_readwrite_storage_textures)";
   }
   const side = gpu.limits.maxTextureDimension2D;
-  const { input, weight } = forwardTextures(g, layout);
-  const largest = Math.max(...input, ...weight);
+  const largest = Math.max(...extents.flat());
   if (largest > side) return `a packed operand needs ${largest} texels a side, this device allows ${side}`;
   return undefined;
 }
 
 /**
- * The plan's candidate for the forward of `g` on `gpu`: the pinned one (a {@link NinError} if it cannot
- * run), else texture-fed where the adapter allows it, with the block that wastes least on the layer's
- * channel count, else the buffer candidate.
+ * The plan's candidate for a pass whose packed operands would have these `extents` on `gpu`: the pinned one
+ * (a {@link NinError} if it cannot run), else the default texture block where the adapter allows it, else
+ * the buffer candidate.
  */
-export function forwardCandidate(gpu: Gpu, g: ConvGeometry, layout: TextureLayout): SoftwareConvCandidate {
-  const unsupported = texturesUnsupported(gpu, g, layout);
+export function chooseCandidate(gpu: Gpu, extents: readonly Extent[]): SoftwareConvCandidate {
+  const unsupported = texturesUnsupported(gpu, extents);
   const pinned = PINNED.get(gpu);
   if (pinned) {
     if (pinned.operands === "texture" && unsupported) {

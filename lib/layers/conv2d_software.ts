@@ -9,12 +9,12 @@ import type { Gpu } from "../gpu/device.ts";
 import { constantOf, type Kernel, kernel } from "../gpu/kernel.ts";
 import { workgroupsFor } from "../module.ts";
 import type { Tensor } from "../tensor.ts";
-import { forwardCandidate, forwardTextures, type SoftwareConvCandidate } from "../kernel_candidates.ts";
+import { chooseCandidate, type Extent, type SoftwareConvCandidate } from "../kernel_candidates.ts";
 import {
+  type ConvBackward,
   type ConvDispatch,
   convFlops,
   type ConvGeometry,
-  type ConvOperands,
   type ConvPasses,
   convUniform,
   reluMaskBindings,
@@ -25,6 +25,9 @@ import packInputCode from "../../kernels/conv2d_texture_pack_input.wgsl" with { 
 import packWeightCode from "../../kernels/conv2d_texture_pack_weight.wgsl" with { type: "text" };
 import backwardInputCode from "../../kernels/conv2d_backward_input.wgsl" with { type: "text" };
 import backwardWeightCode from "../../kernels/conv2d_backward_weight.wgsl" with { type: "text" };
+import backwardWeightTextureCode from "../../kernels/conv2d_texture_backward_weight.wgsl" with {
+  type: "text",
+};
 import backwardBiasCode from "../../kernels/conv2d_backward_bias.wgsl" with { type: "text" };
 
 /**
@@ -62,71 +65,109 @@ const BACKWARD_BIAS_RELU = kernel("conv2d_backward_bias_relu", backwardBiasCode,
 
 const PACK_INPUT = kernel("conv2d_texture_pack_input", packInputCode);
 const PACK_WEIGHT = kernel("conv2d_texture_pack_weight", packWeightCode);
-/** Texels a row of the packed input texture (kernels/conv2d_texels.wgsl). */
-const TEXTURE_LAYOUT = { inputWidth: constantOf(PACK_INPUT, "TEXTURE_WIDTH") };
+/** Texels a row of a linearly packed texture (kernels/conv2d_texels.wgsl). */
+const TEXTURE_WIDTH = constantOf(PACK_INPUT, "TEXTURE_WIDTH");
 
-/** The texture-fed forward kernels of a candidate (plain and ReLU-fused), made once each. */
-const TEXTURE_FORWARDS = new Map<string, { plain: Gemm; relu: Gemm }>();
+/** The texture-fed kernels of each candidate, by kernel file and candidate, made once each. */
+const TEXTURE_KERNELS = new Map<string, Gemm>();
 
-function textureForward(c: SoftwareConvCandidate, relu: boolean): Gemm {
-  let pair = TEXTURE_FORWARDS.get(c.name);
-  if (!pair) {
-    const constants = { rowQuads: c.rowQuads, columnQuads: c.columnQuads };
-    const name = `conv2d_texture_forward_${4 * c.rowQuads}x${4 * c.columnQuads}`;
-    pair = {
-      plain: gemm(kernel(name, textureForwardCode, { constants })),
-      relu: gemm(kernel(`${name}_relu`, textureForwardCode, { constants: { ...constants, fuseRelu: 1 } })),
-    };
-    TEXTURE_FORWARDS.set(c.name, pair);
+/** The texture-fed kernel `name` (of WGSL `code`) of candidate `c`, with `constants` besides its block. */
+function textureKernel(
+  name: string,
+  code: string,
+  c: SoftwareConvCandidate,
+  constants: Record<string, number> = {},
+): Gemm {
+  const full = `${name}_${4 * c.rowQuads}x${4 * c.columnQuads}`;
+  let k = TEXTURE_KERNELS.get(full);
+  if (!k) {
+    const block = { rowQuads: c.rowQuads, columnQuads: c.columnQuads };
+    k = gemm(kernel(full, code, { constants: { ...block, ...constants } }));
+    TEXTURE_KERNELS.set(full, k);
   }
-  return relu ? pair.relu : pair.plain;
+  return k;
 }
 
-/**
- * Records the packing of x and w into the textures a texture-fed forward reads (see
- * kernels/conv2d_texture_pack_*.wgsl); the textures are workspaces, released once the forward is recorded.
- */
-function packForward(g: ConvGeometry) {
-  return (gpu: Gpu, x: Tensor, weight: Tensor): ConvOperands => {
-    const { input, weight: weightExtent } = forwardTextures(g, TEXTURE_LAYOUT);
-    const xt = gpu.allocateTexture(input[0], input[1], "workspace");
-    const wt = gpu.allocateTexture(weightExtent[0], weightExtent[1], "workspace");
-    const c4s = Math.ceil(g.inChannels / 4);
-    const texels = g.n * (g.height + 2 * g.padding) * (g.width + 2 * g.padding) * c4s;
-    const { n, inChannels: in_channels, height, width, padding } = g;
-    gpu.dispatch(
-      PACK_INPUT,
-      { x: x.buffer, packed: xt.createView() },
-      { n, in_channels, height, width, padding },
-      workgroupsFor(texels, PACK_INPUT),
-    );
-    gpu.dispatch(
-      PACK_WEIGHT,
-      { w: weight.buffer, packed: wt.createView() },
-      { in_channels, out_channels: g.outChannels, kernel: g.kernel },
-      workgroupsFor(weightExtent[0] * weightExtent[1], PACK_WEIGHT),
-    );
-    return {
-      bindings: { xt: xt.createView(), wt: wt.createView() },
-      release: () => {
-        gpu.release(xt);
-        gpu.release(wt);
-      },
-    };
-  };
+/** An NCHW tensor `[n, channels, height, width]` as conv2d_texture_pack_input.wgsl packs it, zero-padded. */
+interface Packed {
+  n: number;
+  channels: number;
+  height: number;
+  width: number;
+  padding: number;
+}
+
+/** Texels of a packed tensor (channels in quads), and the extent of its linearly laid out texture. */
+function packedTexels(t: Packed): { texels: number; extent: Extent } {
+  const texels = t.n * (t.height + 2 * t.padding) * (t.width + 2 * t.padding) * Math.ceil(t.channels / 4);
+  return { texels, extent: [TEXTURE_WIDTH, Math.ceil(texels / TEXTURE_WIDTH)] };
+}
+
+/** The forward's input as its texture-fed kernels read it (padded), also the weight gradient's. */
+function packedInput(g: ConvGeometry): Packed {
+  return { n: g.n, channels: g.inChannels, height: g.height, width: g.width, padding: g.padding };
+}
+
+/** The output gradient as the texture-fed weight gradient reads it (no padding). */
+function packedOutput(g: ConvGeometry): Packed {
+  return { n: g.n, channels: g.outChannels, height: g.outHeight, width: g.outWidth, padding: 0 };
+}
+
+/** The packed weights' extent: output channel quads x reduction steps (kernels/conv2d_texture_pack_weight.wgsl). */
+function packedWeightExtent(g: ConvGeometry): Extent {
+  return [Math.ceil(g.outChannels / 4), g.kernel * g.kernel * Math.ceil(g.inChannels / 4) * 4];
+}
+
+/** Records the packing of `source` (laid out as `t`) into a new workspace texture, returned. */
+function pack(gpu: Gpu, source: GPUBuffer, t: Packed): GPUTexture {
+  const { texels, extent } = packedTexels(t);
+  const texture = gpu.allocateTexture(extent[0], extent[1], "workspace");
+  const { n, channels: in_channels, height, width, padding } = t;
+  gpu.dispatch(
+    PACK_INPUT,
+    { x: source, packed: texture.createView() },
+    { n, in_channels, height, width, padding },
+    workgroupsFor(texels, PACK_INPUT),
+  );
+  return texture;
+}
+
+/** Records the packing of OIHW weights into a new workspace texture, returned. */
+function packWeight(gpu: Gpu, g: ConvGeometry, weight: GPUBuffer): GPUTexture {
+  const [width, height] = packedWeightExtent(g);
+  const texture = gpu.allocateTexture(width, height, "workspace");
+  gpu.dispatch(
+    PACK_WEIGHT,
+    { w: weight, packed: texture.createView() },
+    { in_channels: g.inChannels, out_channels: g.outChannels, kernel: g.kernel },
+    workgroupsFor(width * height, PACK_WEIGHT),
+  );
+  return texture;
 }
 
 /** The forward of `g` with the plan's candidate for it on `gpu`. */
 function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
   const positions = g.n * g.outHeight * g.outWidth;
-  const candidate = forwardCandidate(gpu, g, TEXTURE_LAYOUT);
+  const candidate = chooseCandidate(gpu, [packedTexels(packedInput(g)).extent, packedWeightExtent(g)]);
   if (candidate.operands === "texture") {
-    const k = textureForward(candidate, relu);
+    const name = relu ? "conv2d_texture_forward_relu" : "conv2d_texture_forward";
+    const k = textureKernel(name, textureForwardCode, candidate, { fuseRelu: relu ? 1 : 0 });
     return {
       kernel: k.kernel,
       params: convUniform(g),
       workgroups: gemmWorkgroups(k, positions, g.outChannels),
-      operands: packForward(g),
+      // The textures are workspaces, released once the forward is recorded.
+      operands: (gpu, x, weight) => {
+        const xt = pack(gpu, x.buffer, packedInput(g));
+        const wt = packWeight(gpu, g, weight.buffer);
+        return {
+          bindings: { xt: xt.createView(), wt: wt.createView() },
+          release: () => {
+            gpu.release(xt);
+            gpu.release(wt);
+          },
+        };
+      },
     };
   }
   const k = relu ? FORWARD_RELU : FORWARD;
@@ -135,6 +176,41 @@ function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
     params: convUniform(g),
     workgroups: gemmWorkgroups(k, g.outChannels, positions),
   };
+}
+
+/** Records the weight gradient of `args` (dw += ...) with the plan's candidate. */
+function weightGradient(args: ConvBackward): void {
+  const { gpu, geometry: g, x, grad, dw } = args;
+  const inputPacked = packedInput(g);
+  const outputPacked = packedOutput(g);
+  const extents = [packedTexels(inputPacked).extent, packedTexels(outputPacked).extent];
+  const candidate = chooseCandidate(gpu, extents);
+  const flops = convFlops(g).gemm;
+  if (candidate.operands === "texture") {
+    const k = textureKernel("conv2d_texture_backward_weight", backwardWeightTextureCode, candidate);
+    const xt = pack(gpu, x.buffer, inputPacked);
+    const gt = pack(gpu, grad.buffer, outputPacked);
+    const rows = g.kernel * g.kernel * Math.ceil(g.inChannels / 4) * 4;
+    gpu.dispatch(
+      k.kernel,
+      { xt: xt.createView(), gt: gt.createView(), dw: dw.buffer },
+      convUniform(g),
+      gemmWorkgroups(k, rows, g.outChannels),
+      flops,
+    );
+    // Safe to release now: later users of the pooled textures are recorded after this dispatch.
+    gpu.release(xt);
+    gpu.release(gt);
+    return;
+  }
+  const columns = g.inChannels * g.kernel * g.kernel;
+  gpu.dispatch(
+    BACKWARD_WEIGHT.kernel,
+    { x: x.buffer, g: grad.buffer, dw: dw.buffer },
+    convUniform(g),
+    gemmWorkgroups(BACKWARD_WEIGHT, columns, g.outChannels),
+    flops,
+  );
 }
 
 /** Workgroups of a GEMM over a `rows` x `columns` matrix, in blocks of the kernel's. */
@@ -163,14 +239,7 @@ export const SOFTWARE_CONV: ConvPasses = {
       workgroupsFor(g.outChannels, bias),
       flops.bias,
     );
-    const columns = g.inChannels * g.kernel * g.kernel;
-    gpu.dispatch(
-      BACKWARD_WEIGHT.kernel,
-      { x: x.buffer, g: grad.buffer, dw: dw.buffer },
-      params,
-      gemmWorkgroups(BACKWARD_WEIGHT, columns, g.outChannels),
-      flops.gemm,
-    );
+    weightGradient(args);
     if (!dx) return;
     // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
     const s = g.stride;
