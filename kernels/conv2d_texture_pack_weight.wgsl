@@ -2,6 +2,11 @@
 // forward reads: texel (o4, r) holds output channels 4 * o4.. of reduction step r = (tap * c4s + c4) * 4 + j
 // (tap = kh * k + kw, input channel c = 4 * c4 + j, c4s = ceil(in / 4)), zeros past the last channel either
 // way: the reduction order of conv2d_texture_pack_input.wgsl's texels. One invocation per texel.
+// With `transposed`, the weights of the transposed convolution instead (the input gradient of a stride-1
+// conv is the forward over the output gradient with them): w'[c, o, kh, kw] = w[o, c, k-1-kh, k-1-kw], where
+// Params describe that convolution (in_channels = the conv's output channels, out_channels its inputs).
+override transposed: bool = false;
+
 struct Params {
   in_channels: u32,
   out_channels: u32,
@@ -31,7 +36,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     for (var i = 0u; i < 4u; i++) {
       let o = o4 * 4u + i;
       if (o < p.out_channels) {
-        v[i] = w[(o * p.in_channels + c) * kk + tap];
+        v[i] = w[select((o * p.in_channels + c) * kk + tap, (c * p.out_channels + o) * kk + kk - 1u - tap,
+                        transposed)];
       }
     }
   }

@@ -86,11 +86,13 @@ export function texturesUnsupported(gpu: Gpu, extents: readonly Extent[]): strin
 }
 
 /**
- * The plan's candidate for a pass whose packed operands would have these `extents` on `gpu`: the pinned one
- * (a {@link NinError} if it cannot run), else the default texture block where the adapter allows it, else
- * the buffer candidate.
+ * The plan's candidate for a pass whose packed operands would have these `extents` on `gpu` and whose
+ * channels fill `fill` of the texels' four lanes (e.g. 0.25 for one input channel): the pinned one (a
+ * {@link NinError} if it cannot run), else the default texture block where the adapter allows it and the
+ * texels are at least half full, else the buffer candidate (a one-channel first layer would do four times
+ * the work and hold four times the bytes in textures).
  */
-export function chooseCandidate(gpu: Gpu, extents: readonly Extent[]): SoftwareConvCandidate {
+export function chooseCandidate(gpu: Gpu, extents: readonly Extent[], fill = 1): SoftwareConvCandidate {
   const unsupported = texturesUnsupported(gpu, extents);
   const pinned = PINNED.get(gpu);
   if (pinned) {
@@ -99,8 +101,13 @@ export function chooseCandidate(gpu: Gpu, extents: readonly Extent[]): SoftwareC
     }
     return pinned;
   }
-  if (unsupported) return SOFTWARE_CONV_CANDIDATES[0];
+  if (unsupported || fill < 0.5) return SOFTWARE_CONV_CANDIDATES[0];
   return candidateNamed(DEFAULT_TEXTURE_CANDIDATE);
+}
+
+/** The share of a packed texel's four lanes that `channels` fill. */
+export function texelFill(channels: number): number {
+  return channels / (4 * Math.ceil(channels / 4));
 }
 
 /** The texture candidate the plan uses by default. */

@@ -53,11 +53,11 @@ Deno.test("the plan picks buffer kernels where read-only storage textures are mi
     const conv = new Conv2d(gpu, 3, 4, 3, 1, 1);
     const records = await gpu.trace(() => {
       const y = conv.forward(Tensor.zeros(gpu, [1, 3, 5, 5]));
-      conv.backward(Tensor.zeros(gpu, y.shape), false);
+      conv.backward(Tensor.zeros(gpu, y.shape));
       return Promise.resolve();
     });
     const kernels = records.map((r) => r.kernel);
-    for (const pass of ["forward", "backward_weight"]) {
+    for (const pass of ["forward", "backward_weight", "backward_input"]) {
       const fed = kernels.some((k) => k.startsWith(`conv2d_texture_${pass}`));
       if (fed !== textures) throw new Error(`textures ${textures}: ran ${kernels.join(" ")}`);
     }

@@ -8,8 +8,8 @@
 import type { Gpu } from "../gpu/device.ts";
 import { constantOf, type Kernel, kernel } from "../gpu/kernel.ts";
 import { workgroupsFor } from "../module.ts";
-import type { Tensor } from "../tensor.ts";
-import { chooseCandidate, type Extent, type SoftwareConvCandidate } from "../kernel_candidates.ts";
+import { Tensor } from "../tensor.ts";
+import { chooseCandidate, type Extent, type SoftwareConvCandidate, texelFill } from "../kernel_candidates.ts";
 import {
   type ConvBackward,
   type ConvDispatch,
@@ -65,6 +65,9 @@ const BACKWARD_BIAS_RELU = kernel("conv2d_backward_bias_relu", backwardBiasCode,
 
 const PACK_INPUT = kernel("conv2d_texture_pack_input", packInputCode);
 const PACK_WEIGHT = kernel("conv2d_texture_pack_weight", packWeightCode);
+const PACK_WEIGHT_TRANSPOSED = kernel("conv2d_texture_pack_weight_transposed", packWeightCode, {
+  constants: { transposed: 1 },
+});
 /** Texels a row of a linearly packed texture (kernels/conv2d_texels.wgsl). */
 const TEXTURE_WIDTH = constantOf(PACK_INPUT, "TEXTURE_WIDTH");
 
@@ -132,12 +135,15 @@ function pack(gpu: Gpu, source: GPUBuffer, t: Packed): GPUTexture {
   return texture;
 }
 
-/** Records the packing of OIHW weights into a new workspace texture, returned. */
-function packWeight(gpu: Gpu, g: ConvGeometry, weight: GPUBuffer): GPUTexture {
+/**
+ * Records the packing of OIHW weights for the forward of `g` into a new workspace texture, returned; with
+ * `transposed`, `weight` is the OIHW tensor of the convolution whose transpose `g` is.
+ */
+function packWeight(gpu: Gpu, g: ConvGeometry, weight: GPUBuffer, transposed = false): GPUTexture {
   const [width, height] = packedWeightExtent(g);
   const texture = gpu.allocateTexture(width, height, "workspace");
   gpu.dispatch(
-    PACK_WEIGHT,
+    transposed ? PACK_WEIGHT_TRANSPOSED : PACK_WEIGHT,
     { w: weight, packed: texture.createView() },
     { in_channels: g.inChannels, out_channels: g.outChannels, kernel: g.kernel },
     workgroupsFor(width * height, PACK_WEIGHT),
@@ -148,7 +154,8 @@ function packWeight(gpu: Gpu, g: ConvGeometry, weight: GPUBuffer): GPUTexture {
 /** The forward of `g` with the plan's candidate for it on `gpu`. */
 function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
   const positions = g.n * g.outHeight * g.outWidth;
-  const candidate = chooseCandidate(gpu, [packedTexels(packedInput(g)).extent, packedWeightExtent(g)]);
+  const extents = [packedTexels(packedInput(g)).extent, packedWeightExtent(g)];
+  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels));
   if (candidate.operands === "texture") {
     const name = relu ? "conv2d_texture_forward_relu" : "conv2d_texture_forward";
     const k = textureKernel(name, textureForwardCode, candidate, { fuseRelu: relu ? 1 : 0 });
@@ -178,13 +185,75 @@ function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
   };
 }
 
+/**
+ * The stride-1 convolution whose forward over the output gradient is the input gradient of `g` (padding
+ * k - 1 - p, flipped and transposed weights), or undefined where `g` has none (a stride or a padding of k or
+ * more: the buffer kernel's input gradient serves those in every candidate).
+ */
+function transposedGeometry(g: ConvGeometry): ConvGeometry | undefined {
+  if (g.stride !== 1 || g.padding > g.kernel - 1) return undefined;
+  return {
+    n: g.n,
+    inChannels: g.outChannels,
+    height: g.outHeight,
+    width: g.outWidth,
+    outChannels: g.inChannels,
+    outHeight: g.height,
+    outWidth: g.width,
+    kernel: g.kernel,
+    stride: 1,
+    padding: g.kernel - 1 - g.padding,
+  };
+}
+
+/** Records the input gradient of `args` (into `dx`, written) with the plan's candidate. */
+function inputGradient(args: ConvBackward, dx: Tensor): void {
+  const { gpu, geometry: g, grad, weight } = args;
+  const t = transposedGeometry(g);
+  const extents = t && [packedTexels(packedInput(t)).extent, packedWeightExtent(t)];
+  const candidate = t && chooseCandidate(gpu, extents!, texelFill(t.inChannels));
+  const flops = convFlops(g).gemm;
+  if (t && candidate?.operands === "texture") {
+    // The forward's code under its own name, so that profiles tell the passes apart.
+    const k = textureKernel("conv2d_texture_backward_input", textureForwardCode, candidate);
+    const gt = pack(gpu, grad.buffer, packedInput(t));
+    const wt = packWeight(gpu, t, weight.buffer, true);
+    const zeros = Tensor.zeros(gpu, [g.inChannels], "workspace");
+    gpu.dispatch(
+      k.kernel,
+      { xt: gt.createView(), wt: wt.createView(), bias: zeros.buffer, y: dx.buffer },
+      convUniform(t),
+      gemmWorkgroups(k, t.n * t.outHeight * t.outWidth, t.outChannels),
+      flops,
+    );
+    // Safe to release now: later users of the pooled workspaces are recorded after this dispatch.
+    gpu.release(gt);
+    gpu.release(wt);
+    zeros.dispose();
+    return;
+  }
+  // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
+  const s = g.stride;
+  const pixels = s * s * g.n * Math.ceil(g.height / s) * Math.ceil(g.width / s);
+  // Blocks of 128 or 96 input channels, whichever leaves fewer idle (e.g. 96 for 96 channels).
+  const idle = (k: Gemm) => workgroupsFor(g.inChannels, k.rows) * k.rows - g.inChannels;
+  const inputGrad = idle(BACKWARD_INPUT_96) < idle(BACKWARD_INPUT) ? BACKWARD_INPUT_96 : BACKWARD_INPUT;
+  gpu.dispatch(
+    inputGrad.kernel,
+    { g: grad.buffer, w: weight.buffer, dx: dx.buffer },
+    convUniform(g),
+    gemmWorkgroups(inputGrad, g.inChannels, pixels),
+    flops,
+  );
+}
+
 /** Records the weight gradient of `args` (dw += ...) with the plan's candidate. */
 function weightGradient(args: ConvBackward): void {
   const { gpu, geometry: g, x, grad, dw } = args;
   const inputPacked = packedInput(g);
   const outputPacked = packedOutput(g);
   const extents = [packedTexels(inputPacked).extent, packedTexels(outputPacked).extent];
-  const candidate = chooseCandidate(gpu, extents);
+  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels));
   const flops = convFlops(g).gemm;
   if (candidate.operands === "texture") {
     const k = textureKernel("conv2d_texture_backward_weight", backwardWeightTextureCode, candidate);
@@ -228,8 +297,7 @@ export const SOFTWARE_CONV: ConvPasses = {
    * (output > 0) once, into the workspace the two GEMMs read.
    */
   backward(args): void {
-    const { gpu, geometry: g, x, y, grad, weight, dw, db, dx } = args;
-    const params = convUniform(g);
+    const { gpu, geometry: g, y, db, dx } = args;
     const flops = convFlops(g);
     const bias = y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS;
     gpu.dispatch(
@@ -240,19 +308,6 @@ export const SOFTWARE_CONV: ConvPasses = {
       flops.bias,
     );
     weightGradient(args);
-    if (!dx) return;
-    // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
-    const s = g.stride;
-    const pixels = s * s * g.n * Math.ceil(g.height / s) * Math.ceil(g.width / s);
-    // Blocks of 128 or 96 input channels, whichever leaves fewer idle (e.g. 96 for 96 channels).
-    const idle = (k: Gemm) => workgroupsFor(g.inChannels, k.rows) * k.rows - g.inChannels;
-    const inputGrad = idle(BACKWARD_INPUT_96) < idle(BACKWARD_INPUT) ? BACKWARD_INPUT_96 : BACKWARD_INPUT;
-    gpu.dispatch(
-      inputGrad.kernel,
-      { g: grad.buffer, w: weight.buffer, dx: dx.buffer },
-      params,
-      gemmWorkgroups(inputGrad, g.inChannels, pixels),
-      flops.gemm,
-    );
+    if (dx) inputGradient(args, dx);
   },
 };
