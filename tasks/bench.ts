@@ -15,6 +15,7 @@ import { geometryKey, loadTuning, tuneConvolutions } from "../lib/tuning.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { measureRoofline } from "../lib/roofline.ts";
+import { probeAccessCosts } from "../lib/probe.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { trainStep } from "../lib/train.ts";
 import { median } from "../lib/median.ts";
@@ -34,6 +35,7 @@ const TASK = {
       "micro-batch",
       "json",
       "plan",
+      "probe",
       "tune",
       "gpu",
       "kernels",
@@ -149,6 +151,26 @@ function summarize(records: DispatchRecord[], phase: "train" | "infer", roofline
   }).sort((a, b) => b.ms - a.ms);
 }
 
+/** `--probe`: the access costs of lib/probe.ts, as a table or JSON. */
+async function probe(gpu: Gpu, json: boolean | undefined): Promise<void> {
+  const p = await probeAccessCosts(gpu);
+  gpu.destroy();
+  if (json) return console.log(JSON.stringify({ device: gpu.describe(), ...p }));
+  console.log(`device: ${gpu.describe()}`);
+  console.log(
+    `one vec4 operand access inside a 12x8-blocked GEMM loop, ns per invocation-step (all threads together);` +
+      ` one four-wide FMA costs ${p.nsPerFma.toFixed(2)} ns`,
+  );
+  console.log("access".padEnd(24) + "ns".padStart(8) + "FMAs".padStart(8));
+  for (const c of p.costs.slice(1)) {
+    console.log(
+      c.kind.padEnd(24) + c.nsPerAccess.toFixed(2).padStart(8) +
+        (c.nsPerAccess / p.nsPerFma).toFixed(1).padStart(8),
+    );
+  }
+  if (!gpu.readOnlyStorageTextures) console.log("(this adapter has no read-only storage textures)");
+}
+
 if (import.meta.main) {
   await runTask(TASK, async (flags) => {
     const log = (line: string) => flags.json ? undefined : console.log(line);
@@ -179,6 +201,7 @@ if (import.meta.main) {
       return;
     }
     const gpu = await requestGpu({ engine: flags.gpu, kernels });
+    if (flags.probe) return await probe(gpu, flags.json);
     const net = nin(gpu, { seed: 0 });
     const input = [batch, 1, size, size];
     const shapes = checkFlag("--resize", size, () => layerShapes(net, input, true));

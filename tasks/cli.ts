@@ -121,6 +121,10 @@ const FLAG_SPECS = {
     type: "boolean",
     help: "print the dispatches of one training step instead (counting device: no adapter, nothing runs)",
   },
+  "probe": {
+    type: "boolean",
+    help: "print what one operand access costs here instead (storage buffer vs read-only storage texture)",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The name of a flag in {@link FLAG_SPECS}. */
