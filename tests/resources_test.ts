@@ -266,7 +266,7 @@ taskTest("resources task: --no-measure needs no adapter; --json holds the text's
     1769112,
     1546058,
   ], "variants");
-  assertEquals(MIB(variants[0].memory.training.predicted_bytes), "1167.2", "one pass");
+  assertEquals(MIB(variants[0].memory.training.predicted_bytes), "1440.5", "one pass");
   const bad = await runTask("resources", ["--no-measure", "--resize", "40"], { env: NO_ADAPTER });
   assertEquals(bad.code, 2, "bad --resize exit code");
   assertEquals(bad.stderr.includes("--resize 40") && bad.stderr.includes("67x67"), true, bad.stderr);
