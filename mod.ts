@@ -29,7 +29,7 @@ export {
 export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
 export { type ForwardContext, Module, Parameter } from "./lib/module.ts";
-export { type BufferPool, type LiveBuffer } from "./lib/gpu/pool.ts";
+export { type BufferPool, type LiveBuffer, type Pooled } from "./lib/gpu/pool.ts";
 export { type CommandRecorder, type Dispatch } from "./lib/gpu/recorder.ts";
 export { type Profiler, type TimingMethod } from "./lib/gpu/profiler.ts";
 export { type ParamField } from "./lib/gpu/kernel.ts";
@@ -94,7 +94,7 @@ export {
   type TestProgress,
 } from "./lib/fit.ts";
 export { confusionMatrix, predictClasses } from "./lib/predict.ts";
-export { measureRoofline, type Roofline } from "./lib/roofline.ts";
+export { measureRoofline, type Roofline, type RooflineCandidate } from "./lib/roofline.ts";
 export {
   CLASS_NAMES,
   type FashionMnist,

@@ -37,7 +37,7 @@ export function bufferSize(bytes: number): number {
 export const TEXEL_BYTES = 16;
 
 /** What the pool hands out: storage buffers, and `rgba32float` textures. */
-type Pooled = GPUBuffer | GPUTexture;
+export type Pooled = GPUBuffer | GPUTexture;
 
 /**
  * Storage buffers by size class, textures by extent. `allocate` (`allocateTexture`) takes a free one of the
