@@ -94,25 +94,27 @@ export async function measureRoofline(gpu: Gpu, size = 1024, repeats = 3): Promi
     gflops: flops / seconds / 1e9,
     maxError,
   });
-  const candidates = [await bufferMatmul(gpu, size, repeats, a, b, error, figures)];
-  if (gpu.readOnlyStorageTextures && gpu.kernels === "software") {
-    candidates.push(...await textureGemms(gpu, size, repeats, a, b, error, figures));
-  }
+  const run = { gpu, size, repeats, a, b, error, figures };
+  const candidates = [await bufferMatmul(run)];
+  if (gpu.readOnlyStorageTextures && gpu.kernels === "software") candidates.push(...await textureGemms(run));
   const best = candidates.reduce((x, y) => y.gflops > x.gflops ? y : x);
   return { ...best, size, candidates };
 }
 
-type Figures = (name: string, seconds: number, maxError: number) => RooflineCandidate;
+/** What every candidate's measurement shares: the operands, the check and the figures it reports. */
+interface Run {
+  gpu: Gpu;
+  size: number;
+  repeats: number;
+  a: Float32Array;
+  b: Float32Array;
+  /** Largest error of C, read through the given accessor, at the checked entries. */
+  error: (c: (i: number, j: number) => number) => number;
+  figures: (name: string, seconds: number, maxError: number) => RooflineCandidate;
+}
 
-async function bufferMatmul(
-  gpu: Gpu,
-  size: number,
-  repeats: number,
-  a: Float32Array,
-  b: Float32Array,
-  error: (c: (i: number, j: number) => number) => number,
-  figures: Figures,
-): Promise<RooflineCandidate> {
+async function bufferMatmul(run: Run): Promise<RooflineCandidate> {
+  const { gpu, size, repeats, a, b, error, figures } = run;
   const bytes = size * size * 4;
   const [bufA, bufB, bufC] = ["A", "B", "C"].map((what) => gpu.allocate(bytes, `roofline ${what}`));
   try {
@@ -138,15 +140,8 @@ async function bufferMatmul(
  * The texture candidates as the GEMM C = A B: a 1x1 convolution whose size^2 positions (rows of A, a 32-wide
  * image) read `size` input channels (columns of A) into `size` output channels (B's columns, as OIHW weights).
  */
-async function textureGemms(
-  gpu: Gpu,
-  size: number,
-  repeats: number,
-  a: Float32Array,
-  b: Float32Array,
-  error: (c: (i: number, j: number) => number) => number,
-  figures: Figures,
-): Promise<RooflineCandidate[]> {
+async function textureGemms(run: Run): Promise<RooflineCandidate[]> {
+  const { gpu, size, repeats, a, b, error, figures } = run;
   const g: ConvGeometry = {
     n: 1,
     inChannels: size,

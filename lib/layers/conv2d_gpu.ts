@@ -31,6 +31,7 @@ import {
   type ConvPasses,
   convUniform,
   reluMaskBindings,
+  transposedGeometry,
 } from "./conv2d_passes.ts";
 import forwardCode from "../../kernels/gpu/conv2d_gpu_forward.wgsl" with { type: "text" };
 import flipCode from "../../kernels/gpu/conv2d_gpu_flip.wgsl" with { type: "text" };
@@ -197,18 +198,7 @@ export const GPU_CONV: ConvPasses = {
         { count: flipped.size, in_channels: g.inChannels, out_channels: g.outChannels, kernel: g.kernel },
         workgroupsFor(flipped.size, FLIP),
       );
-      const transposed: ConvGeometry = {
-        n: g.n,
-        inChannels: g.outChannels,
-        height: g.outHeight,
-        width: g.outWidth,
-        outChannels: g.inChannels,
-        outHeight: g.height,
-        outWidth: g.width,
-        kernel: g.kernel,
-        stride: 1,
-        padding: g.kernel - 1 - g.padding,
-      };
+      const transposed = transposedGeometry(g);
       // No bias: the weights stand in for the unused binding.
       gpu.dispatch(
         BACKWARD_INPUT,

@@ -39,6 +39,25 @@ export function convOutputShape(g: ConvGeometry): number[] {
   return [g.n, g.outChannels, g.outHeight, g.outWidth];
 }
 
+/**
+ * The stride-1 convolution whose forward over the output gradient is the input gradient of a stride-1 `g`:
+ * the output gradient padded by k - 1 - p, read with the flipped, transposed weights (`[in, out, k, k]`).
+ */
+export function transposedGeometry(g: ConvGeometry): ConvGeometry {
+  return {
+    n: g.n,
+    inChannels: g.outChannels,
+    height: g.outHeight,
+    width: g.outWidth,
+    outChannels: g.inChannels,
+    outHeight: g.height,
+    outWidth: g.width,
+    kernel: g.kernel,
+    stride: 1,
+    padding: g.kernel - 1 - g.padding,
+  };
+}
+
 /** Multiply-adds of one GEMM pass (forward, input gradient or weight gradient): N*OC*OH*OW*IC*k*k. */
 export function convMacs(g: ConvGeometry): number {
   return g.n * g.outChannels * g.outHeight * g.outWidth * g.inChannels * g.kernel * g.kernel;

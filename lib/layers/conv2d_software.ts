@@ -18,6 +18,7 @@ import {
   type ConvPasses,
   convUniform,
   reluMaskBindings,
+  transposedGeometry,
 } from "./conv2d_passes.ts";
 import forwardCode from "../../kernels/conv2d_forward.wgsl" with { type: "text" };
 import textureForwardCode from "../../kernels/conv2d_texture_forward.wgsl" with { type: "text" };
@@ -186,30 +187,18 @@ function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
 }
 
 /**
- * The stride-1 convolution whose forward over the output gradient is the input gradient of `g` (padding
- * k - 1 - p, flipped and transposed weights), or undefined where `g` has none (a stride or a padding of k or
- * more: the buffer kernel's input gradient serves those in every candidate).
+ * The stride-1 convolution whose forward is the input gradient of `g` ({@link transposedGeometry}), or
+ * undefined where `g` has none (a stride, or a padding of k or more: the buffer kernel's input gradient
+ * serves those in every candidate).
  */
-function transposedGeometry(g: ConvGeometry): ConvGeometry | undefined {
-  if (g.stride !== 1 || g.padding > g.kernel - 1) return undefined;
-  return {
-    n: g.n,
-    inChannels: g.outChannels,
-    height: g.outHeight,
-    width: g.outWidth,
-    outChannels: g.inChannels,
-    outHeight: g.height,
-    outWidth: g.width,
-    kernel: g.kernel,
-    stride: 1,
-    padding: g.kernel - 1 - g.padding,
-  };
+function textureInputGradient(g: ConvGeometry): ConvGeometry | undefined {
+  return g.stride === 1 && g.padding <= g.kernel - 1 ? transposedGeometry(g) : undefined;
 }
 
 /** Records the input gradient of `args` (into `dx`, written) with the plan's candidate. */
 function inputGradient(args: ConvBackward, dx: Tensor): void {
   const { gpu, geometry: g, grad, weight } = args;
-  const t = transposedGeometry(g);
+  const t = textureInputGradient(g);
   const extents = t && [packedTexels(packedInput(t)).extent, packedWeightExtent(t)];
   const candidate = t && chooseCandidate(gpu, extents!, texelFill(t.inChannels));
   const flops = convFlops(g).gemm;
