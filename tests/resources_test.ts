@@ -98,7 +98,7 @@ Deno.test("resources: the chapter's figures (software kernels, 128 MiB and 4 GiB
   assertEquals([(r.trainStep.total / 1e9).toFixed(1), r.trainStep.total], ["577.1", 577117436364], "step");
   assertEquals([MIB(r.run.training.bytes), MIB(r.run.inference.bytes)], ["1364.9", "436.2"], "memory");
   assertEquals([r.run.training.microBatch, r.run.training.microBatches], [119, 2], "split");
-  assertEquals(r.run.training.peakAt, "input gradient of 0.2 (micro-batch 1 of 2)", "training peak");
+  assertEquals(r.run.training.peakAt, "weight gradient of 0.2 (micro-batch 1 of 2)", "training peak");
   assertEquals(r.run.inference.peakAt, "forward of 0.2 (micro-batch 1 of 2)", "prediction peak");
   assertEquals(MIB(r.single.inference.bytes), "11.8", "one image");
   const whole = await chapter(4294967295);
@@ -114,7 +114,7 @@ Deno.test("resources: the chapter's figures (software kernels, 128 MiB and 4 GiB
   assertEquals(gpuFamily.trainStep.total, r.trainStep.total, "gpu kernels: FLOPs");
   assertEquals(
     [MIB(gpuFamily.run.training.bytes), MIB(gpuFamily.run.inference.bytes)],
-    ["1119.9", "309.0"],
+    ["1148.1", "309.0"],
     "gpu kernels: memory",
   );
 });
