@@ -157,17 +157,18 @@ export function parseCheckpoint(bytes: Uint8Array, what: string): Checkpoint {
       throw new NinError(`${what}: the checkpoint's run state is not valid JSON`);
     }
     // Files written before RunConfig kept the plot and metrics paths among the flag-keyed configuration.
+    // Only what the file holds is set, so a checkpoint read and written again is the same bytes.
     const legacy = (saved.config ?? {}) as Record<string, unknown>;
-    const outputs = saved.outputs ?? {
-      plot: typeof legacy.plot === "string" ? legacy.plot : undefined,
-      metrics: typeof legacy.metrics === "string" ? legacy.metrics : undefined,
-    };
+    const legacyOutputs = Object.fromEntries(
+      (["plot", "metrics"] as const).filter((k) => typeof legacy[k] === "string").map((k) => [k, legacy[k]]),
+    );
+    const outputs = saved.outputs ?? (Object.keys(legacyOutputs).length > 0 ? legacyOutputs : undefined);
     state = {
       ...state,
       ...saved,
       config: readRunConfig(saved.config ?? {}, what),
       history: readHistory(saved.history ?? [], what),
-      outputs,
+      ...(outputs ? { outputs } : {}),
     };
   }
   return { model, momentum, state };

@@ -156,11 +156,13 @@ export function nin(gpu: Gpu, options?: NinOptions): Sequential {
     k: number,
     p: number,
   ) => [new Conv2d(gpu, i, o, k, 1, p, { rng, init }), new ReLU(gpu)];
-  const last = head === "direct" ? block(384, numClasses, 3, 1, 1) : new Sequential(
-    ...conv(384, 384, 3, 1),
-    ...conv(384, GRADUAL_WIDTH, 1, 0),
-    ...conv(GRADUAL_WIDTH, numClasses, 1, 0),
-  );
+  // Built in its place among the blocks: the weights are drawn from one generator in layer order.
+  const last = () =>
+    head === "direct" ? block(384, numClasses, 3, 1, 1) : new Sequential(
+      ...conv(384, 384, 3, 1),
+      ...conv(384, GRADUAL_WIDTH, 1, 0),
+      ...conv(GRADUAL_WIDTH, numClasses, 1, 0),
+    );
   return new Sequential(
     block(inChannels, 96, 11, 4, 0),
     new MaxPool2d(gpu, 3, 2),
@@ -169,7 +171,7 @@ export function nin(gpu: Gpu, options?: NinOptions): Sequential {
     block(256, 384, 3, 1, 1),
     new MaxPool2d(gpu, 3, 2),
     new Dropout(gpu, dropout, { seed: (seed + 0x5eed) >>> 0 }),
-    last,
+    last(),
     new AdaptiveAvgPool2d(gpu, 1),
     new Flatten(gpu),
   );

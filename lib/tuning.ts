@@ -1,27 +1,32 @@
 /**
- * Per-adapter tuning of the gpu kernel family: for each convolution geometry, the split-K target of its
- * weight gradient (how many workgroups the split aims for) that measured fastest on this adapter. Choices
- * are measured by {@link measureTuning} (`deno task bench --tune`), kept in a JSON file per adapter
+ * Per-adapter tuning of the gpu kernel family: for each convolution geometry and GEMM pass (forward, input
+ * gradient, weight gradient), the GEMM candidate (lib/layers/conv2d_gpu_candidates.ts) and the split-K
+ * target (how many workgroups the split of its reduction aims for) that measured fastest on this adapter.
+ * Choices are measured by {@link measureTuning} (`deno task bench --tune`), kept in a JSON file per adapter
  * (engine, vendor, architecture, driver) under the toolkit's cache directory by the Deno edge
  * (lib/deno/tuning_cache.ts), and put in force from that file's text by {@link applyTuning}. The choices in force are the device's own state (`Gpu.tuning`); the gpu family asks
- * {@link tunedTarget} and uses its default where nothing was tuned.
+ * {@link tunedChoice} and uses its model's default where nothing was tuned.
  *
  * @module
  */
 import type { DispatchRecord, Gpu } from "./gpu/device.ts";
 import { WAVE_WORKGROUPS } from "./gpu/wave.ts";
 import type { ConvGeometry } from "./layers/conv2d_passes.ts";
+import {
+  appliesTo,
+  candidateNamed,
+  fitsDevice,
+  GEMM_CANDIDATES,
+  type GemmPass,
+} from "./layers/conv2d_gpu_candidates.ts";
 import { median } from "./median.ts";
 
-/**
- * The name of the gpu family's weight-gradient kernel, and the prefix of its split's reduction
- * (`..._reduce`): the dispatches {@link tuneConvolutions} times.
- */
-export const WEIGHT_GRADIENT_KERNELS = "conv2d_gpu_backward_weight";
+/** The GEMM passes a layer's choices cover, in the order a step runs them. */
+export const GEMM_PASSES: readonly GemmPass[] = ["forward", "input gradient", "weight gradient"];
 
 /**
- * Split-K targets tried per layer: workgroups the weight gradient's slices aim for (1: no split; else one,
- * two or four waves of a large GPU).
+ * Split-K targets tried per pass: workgroups a GEMM's slices aim for (1: no split; else one, two or four
+ * waves of a large GPU; a pass with that many tiles already is not split).
  */
 export const SPLIT_TARGETS: readonly number[] = [
   1,
@@ -30,19 +35,33 @@ export const SPLIT_TARGETS: readonly number[] = [
   4 * WAVE_WORKGROUPS,
 ];
 
-/** What is known on a device: split-K target by geometry key, and where it came from. */
+/** One pass's choice: a candidate of the GEMM table and a split-K target. */
+export interface PassChoice {
+  /** A {@link GEMM_CANDIDATES} name. */
+  candidate: string;
+  /** The split-K target (one of {@link SPLIT_TARGETS}). */
+  target: number;
+}
+
+/** A layer's choices by pass (a pass without one uses the family's default). */
+export type LayerChoices = Partial<Record<GemmPass, PassChoice>>;
+
+/** What is known on a device: choices by geometry key, and where they came from. */
 export interface Tuning {
-  /** Split-K target by {@link geometryKey}. */
-  targets: Record<string, number>;
+  /** Choices by {@link geometryKey}. */
+  choices: Record<string, LayerChoices>;
   /** The file it was read from or written to (absent while nothing was loaded or measured). */
   path?: string;
   /** Whether it was read from the cache (false: measured in this process, or nothing known). */
   cached: boolean;
 }
 
-/** The candidate name a weight-gradient dispatch records for split-K `target`. */
-export function splitCandidate(target: number): string {
-  return `split-K target ${target}`;
+/**
+ * The candidate name a GEMM dispatch records: the candidate's and its split-K target, e.g.
+ * `128x64/8x4/c16 split-K 1056`.
+ */
+export function choiceName(choice: PassChoice): string {
+  return `${choice.candidate} split-K ${choice.target}`;
 }
 
 /** The key of a geometry in the cache, e.g. `128x96x54x54 -> 96 k1 s1 p0`. */
@@ -50,27 +69,39 @@ export function geometryKey(g: ConvGeometry): string {
   return `${g.n}x${g.inChannels}x${g.height}x${g.width} -> ${g.outChannels} k${g.kernel} s${g.stride} p${g.padding}`;
 }
 
-/** The tuned split-K target for `g` on this device, or undefined (the family's default then applies). */
-export function tunedTarget(gpu: Gpu, g: ConvGeometry): number | undefined {
-  return gpu.tuning.targets[geometryKey(g)];
+/** The tuned choice of one pass of `g` on this device, or undefined (the family's default then applies). */
+export function tunedChoice(gpu: Gpu, g: ConvGeometry, pass: GemmPass): PassChoice | undefined {
+  return gpu.tuning.choices[geometryKey(g)]?.[pass];
+}
+
+/** Whether `choice` names a candidate this device runs and a known split target. */
+function validChoice(gpu: Gpu, choice: unknown): choice is PassChoice {
+  const c = choice as PassChoice | null;
+  const candidate = typeof c?.candidate === "string" ? candidateNamed(c.candidate) : undefined;
+  return candidate !== undefined && fitsDevice(candidate, gpu.limits) && SPLIT_TARGETS.includes(c!.target);
 }
 
 /**
  * Puts the choices of a tuning cache file's `text` (read from `path`) in force on `gpu`; undefined (nothing
- * changed) when the file is for another adapter or damaged (the next --tune rewrites it).
+ * changed) when the file is for another adapter or damaged (the next --tune rewrites it). Choices naming a
+ * candidate this device cannot run, or an unknown split target, are dropped.
  */
 export function applyTuning(gpu: Gpu, text: string, path: string): Tuning | undefined {
-  let targets: Record<string, number>;
+  let choices: Record<string, LayerChoices>;
   try {
     const parsed = JSON.parse(text);
     if (parsed.adapter !== gpu.adapterKey) return undefined;
-    targets = Object.fromEntries(
-      Object.entries(parsed.targets ?? {}).filter(([, v]) => SPLIT_TARGETS.includes(v as number)),
-    ) as Record<string, number>;
+    choices = {};
+    for (const [key, layer] of Object.entries(parsed.choices ?? {})) {
+      const valid = GEMM_PASSES.filter((pass) => validChoice(gpu, (layer as LayerChoices)?.[pass]));
+      if (valid.length > 0) {
+        choices[key] = Object.fromEntries(valid.map((pass) => [pass, (layer as LayerChoices)[pass]]));
+      }
+    }
   } catch {
     return undefined; // a damaged cache is ignored; the next --tune rewrites it
   }
-  gpu.tuning = { targets, path, cached: true };
+  gpu.tuning = { choices, path, cached: true };
   return gpu.tuning;
 }
 
@@ -79,21 +110,24 @@ export interface TuneOptions {
   /** Measurements per candidate; the median counts (default 3). */
   repeats?: number;
   /**
-   * Nanoseconds the weight gradient took in `records` (default: the GPU times of the dispatches named from
-   * {@link WEIGHT_GRADIENT_KERNELS}). Tests pass a timer whose figures they control.
+   * Nanoseconds one pass took, given its records (those of the run in that pass's phase). Default: their GPU
+   * times. Tests pass a timer whose figures they control.
    */
   time?: (records: DispatchRecord[]) => number;
 }
 
-/** The default timer: GPU nanoseconds of the weight gradient's dispatches. */
-function weightGradientNs(records: DispatchRecord[]): number {
-  return records.filter((r) => r.kernel.startsWith(WEIGHT_GRADIENT_KERNELS)).reduce((s, r) => s + r.ns, 0);
+/** The default timer: GPU nanoseconds of the records. */
+function gpuNs(records: DispatchRecord[]): number {
+  return records.reduce((s, r) => s + r.ns, 0);
 }
 
 /**
- * Measures every split-K target of {@link SPLIT_TARGETS} for each geometry (median of `repeats` timed
- * traces), keeps the fastest and puts the choices in force on `gpu` (`path`: where the caller keeps them).
- * `run(g)` must record one backward of a layer of geometry `g`.
+ * Measures, for each geometry, every GEMM candidate the device runs on its passes, each with every split-K
+ * target of {@link SPLIT_TARGETS} (median of `repeats` timed traces); keeps per pass the fastest (candidate, and
+ * target), and puts the choices in force on `gpu` (`path`: where the caller keeps them). `run(g)`
+ * must record one forward and backward of a layer of geometry `g`, each GEMM pass in its phase (`forward`,
+ * `input gradient`; the family records the weight gradient in its phase): a pass is timed from its phase's
+ * records.
  */
 export async function measureTuning(
   gpu: Gpu,
@@ -102,27 +136,42 @@ export async function measureTuning(
   path: string,
   options: TuneOptions = {},
 ): Promise<Tuning> {
-  const tuning: Tuning = { targets: { ...gpu.tuning.targets }, path, cached: false };
+  const tuning: Tuning = { choices: { ...gpu.tuning.choices }, path, cached: false };
   gpu.tuning = tuning;
-  const time = options.time ?? weightGradientNs;
+  const time = options.time ?? gpuNs;
+  const candidates = GEMM_CANDIDATES.filter((c) => fitsDevice(c, gpu.limits));
   for (const g of geometries) {
     const key = geometryKey(g);
-    let best = { target: 0, ns: Infinity };
-    for (const target of SPLIT_TARGETS) {
-      tuning.targets[key] = target;
-      const times: number[] = [];
-      for (let i = 0; i < (options.repeats ?? 3); i++) {
-        times.push(time(await gpu.trace(() => run(g), { timed: true })));
+    const best = new Map<GemmPass, { choice: PassChoice; ns: number }>();
+    for (const c of candidates) {
+      const passes = GEMM_PASSES.filter((pass) => appliesTo(c, g, pass));
+      for (const target of SPLIT_TARGETS) {
+        // Passes the candidate does not run keep their default.
+        const tried: LayerChoices = Object.fromEntries(
+          passes.map((pass) => [pass, { candidate: c.name, target }]),
+        );
+        tuning.choices[key] = tried;
+        const times = new Map<GemmPass, number[]>(passes.map((pass) => [pass, []]));
+        for (let i = 0; i < (options.repeats ?? 3); i++) {
+          const records = await gpu.trace(() => run(g), { timed: true });
+          for (const pass of passes) {
+            const own = records.filter((r) => r.phase === pass);
+            if (own.length > 0) times.get(pass)!.push(time(own));
+          }
+        }
+        for (const [pass, list] of times) {
+          if (list.length === 0) continue; // a pass the layer does not run (a first layer's input gradient)
+          const ns = median(list);
+          if (ns < (best.get(pass)?.ns ?? Infinity)) best.set(pass, { choice: tried[pass]!, ns });
+        }
       }
-      const ns = median(times);
-      if (ns < best.ns) best = { target, ns };
     }
-    tuning.targets[key] = best.target;
+    tuning.choices[key] = Object.fromEntries([...best].map(([pass, { choice }]) => [pass, choice]));
   }
   return tuning;
 }
 
 /** The cache file's text for `tuning` on `gpu` (what {@link applyTuning} reads back). */
 export function tuningText(gpu: Gpu, tuning: Tuning): string {
-  return JSON.stringify({ adapter: gpu.adapterKey, targets: tuning.targets }, null, 2) + "\n";
+  return JSON.stringify({ adapter: gpu.adapterKey, choices: tuning.choices }, null, 2) + "\n";
 }

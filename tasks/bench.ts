@@ -15,6 +15,9 @@ import { Conv2d } from "../lib/layers/conv2d.ts";
 import { microBatchSize } from "../lib/microbatch.ts";
 import { geometryKey } from "../lib/tuning.ts";
 import { loadTuning, tuneConvolutions } from "../lib/deno/tuning_cache.ts";
+import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
+import { estimateStepSeconds, type StepConvolution } from "../lib/layers/conv2d_gpu.ts";
+import { GEMM_CANDIDATES, H200 } from "../lib/layers/conv2d_gpu_candidates.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { measureRoofline } from "../lib/roofline.ts";
@@ -46,13 +49,44 @@ const TASK = {
   ),
 };
 
-/** Traces one training step of NiN on a counting device: every dispatch, with the share meeting {@link LAUNCH_RULE}. */
-async function plan(gpu: Gpu, batch: number, size: number, microBatch: number | undefined) {
+/** The convolutions of a step on `input` at micro-batch `micro`, in layer order (the first computes no dx). */
+function stepConvolutions(shapes: LayerShape[], input: readonly number[], micro: number): StepConvolution[] {
+  return shapes.flatMap((row, i) => {
+    if (!(row.layer instanceof Conv2d)) return [];
+    const [, ...image] = i === 0 ? input : shapes[i - 1].shape;
+    return [{ geometry: row.layer.geometry([micro, ...image]), inputGradient: i > 0 }];
+  });
+}
+
+/**
+ * Traces one training step of NiN on a counting device: every dispatch (with its GEMM candidate and tile
+ * efficiency, useful / executed FLOPs), the share meeting {@link LAUNCH_RULE}, and for the gpu family the
+ * paper estimate of the step on an H200 with the choices in force and with each GEMM candidate throughout.
+ */
+export async function launchPlan(
+  gpu: Gpu,
+  batch: number,
+  size: number,
+  microBatch: number | undefined,
+  // deno-lint-ignore no-explicit-any
+): Promise<Record<string, any>> {
   const net = nin(gpu, { seed: 0 });
   const input = [batch, 1, size, size];
-  checkFlag("--resize", size, () => layerShapes(net, input));
+  const shapes = checkFlag("--resize", size, () => layerShapes(net, input, true));
   const p = await planTrainingStep(gpu, net, input, microBatch);
   net.dispose();
+  const convolutions = stepConvolutions(shapes, input, p.microBatch);
+  const others = p.dispatches.filter((d) => d.candidate === "").length;
+  const microBatches = Math.ceil(batch / p.microBatch);
+  const estimate = (candidate?: (typeof GEMM_CANDIDATES)[number]) => {
+    const stepMs = 1e3 * microBatches *
+      estimateStepSeconds(gpu, convolutions, others / microBatches, candidate);
+    return {
+      candidate: candidate?.name ?? "in force",
+      step_ms: stepMs,
+      train_examples_per_s: batch * 1e3 / stepMs,
+    };
+  };
   return {
     device: gpu.describe(),
     kernel_family: gpu.kernels,
@@ -70,7 +104,12 @@ async function plan(gpu: Gpu, batch: number, size: number, microBatch: number | 
       workgroups: d.workgroups,
       workgroup_size: d.workgroupSize,
       flops: d.flops,
+      executed_flops: d.executedFlops,
+      tile_efficiency: d.candidate !== "" ? d.flops / d.executedFlops : null,
     })),
+    paper_estimate: gpu.kernels === "gpu"
+      ? { device: H200.name, steps: [estimate(), ...GEMM_CANDIDATES.map(estimate)] }
+      : null,
   };
 }
 
@@ -89,26 +128,23 @@ async function tune(
     return { text: "none (only the gpu kernel family has tuned choices)", json: null };
   }
   const micro = microBatchSize(shapes, input, gpu.limits.maxStorageBufferBindingSize, requestedMicroBatch);
-  const geometries = shapes.flatMap((row, i) => {
-    if (!(row.layer instanceof Conv2d)) return [];
-    const [, ...image] = i === 0 ? input : shapes[i - 1].shape;
-    return [row.layer.geometry([micro, ...image])];
-  });
+  const geometries: ConvGeometry[] = stepConvolutions(shapes, input, micro).map((c) => c.geometry);
   const tuning = measure
     ? await tuneConvolutions(gpu, geometries, async (g) => {
       const conv = new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding);
       const x = Tensor.zeros(gpu, [g.n, g.inChannels, g.height, g.width]);
       const dy = Tensor.zeros(gpu, [g.n, g.outChannels, g.outHeight, g.outWidth]);
-      conv.forward(x, { training: true, step: 0, sampleOffset: 0 }).dispose();
-      conv.backward(dy, g.stride === 1)?.dispose();
+      gpu.inPhase("forward", () => conv.forward(x, { training: true, step: 0, sampleOffset: 0 }).dispose());
+      gpu.inPhase("input gradient", () => conv.backward(dy, g.stride === 1)?.dispose());
       await gpu.sync();
       for (const t of [x, dy]) t.dispose();
       conv.dispose();
     })
     : await loadTuning(gpu);
-  const used = geometries.filter((g) => tuning?.targets[geometryKey(g)] !== undefined).length;
+  const used = geometries.filter((g) => tuning?.choices[geometryKey(g)] !== undefined).length;
   const text = !tuning
-    ? "no cached choice for this adapter (deno task bench --kernels gpu --tune measures and caches them)"
+    ? "no cached choice for this adapter (deno task bench --kernels gpu --tune measures and caches them); " +
+      "the paper model's defaults apply"
     : `${
       tuning.cached ? "cached choice used" : "measured now and cached"
     } for ${used} of ${geometries.length} ` +
@@ -116,7 +152,7 @@ async function tune(
   return {
     text,
     json: tuning
-      ? { cached: tuning.cached, path: tuning.path, layers_tuned: used, targets: tuning.targets }
+      ? { cached: tuning.cached, path: tuning.path, layers_tuned: used, choices: tuning.choices }
       : null,
   };
 }
@@ -262,16 +298,20 @@ if (import.meta.main) {
         kernels: kernelChoice(kernels),
         maxStorageBufferBindingSize: PLAN_BINDING_BYTES,
       });
-      const p = await plan(counting, batch, size, flags["micro-batch"]);
+      const p = await launchPlan(counting, batch, size, flags["micro-batch"]);
       if (flags.json) return console.log(JSON.stringify(p));
       log(
         `plan: one training step, ${p.kernel_family} kernels, batch ${batch} (micro-batch ${p.micro_batch}), ${size}x${size}`,
       );
-      log("kernel".padEnd(32) + "workgroups".padStart(12) + "size".padStart(6) + "GFLOP".padStart(10));
+      log(
+        "kernel".padEnd(32) + "candidate".padEnd(28) + "workgroups".padStart(12) + "size".padStart(6) +
+          "GFLOP".padStart(10) + "tile eff.".padStart(10),
+      );
       for (const d of p.dispatches) {
         log(
-          d.kernel.padEnd(32) + String(d.workgroups).padStart(12) + String(d.workgroup_size).padStart(6) +
-            (d.flops / 1e9).toFixed(3).padStart(10),
+          d.kernel.padEnd(32) + d.candidate.padEnd(28) + String(d.workgroups).padStart(12) +
+            String(d.workgroup_size).padStart(6) + (d.flops / 1e9).toFixed(3).padStart(10) +
+            (d.tile_efficiency === null ? "" : `${(100 * d.tile_efficiency).toFixed(1)}%`).padStart(10),
         );
       }
       log(
@@ -279,6 +319,17 @@ if (import.meta.main) {
           `${(100 * p.flops_share_meeting_rule).toFixed(2)}% of the FLOPs in dispatches of >= ` +
           `${LAUNCH_RULE.minWorkgroups} workgroups of >= ${LAUNCH_RULE.minWorkgroupSize} invocations`,
       );
+      if (p.paper_estimate) {
+        log(
+          `\npaper estimate of the step on an ${p.paper_estimate.device} (lib/layers/conv2d_gpu_candidates.ts):`,
+        );
+        for (const e of p.paper_estimate.steps) {
+          log(
+            `  ${e.candidate.padEnd(20)} ${e.step_ms.toFixed(1).padStart(8)} ms/step ` +
+              `${e.train_examples_per_s.toFixed(0).padStart(8)} examples/s`,
+          );
+        }
+      }
       return;
     }
     const gpu = await requestGpu({ engine: flags.gpu, kernels });

@@ -10,7 +10,7 @@
  * @module
  */
 import { pickFlags, runTask } from "./cli.ts";
-import { benchmark, type BenchResult, timeLoop } from "./bench.ts";
+import { benchmark, type BenchResult, launchPlan, timeLoop } from "./bench.ts";
 import { loadTaskData } from "./data.ts";
 import { NinError } from "../lib/errors.ts";
 import type { Engine, Gpu, KernelFamily } from "../lib/gpu/device.ts";
@@ -22,7 +22,7 @@ import { fit } from "../lib/fit.ts";
 import { Random } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { recordEvalStep } from "../lib/train.ts";
-import { PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.ts";
+import { PLAN_BINDING_BYTES } from "../lib/plan.ts";
 import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 
 /** The task's `--help` and flags. */
@@ -67,8 +67,13 @@ const PAPER_ESTIMATE = {
 };
 
 const ENGINES: readonly Engine[] = ["deno", "dawn"];
-/** What one engine's process needs: data and outputs, the environment, and FFI for Dawn. */
-const CHILD_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi"];
+/** What one engine's process runs with: the tasks' permission set of the package's deno.json. */
+const CHILD_PERMISSIONS = [
+  "--quiet",
+  "--config",
+  new URL("../deno.json", import.meta.url).pathname,
+  "--permission-set=tasks",
+];
 const FAMILIES: readonly KernelFamily[] = ["software", "gpu"];
 
 /** Inference examples/s at `batch` (queued like `evaluate`, read in ticks). */
@@ -160,18 +165,27 @@ async function measureEngine(engine: Engine, quick: boolean, data: Parameters<ty
   };
 }
 
-/** The FLOPs of one step at the report's size, from the launch plan (counting device). */
+/**
+ * The launch plan of one gpu-family step at the report's size (counting device): its FLOPs, the share meeting
+ * the launch rule, and the paper estimate of the step on an H200 per GEMM candidate.
+ */
 async function planFigures(quick: boolean) {
   const scale = quick ? SCALES.quick : SCALES.chapter;
   const gpu = countingGpu({ kernels: "gpu", maxStorageBufferBindingSize: PLAN_BINDING_BYTES });
-  const net = nin(gpu, { seed: 0 });
-  const plan = await planTrainingStep(gpu, net, [scale.batch, 1, scale.resize, scale.resize]);
-  net.dispose();
+  const plan = await launchPlan(gpu, scale.batch, scale.resize, undefined);
   return {
-    gflop_per_training_step: plan.totalFlops / 1e9,
+    gflop_per_training_step: plan.total_flops / 1e9,
     dispatches: plan.dispatches.length,
-    flops_share_meeting_launch_rule: plan.flopsShareMeetingRule,
+    flops_share_meeting_launch_rule: plan.flops_share_meeting_rule,
+    paper_estimate_per_candidate: plan.paper_estimate,
   };
+}
+
+/** One row of the plan's paper estimate. */
+interface StepEstimate {
+  candidate: string;
+  step_ms: number;
+  train_examples_per_s: number;
 }
 
 /** report.md from the engines' figures. */
@@ -186,6 +200,16 @@ function markdown(
       `${est.pytorch_chapter_train_examples_per_s}.`,
     "",
   );
+  const perCandidate = (report.plan as { paper_estimate_per_candidate?: { steps: StepEstimate[] } })
+    .paper_estimate_per_candidate;
+  if (perCandidate) {
+    lines.push("Model of the GPU work alone per GEMM candidate (lib/layers/conv2d_gpu_candidates.ts):", "");
+    lines.push("| candidate | ms/step | train examples/s |", "|---|---|---|");
+    for (const e of perCandidate.steps) {
+      lines.push(`| ${e.candidate} | ${e.step_ms.toFixed(1)} | ${e.train_examples_per_s.toFixed(0)} |`);
+    }
+    lines.push("");
+  }
   for (const e of report.engines) {
     lines.push(
       `## ${e.engine}: ${e.adapter.name} (${e.adapter.backend}${

@@ -1,7 +1,8 @@
 // The "gpu" conv2d kernel family (kernels/gpu/, lib/layers/conv2d_gpu.ts), tested through the public layer on
 // a device of that family whatever NIN_KERNELS says: results against the float64 reference, gradient
 // accumulation across split-K slices, determinism, the strided input gradient's error, workspace
-// accounting, and the launch shapes of one NiN training step at 224 x 224, batch 128.
+// accounting, every GEMM candidate of the table against the reference, and the launch shapes of one NiN
+// training step at 224 x 224, batch 128.
 import { assertClose, assertJsonEqual, assertThrowsWith, gpuTest, Tensor } from "./util.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
@@ -12,6 +13,14 @@ import { LAUNCH_RULE, PLAN_BINDING_BYTES, planTrainingStep } from "../lib/plan.t
 import { Random } from "../lib/random.ts";
 import { type ConvCase, convCase } from "./reference/conv2d.ts";
 import { checkConv2dAgainstReference } from "./layer_checks.ts";
+import {
+  appliesTo,
+  fitsDevice,
+  GEMM_CANDIDATES,
+  type GemmPass,
+} from "../lib/layers/conv2d_gpu_candidates.ts";
+import { GEMM_PASSES, geometryKey, SPLIT_TARGETS } from "../lib/tuning.ts";
+import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
 
 // Odd sizes that are no multiples of the 64 x 64 tiles or the 16-step chunks; k = 3, 5, 1, 2; padding
 // beyond k - 1 (the input gradient then crops: padding k - 1 - p < 0); several 64-tiles in every GEMM
@@ -172,16 +181,21 @@ Deno.test("gpu conv2d family: temporaries are workspace, released after the back
     if (!categories.has(c)) throw new Error(`no ${c} at the backward's peak: ${[...categories]}`);
   }
   const macs = conv.macs(x.shape);
-  const flops = Object.fromEntries(records.map((r) => [r.kernel, 0]));
-  for (const r of records) flops[r.kernel] += r.flops;
-  assertJsonEqual(flops, {
-    conv2d_gpu_backward_bias_relu: y.size,
-    conv2d_gpu_backward_bias_reduce: 0,
-    conv2d_gpu_backward_weight: 2 * macs,
-    conv2d_gpu_backward_weight_reduce: 0,
-    conv2d_gpu_backward_input_flip: 0,
-    conv2d_gpu_backward_input: 2 * macs,
-  }, "FLOPs by kernel");
+  // The reductions of split passes (whichever the model splits) count 0.
+  const flops = Object.fromEntries(records.map((r) => [r.kernel.replace(/_reduce$/, " reduce"), 0]));
+  for (const r of records) flops[r.kernel.replace(/_reduce$/, " reduce")] += r.flops;
+  const reductions = Object.keys(flops).filter((k) => k.endsWith(" reduce"));
+  assertJsonEqual(
+    Object.entries(flops).sort(),
+    Object.entries({
+      conv2d_gpu_backward_bias_relu: y.size,
+      conv2d_gpu_backward_weight: 2 * macs,
+      conv2d_gpu_backward_input_flip: 0,
+      conv2d_gpu_backward_input: 2 * macs,
+      ...Object.fromEntries(reductions.map((k) => [k, 0])),
+    }).sort(),
+    "FLOPs by kernel",
+  );
   for (const t of [x, y, dy]) t.dispose();
   conv.dispose();
 });
@@ -207,3 +221,93 @@ Deno.test("gpu conv2d family: >= 95% of a NiN-224 batch-128 training step's FLOP
     throw new Error(`the convs did only ${convFlops / plan.totalFlops} of the FLOPs`);
   }
 });
+
+/** The layer geometry of a reference case (PyTorch's floor output size). */
+function geometryOf(c: ConvCase): ConvGeometry {
+  const [n, inChannels, height, width] = c.input;
+  const out = (size: number) => Math.floor((size + 2 * c.padding - c.kernel) / c.stride) + 1;
+  const { outChannels, kernel, stride, padding } = c;
+  return {
+    n,
+    inChannels,
+    height,
+    width,
+    outChannels,
+    outHeight: out(height),
+    outWidth: out(width),
+    kernel,
+    stride,
+    padding,
+  };
+}
+
+// Each candidate forced on every pass it runs (as a tuned choice): a fused layer whose weight gradient is split (546
+// positions: 3 slices), one with a crop in its input gradient (padding 2 > k - 1), channel counts over 64
+// and reductions that are no multiple of any chunk, straight into dw; and a strided window (no input
+// gradient); a 1 x 1 layer. Small sizes: the point is every shape's indexing, not its speed.
+const CANDIDATE_CASES: [ConvCase, number, boolean, string[]][] = [
+  [convCase([3, 5, 13, 14], 7, 3, 1, 1), SPLIT_TARGETS.at(-1)!, true, ["conv2d_gpu_backward_weight_reduce"]],
+  [convCase([2, 67, 5, 6], 70, 2, 1, 2), SPLIT_TARGETS[0], false, []],
+  [convCase([2, 3, 9, 9], 5, 3, 2, 1), SPLIT_TARGETS[0], false, []],
+  // Reductions of 540 steps: the forward and the input gradient split into 3 slices each.
+  [convCase([2, 60, 5, 5], 60, 3, 1, 1), SPLIT_TARGETS.at(-1)!, true, [
+    "conv2d_gpu_forward_relu_reduce",
+    "conv2d_gpu_backward_input_reduce",
+  ]],
+  // 1 x 1 with 24-position planes: the pointwise candidate's case too (vec4 loads), 70 and 67 channels; and
+  // one whose 520 input channels split.
+  [convCase([3, 70, 4, 6], 67, 1), SPLIT_TARGETS[1], true, []],
+  [convCase([1, 520, 2, 2], 8, 1), SPLIT_TARGETS.at(-1)!, false, ["conv2d_gpu_forward_reduce"]],
+];
+
+/** The pass a GEMM kernel's dispatch runs. */
+const PASS_OF_KERNEL: Record<string, GemmPass> = {
+  conv2d_gpu_forward: "forward",
+  conv2d_gpu_forward_relu: "forward",
+  conv2d_gpu_backward_input: "input gradient",
+  conv2d_gpu_backward_weight: "weight gradient",
+};
+
+for (const candidate of GEMM_CANDIDATES) {
+  gpuFamilyTest(`gpu conv2d GEMM candidate ${candidate.name} matches the float64 reference`, async (gpu) => {
+    if (!fitsDevice(candidate, gpu.limits)) {
+      // Only a candidate beyond this adapter's workgroup memory is left out, and never the default shape.
+      if (candidate === GEMM_CANDIDATES[0]) throw new Error("the first candidate must run everywhere");
+      console.log(`  ${candidate.name}: beyond this adapter's limits, not run`);
+      return;
+    }
+    const saved = gpu.tuning;
+    const rng = new Random(25);
+    try {
+      for (const [c, target, fuseRelu, splits] of CANDIDATE_CASES) {
+        const g = geometryOf(c);
+        const passes = GEMM_PASSES.filter((pass) => appliesTo(candidate, g, pass));
+        if (passes.length === 0) continue;
+        const choices = Object.fromEntries(passes.map((pass) => [
+          pass,
+          { candidate: candidate.name, target },
+        ]));
+        gpu.tuning = { choices: { [geometryKey(g)]: choices }, cached: false };
+        const what = `${candidate.name} ${JSON.stringify(c)}`;
+        const records = await gpu.trace(() =>
+          checkConv2dAgainstReference(gpu, c, rng, { seed: 5, what, fuseRelu })
+        );
+        // Every pass the candidate runs ran it (a strided case runs its forward twice: the check's second
+        // forward precedes the refused input gradient).
+        const ran = records.filter((r) =>
+          PASS_OF_KERNEL[r.kernel] && passes.includes(PASS_OF_KERNEL[r.kernel])
+        )
+          .map((r) => `${PASS_OF_KERNEL[r.kernel]}: ${r.candidate.split(" ")[0]}`);
+        const expected = passes.filter((pass) => c.stride === 1 || pass !== "input gradient")
+          .flatMap((pass) => pass === "forward" && c.stride !== 1 ? [pass, pass] : [pass]);
+        assertJsonEqual(ran.sort(), expected.map((pass) => `${pass}: ${candidate.name}`).sort(), what);
+        const reduced = records.filter((r) => r.kernel.endsWith("_reduce") && !r.kernel.includes("bias"))
+          .map((r) => r.kernel);
+        const split = splits.filter((k) => passes.includes(PASS_OF_KERNEL[k.replace("_reduce", "")]));
+        assertJsonEqual(reduced.sort(), split.sort(), `${what}: split passes`);
+      }
+    } finally {
+      gpu.tuning = saved;
+    }
+  });
+}

@@ -1,8 +1,9 @@
 // The model variants (exercises 2 and 4): the gradual head's parameters counted by hand, the direct head
 // keeping PyTorch's names and shapes, and a state dict telling which variant it holds.
-import { assertJsonEqual } from "./util.ts";
+import { assertJsonEqual, gpuTest } from "./util.ts";
+import { Random } from "../lib/random.ts";
 import { countingGpu } from "../lib/gpu/counting.ts";
-import { nin, NIN_HEADS, ninShapeOptions } from "../lib/nin.ts";
+import { nin, NIN_HEADS, ninBlock, ninShapeOptions } from "../lib/nin.ts";
 import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 import { summary } from "../lib/summary.ts";
 
@@ -48,3 +49,21 @@ Deno.test("a state dict tells its 1x1 convolutions per block and its head", () =
   }
   assertJsonEqual(ninShapeOptions(new Map()), null, "an empty state dict");
 });
+
+gpuTest(
+  "weights are drawn in layer order whatever the head: the first block is the seed's first draw",
+  async (gpu) => {
+    for (const head of NIN_HEADS) {
+      const net = nin(gpu, { seed: 4, head });
+      const first = ninBlock(gpu, 1, 96, 11, 4, 0, { rng: new Random(4) });
+      const [a, b] = [net.namedParameters()[0][1].value, first.namedParameters()[0][1].value];
+      assertJsonEqual(
+        Array.from(await a.toArray()),
+        Array.from(await b.toArray()),
+        `0.0.weight with the ${head} head`,
+      );
+      net.dispose();
+      first.dispose();
+    }
+  },
+);

@@ -4,6 +4,7 @@
 import { assertClose, assertJsonEqual, assertThrowsWith, gpuTest, Tensor } from "./util.ts";
 import { loadCheckpoint, saveCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { configDifferences, readRunConfig, runConfig } from "../lib/config.ts";
+import { encodeCheckpoint, parseCheckpoint } from "../lib/checkpoint.ts";
 import { NinError } from "../lib/errors.ts";
 import { buildExperiment, parseShard, shardTrials } from "../lib/experiment.ts";
 import { experimentReport, type TrialResult } from "../lib/experiment_report.ts";
@@ -73,6 +74,14 @@ Deno.test("today's checkpoints are read through RunConfig: flags become typed fi
     const read = await loadCheckpoint(now);
     assertJsonEqual(read.state.config, config, "round trip");
     assertJsonEqual(configDifferences(read.state.config!, config), [], "no differences");
+    // Read and written again, a checkpoint is the same bytes (the page's Load then Save relies on it).
+    const net = nin(countingGpu(), { oneByOneConvs: 0 });
+    const bytes = await encodeCheckpoint(net, { state: { config, history: state.history } });
+    assertJsonEqual(
+      Array.from(await encodeCheckpoint(net, { state: parseCheckpoint(bytes, "again").state })),
+      Array.from(bytes),
+      "bytes after a round trip",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

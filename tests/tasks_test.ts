@@ -1,6 +1,7 @@
 // The tasks' successful output: the chapter's shape table, and bench's JSON figures.
 import { assertJsonEqual, gpuTest } from "./util.ts";
 import { runTask, taskTest } from "./subprocess.ts";
+import { GEMM_CANDIDATES } from "../lib/layers/conv2d_gpu_candidates.ts";
 import { measureRoofline } from "../lib/roofline.ts";
 
 // The chapter's PyTorch output for a 1x1x224x224 input (d2l, NiN section).
@@ -87,9 +88,33 @@ taskTest("bench --plan --json: every dispatch of one training step, from the cou
   >;
   assertJsonEqual(
     Object.keys(gpu.dispatches[0]),
-    ["kernel", "candidate", "phase", "workgroups", "workgroup_size", "flops"],
+    [
+      "kernel",
+      "candidate",
+      "phase",
+      "workgroups",
+      "workgroup_size",
+      "flops",
+      "executed_flops",
+      "tile_efficiency",
+    ],
     "dispatch keys",
   );
+  // Every GEMM dispatch names its candidate and a tile efficiency in (0, 1]; the paper estimate has a row for
+  // the choices in force and one per candidate.
+  const gemms = gpu.dispatches.filter((d) => d.candidate as unknown as string !== "");
+  if (gemms.length === 0) throw new Error("no GEMM dispatch names a candidate");
+  for (const d of gemms) {
+    if (!(d.tile_efficiency > 0 && d.tile_efficiency <= 1)) throw new Error(JSON.stringify(d));
+  }
+  const estimate = (gpu as unknown as { paper_estimate: { steps: { candidate: string; step_ms: number }[] } })
+    .paper_estimate.steps;
+  assertJsonEqual(
+    estimate.map((e) => e.candidate),
+    ["in force", ...GEMM_CANDIDATES.map((c) => c.name)],
+    "rows",
+  );
+  for (const e of estimate) if (!(e.step_ms > 0)) throw new Error(JSON.stringify(e));
   // Every part of a step appears, in the order each first runs (resizing is not part of the plan).
   const phases = [...new Set(gpu.dispatches.map((d) => d.phase as unknown as string))];
   assertJsonEqual(phases, ["forward", "loss", "input gradient", "weight gradient", "optimizer"], "phases");

@@ -1,17 +1,20 @@
-// Per-adapter tuning of the gpu family: choices are measured, cached per adapter, loaded, and change the
-// weight gradient's split-K.
+// Per-adapter tuning of the gpu family: choices (GEMM candidate per pass, split-K target for the weight
+// gradient) are measured, cached per adapter, loaded, and change what the passes run.
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import type { DispatchRecord, Gpu } from "../lib/gpu/device.ts";
 import { Conv2d } from "../lib/layers/conv2d.ts";
 import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
+import { appliesTo, fitsDevice, GEMM_CANDIDATES } from "../lib/layers/conv2d_gpu_candidates.ts";
+import { defaultChoice } from "../lib/layers/conv2d_gpu.ts";
 import { Tensor } from "../lib/tensor.ts";
 import {
+  choiceName,
+  GEMM_PASSES,
   geometryKey,
+  type PassChoice,
   SPLIT_TARGETS,
-  splitCandidate,
-  tunedTarget,
-  WEIGHT_GRADIENT_KERNELS,
+  tunedChoice,
 } from "../lib/tuning.ts";
 import { loadTuning, tuneConvolutions, tuningPath } from "../lib/deno/tuning_cache.ts";
 
@@ -29,43 +32,69 @@ const G: ConvGeometry = {
   padding: 1,
 };
 
-async function backward(gpu: Gpu, g: ConvGeometry): Promise<string[]> {
+/** One forward and backward of a layer of geometry `g`, each GEMM pass in its phase; returns the records. */
+async function step(gpu: Gpu, g: ConvGeometry): Promise<DispatchRecord[]> {
   const conv = new Conv2d(gpu, g.inChannels, g.outChannels, g.kernel, g.stride, g.padding);
   const x = Tensor.zeros(gpu, [g.n, g.inChannels, g.height, g.width]);
   const dy = Tensor.zeros(gpu, [g.n, g.outChannels, g.outHeight, g.outWidth]);
   const records = await gpu.trace(async () => {
-    conv.forward(x, { training: true, step: 0, sampleOffset: 0 }).dispose();
-    conv.backward(dy)!.dispose();
+    gpu.inPhase("forward", () => conv.forward(x, { training: true, step: 0, sampleOffset: 0 }).dispose());
+    gpu.inPhase("input gradient", () => conv.backward(dy)!.dispose());
     await gpu.sync();
   });
   for (const t of [x, dy]) t.dispose();
   conv.dispose();
-  return records.filter((r) => r.kernel.startsWith(WEIGHT_GRADIENT_KERNELS)).map((r) =>
-    `${r.kernel}:${r.workgroups}`
+  return records;
+}
+
+/** The weight gradient's dispatches as `kernel:workgroups:candidate`. */
+async function weightGradient(gpu: Gpu, g: ConvGeometry): Promise<string[]> {
+  return (await step(gpu, g)).filter((r) => r.kernel.startsWith("conv2d_gpu_backward_weight")).map((r) =>
+    `${r.kernel}:${r.workgroups}:${r.candidate}`
   );
 }
 
-Deno.test("tuning: a cached choice for this adapter is loaded and sets the weight gradient's split", async () => {
+Deno.test("tuning: a cached choice for this adapter is loaded and sets the weight gradient's candidate and split", async () => {
   const cacheDir = await Deno.makeTempDir();
   try {
     const gpu = countingGpu({ kernels: "gpu" });
     strictEqual(await loadTuning(gpu, cacheDir), undefined, "nothing cached yet");
-    const split = await backward(gpu, G); // default target 1056: 8 slices of 256 and a reduce
-    deepStrictEqual(split, ["conv2d_gpu_backward_weight:8", "conv2d_gpu_backward_weight_reduce:2"]);
+    const model = defaultChoice(gpu, G, "weight gradient");
+    strictEqual((await weightGradient(gpu, G))[0].split(":")[2], choiceName(model), "the model's default");
     const path = tuningPath(gpu, cacheDir);
     await Deno.mkdir(`${cacheDir}/tuning`);
+    const chosen = { candidate: GEMM_CANDIDATES[0].name, target: 1 };
     await Deno.writeTextFile(
       path,
-      JSON.stringify({ adapter: gpu.adapterKey, targets: { [geometryKey(G)]: 1 } }),
+      JSON.stringify({
+        adapter: gpu.adapterKey,
+        choices: { [geometryKey(G)]: { "weight gradient": chosen } },
+      }),
     );
     const tuning = await loadTuning(gpu, cacheDir);
     ok(tuning?.cached, "read from the cache");
-    strictEqual(tunedTarget(gpu, G), 1);
-    deepStrictEqual(
-      await backward(gpu, G),
-      ["conv2d_gpu_backward_weight:1"],
-      "no split",
+    deepStrictEqual(tunedChoice(gpu, G, "weight gradient"), chosen);
+    // 36 columns x 8 channels in one 64 x 64 tile, no split: one dispatch straight into dw.
+    deepStrictEqual(await weightGradient(gpu, G), [
+      `conv2d_gpu_backward_weight:1:${GEMM_CANDIDATES[0].name} split-K 1`,
+    ]);
+    // A choice this device cannot run (workgroup memory over its 16 KiB), an unknown name or split-K target,
+    // is dropped.
+    const big = GEMM_CANDIDATES.find((c) => !fitsDevice(c, gpu.limits))!;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({
+        adapter: gpu.adapterKey,
+        choices: {
+          [geometryKey(G)]: {
+            forward: { candidate: big.name, target: 1 },
+            "input gradient": { candidate: "9x9", target: 1 },
+            "weight gradient": { candidate: GEMM_CANDIDATES[0].name, target: 7 },
+          },
+        },
+      }),
     );
+    deepStrictEqual((await loadTuning(gpu, cacheDir))?.choices, {}, "unusable choices dropped");
     // Another adapter's file, or a damaged one, is not used.
     const other = countingGpu({ kernels: "gpu", software: true });
     const damaged = tuningPath(other, cacheDir);
@@ -84,40 +113,81 @@ Deno.test("tuning: a cached choice for this adapter is loaded and sets the weigh
   }
 });
 
-// The tuner's choice is checked against a timer whose figures the test sets: the split target that was
-// in force shows in the weight gradient's record (its candidate), and the tuner must keep the fastest.
-for (const fastest of [SPLIT_TARGETS[1], SPLIT_TARGETS.at(-1)!]) {
-  Deno.test(`tuning: --tune keeps the fastest split-K target (${fastest}) and caches it`, async () => {
+// The tuner's choice is checked against a timer whose figures the test sets: the candidate (and split-K
+// target) in force shows in each GEMM dispatch's record, and the tuner must keep, per pass, the fastest.
+const RUNNABLE = GEMM_CANDIDATES.filter((c) =>
+  fitsDevice(c, countingGpu({ kernels: "gpu" }).limits) && appliesTo(c, G, "forward")
+);
+for (
+  const [forward, input, weight] of [
+    [
+      { candidate: RUNNABLE[1].name, target: SPLIT_TARGETS[0] },
+      { candidate: RUNNABLE.at(-1)!.name, target: SPLIT_TARGETS[2] },
+      { candidate: RUNNABLE[0].name, target: SPLIT_TARGETS[1] },
+    ],
+    [
+      { candidate: RUNNABLE[0].name, target: SPLIT_TARGETS[3] },
+      { candidate: RUNNABLE[1].name, target: SPLIT_TARGETS[0] },
+      { candidate: RUNNABLE.at(-1)!.name, target: SPLIT_TARGETS.at(-1)! },
+    ],
+  ] as const
+) {
+  const fastest: Record<string, PassChoice> = {
+    "forward": forward,
+    "input gradient": input,
+    "weight gradient": weight,
+  };
+  Deno.test(`tuning: --tune keeps the fastest candidate per pass (${Object.values(fastest).map(choiceName).join(", ")}) and caches it`, async () => {
     const cacheDir = await Deno.makeTempDir();
     try {
       const gpu = countingGpu({ kernels: "gpu" });
-      const timed: string[] = [];
+      const timed: Record<string, string[]> = { "forward": [], "input gradient": [], "weight gradient": [] };
       const time = (records: DispatchRecord[]) => {
-        const candidate = records.find((r) => r.kernel === WEIGHT_GRADIENT_KERNELS)!.candidate;
-        timed.push(candidate);
-        return candidate === splitCandidate(fastest) ? 1 : 100 + timed.length; // the rest all slower
+        const gemm = records.find((r) => r.candidate !== "")!;
+        const pass = gemm.phase;
+        timed[pass].push(gemm.candidate);
+        // The fastest at 1 ns; the rest all slower, each differently.
+        return gemm.candidate === choiceName(fastest[pass]) ? 1 : 100 + timed[pass].length;
       };
-      const tuning = await tuneConvolutions(gpu, [G], async (g) => void await backward(gpu, g), {
+      const every = RUNNABLE.flatMap((c) =>
+        SPLIT_TARGETS.map((target) => choiceName({ candidate: c.name, target }))
+      );
+      const tuning = await tuneConvolutions(gpu, [G], async (g) => void await step(gpu, g), {
         repeats: 1,
         cacheDir,
         time,
       });
-      deepStrictEqual(timed, SPLIT_TARGETS.map(splitCandidate), "every candidate measured, in order");
-      strictEqual(tuning.targets[geometryKey(G)], fastest, "the fastest kept");
-      strictEqual(tunedTarget(gpu, G), fastest, "in force on the device");
+      deepStrictEqual(
+        timed,
+        {
+          "forward": every,
+          "input gradient": every,
+          "weight gradient": every,
+        },
+        "every runnable candidate and split-K target measured, in order; none beyond the device's limits",
+      );
+      deepStrictEqual(tuning.choices[geometryKey(G)], fastest, "the fastest kept, per pass");
+      for (const pass of GEMM_PASSES) deepStrictEqual(tunedChoice(gpu, G, pass), fastest[pass], "in force");
+      // What runs now is the tuned choice.
+      const ran = (await step(gpu, G)).filter((r) => r.candidate !== "").map((r) => [r.phase, r.candidate]);
+      deepStrictEqual(
+        Object.fromEntries(ran),
+        Object.fromEntries(GEMM_PASSES.map((pass) => [pass, choiceName(fastest[pass])])),
+        "the tuned candidates run",
+      );
       strictEqual(tuning.cached, false);
       const saved = JSON.parse(await Deno.readTextFile(tuningPath(gpu, cacheDir)));
-      deepStrictEqual(saved, { adapter: gpu.adapterKey, targets: tuning.targets }, "written per adapter");
+      deepStrictEqual(saved, { adapter: gpu.adapterKey, choices: tuning.choices }, "written per adapter");
       // A fresh device of the same adapter loads it; a file naming another adapter is ignored.
       const again = countingGpu({ kernels: "gpu" });
-      strictEqual((await loadTuning(again, cacheDir))?.targets[geometryKey(G)], fastest);
+      deepStrictEqual((await loadTuning(again, cacheDir))?.choices[geometryKey(G)], fastest);
       await Deno.writeTextFile(
         tuningPath(gpu, cacheDir),
-        JSON.stringify({ adapter: "another adapter", targets: tuning.targets }),
+        JSON.stringify({ adapter: "another adapter", choices: tuning.choices }),
       );
       const third = countingGpu({ kernels: "gpu" });
       strictEqual(await loadTuning(third, cacheDir), undefined, "another adapter's file ignored");
-      strictEqual(tunedTarget(third, G), undefined);
+      strictEqual(tunedChoice(third, G, "forward"), undefined);
     } finally {
       await Deno.remove(cacheDir, { recursive: true });
     }

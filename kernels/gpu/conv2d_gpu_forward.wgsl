@@ -3,22 +3,21 @@
 // with zero padding; with fuseRelu the epilogue applies max(., 0). Also the input gradient of a stride-1
 // conv (run on dy with the flipped weights of conv2d_gpu_flip.wgsl, padding k - 1 - p, has_bias = false).
 //
-// GEMM view (the tiled GEMM of conv2d_gpu_gemm.wgsl): rows are the N*OH*OW output positions
-// (m = (n*OH + oh)*OW + ow), channels the OC output channels, the reduction runs over IC*k*k steps
+// GEMM view (the tiled GEMM of conv2d_gpu_gemm.wgsl, in any candidate's shape): rows are the N*OH*OW output
+// positions (m = (n*OH + oh)*OW + ow), channels the OC output channels, the reduction runs over IC*k*k steps
 // e = (c*k + kh)*k + kw (OIHW order, so w is read as the row-major [OC, K] matrix it already is).
-// - Consecutive invocations hold consecutive positions: coalesced stores into NCHW.
-// - Input loader: step k0 + t/16, positions m0 + t%16 + 16j (16 consecutive invocations read 16 consecutive
-//   positions); the positions are decoded once before the loop (image base, top, left), the step once per
-//   chunk (two divisions per invocation per chunk, outside the FMA loop). Its row stride of 80 floats puts
-//   the two steps that 32 invocations store 16 banks apart.
-// - Weight loader: step k0 + t%16 of channels o0 + t/16 + 16j (16 consecutive invocations read 16
-//   consecutive floats of one weight row).
-override fuseRelu: bool = false;
-// False for the input gradient: no bias is added (the bias binding is then a dummy).
-override has_bias: bool = true;
-
+// - Input loader: value l = t + THREADS*j of the [CHUNK][TILE_M] stage is position t % TILE_M (the same for
+//   all j, since TILE_M divides THREADS: decoded once, before the loop) at step l / TILE_M; consecutive
+//   invocations read consecutive positions. A step is decoded with divisions by the override KSIZE.
+// - Weight loader: value l of the [CHUNK][TILE_N] stage is step l % CHUNK (t % CHUNK for all j) of channel
+//   l / CHUNK; consecutive invocations read consecutive floats of one weight row.
+// - Both loaders fetch the next chunk into registers before the current chunk's FMAs.
+// - Split-K (p.slices > 1, for layers with too few tiles to fill a GPU): workgroup (slice, tile) sums the
+//   steps [slice * p.slice_length, + p.slice_length) only and writes its partial tile to the workspace bound
+//   as y; conv2d_gpu_forward_reduce.wgsl then adds bias and slices in slice order and applies the ReLU.
 //!include gpu/conv2d_gpu_common.wgsl
 //!include gpu/conv2d_gpu_gemm.wgsl
+//!include gpu/conv2d_gpu_output.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -26,84 +25,98 @@ override has_bias: bool = true;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const ROW_STRIDE = 80u;
-
-// Weight of channel o at reduction step `at`.
-fn channelOperand(o: u32, at: u32) -> f32 {
-  return w[o * p.in_channels * p.kernel * p.kernel + at];
+// One output position's window corner (top, left) and the offset of that corner in x; `valid` false past
+// the last position.
+struct Position {
+  top: i32,
+  left: i32,
+  base: i32,
+  valid: bool,
 }
 
-// Adds bias, applies the optional ReLU and writes positions m of channels o.. (one accumulator).
-fn store(acc: vec4f, m: u32, o: u32) {
+fn position(m: u32) -> Position {
   let ohw = p.out_height * p.out_width;
   if (m >= p.n * ohw) {
-    return;
+    return Position(0, 0, 0, false);
   }
   let n = m / ohw;
-  let at = n * p.out_channels * ohw + (m - n * ohw);
-  for (var j = 0u; j < 4u; j++) {
-    if (o + j < p.out_channels) {
-      var v = acc[j];
-      if (has_bias) {
-        v += bias[o + j];
-      }
-      if (fuseRelu) {
-        v = max(v, 0.0);
-      }
-      y[at + (o + j) * ohw] = v;
+  let r = m - n * ohw;
+  let oh = r / p.out_width;
+  let top = i32(oh * STRIDE) - PAD;
+  let left = i32((r - oh * p.out_width) * STRIDE) - PAD;
+  return Position(top, left, i32(n * p.in_channels * p.height * p.width) + top * i32(p.width) + left, true);
+}
+
+// x at reduction step e = (c*k + kh)*k + kw of the window at `at` (0 in the padding or from step `end` on).
+fn input(at: Position, e: u32, end: u32) -> f32 {
+  let kk = KSIZE * KSIZE;
+  if (!at.valid || e >= end) {
+    return 0.0;
+  }
+  let c = e / kk;
+  let tap = e - c * kk;
+  let kh = tap / KSIZE;
+  let kw = tap - kh * KSIZE;
+  if (!insideImage(at.top + i32(kh), at.left + i32(kw))) {
+    return 0.0;
+  }
+  return x[at.base + i32(c * p.height * p.width + kh * p.width + kw)];
+}
+
+// The chunk at reduction step k0 (steps from `end` on read 0): this invocation's share of both operands.
+fn load(at: Position, t: u32, k0: u32, end: u32, o0: u32) -> Staged {
+  var s: Staged;
+  for (var j = 0u; j < ROW_LOADS; j++) {
+    s.rows[j] = input(at, k0 + (t + THREADS * j) / TILE_M, end);
+  }
+  let e = k0 + t % CHUNK;
+  for (var j = 0u; j < CHANNEL_LOADS; j++) {
+    let o = o0 + (t + THREADS * j) / CHUNK;
+    var v = 0.0;
+    if (e < end && o < p.out_channels) {
+      v = w[o * p.in_channels * KSIZE * KSIZE + e];
     }
+    s.channels[j] = v;
+  }
+  return s;
+}
+
+fn stage(s: Staged, t: u32) {
+  for (var j = 0u; j < ROW_LOADS; j++) {
+    stageRow(t + THREADS * j, s.rows[j]);
+  }
+  for (var j = 0u; j < CHANNEL_LOADS; j++) {
+    let l = t + THREADS * j;
+    stageChannel((l % CHUNK) * TILE_N + l / CHUNK, s.channels[j]);
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
   let wg = wid.x + wid.y * nwg.x;
-  let ohw = p.out_height * p.out_width;
-  let positions = p.n * ohw;
-  if (wg >= tileCount(positions)) {
+  let tiles = tileCount(p.n * p.out_height * p.out_width);
+  if (wg >= tiles * p.slices) {
     return;
   }
-  let origin = tileOrigin(wg);
+  let slice = wg / tiles;
+  let origin = tileOrigin(wg - slice * tiles);
   let m0 = origin.x;
   let o0 = origin.y;
-  let depth = p.in_channels * p.kernel * p.kernel;
-
-  // Input loader: its four positions, decoded once.
-  let aStep = t / 16u;
-  let aLane = t % 16u;
-  var base = vec4i(0);
-  var top = vec4i(FAR);
-  var left = vec4i(0);
-  for (var j = 0u; j < 4u; j++) {
-    let m = m0 + aLane + 16u * j;
-    if (m < positions) {
-      let n = m / ohw;
-      let r = m - n * ohw;
-      let oh = r / p.out_width;
-      top[j] = i32(oh * p.stride) - p.padding;
-      left[j] = i32((r - oh * p.out_width) * p.stride) - p.padding;
-      base[j] = i32(n * p.in_channels * p.height * p.width) + top[j] * i32(p.width) + left[j];
-    }
-  }
-  // Weight loader: reduction step k0 + bStep of channels o0 + bLane + 16j.
-  let bStep = t % 16u;
-  let bLane = t / 16u;
-  var acc = Accumulators();
-  let chunks = (depth + CHUNK - 1u) / CHUNK;
+  let start = slice * p.slice_length;
+  let end = min(start + p.slice_length, p.in_channels * KSIZE * KSIZE);
+  let at = position(m0 + t % TILE_M);
+  var acc: Accumulators;
+  let chunks = (max(end, start) - start + CHUNK - 1u) / CHUNK;
+  var next = load(at, t, start, end, o0);
   for (var chunk = 0u; chunk < chunks; chunk++) {
-    let k0 = chunk * CHUNK;
-    let step = reductionStep(k0 + aStep);
-    stageRows(aStep, aLane, base + vec4i(step.offset), insideImage(top + vec4i(step.row), left + vec4i(step.col)));
-    stageChannels(bStep, o0, bLane, k0 + bStep < depth, k0 + bStep);
     workgroupBarrier();
-    acc = multiplyChunk(acc, t % 16u, t / 16u);
+    stage(next, t);
     workgroupBarrier();
+    if (chunk + 1u < chunks) {
+      next = load(at, t, start + (chunk + 1u) * CHUNK, end, o0);
+    }
+    multiplyChunk(&acc, t % THREADS_M, t / THREADS_M);
   }
-  let o = o0 + 4u * (t / 16u);
-  let m = m0 + t % 16u;
-  store(acc.a0, m, o);
-  store(acc.a1, m + 16u, o);
-  store(acc.a2, m + 32u, o);
-  store(acc.a3, m + 48u, o);
+  storeAccumulators(&acc, t, m0, o0, slice);
 }

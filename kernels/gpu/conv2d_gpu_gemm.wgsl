@@ -1,100 +1,112 @@
 // Shared by conv2d_gpu_forward.wgsl and conv2d_gpu_weight_grad.wgsl (`//!include gpu/conv2d_gpu_gemm.wgsl`,
-// with gpu/conv2d_gpu_common.wgsl): the workgroup-tiled GEMM both run.
-// - A workgroup of 256 invocations owns a tile of TILE rows (output positions in the forward, weight columns
-//   in the weight gradient) x TILE output channels; invocation t = (tx, ty) = (t % 16, t / 16) holds rows
-//   tx + 16i x channels 4ty + j in four vec4 accumulators, so consecutive invocations write consecutive rows.
-// - Per chunk of CHUNK reduction steps the workgroup stages the row operand, gathered from the input `x`
-//   with zero padding, in `tileRows` [CHUNK][ROW_STRIDE], and the channel operand in `tileChannels`
-//   [CHUNK][CHANNEL_STRIDE] as vec4s of four channels; a loader invocation stages four values of one step,
-//   16 rows or channels apart.
-// - FMA loop: per step one vec4 read of the channel tile (the same for all tx: broadcast), 4 scalar reads of
-//   the row tile (consecutive across tx: no bank conflicts), 16 multiply-adds. No integer division.
-// - CHANNEL_STRIDE is 17 vec4s (vec4-aligned; the transposing stores conflict at most 2-way).
-// The including kernel binds `x` and defines
-//   const ROW_STRIDE                             the row tile's stride, conflict-free for its row loader
-//   fn channelOperand(o: u32, at: u32) -> f32    channel o's operand value at the loader's offset `at`
-const CHANNEL_STRIDE = 17u;
+// with gpu/conv2d_gpu_common.wgsl): the workgroup-tiled GEMM both run, in the shape of one candidate.
+//
+// The shape constants below are the default candidate's (64 x 64 tiles, 4 x 4 blocks, chunks of 16); the
+// runtime replaces their values with those of the candidate it runs (lib/layers/conv2d_gpu_candidates.ts,
+// the one table of shapes), so this file compiles on its own and every candidate shares its code.
+// - A workgroup of THREADS = (TILE_M / BLOCK_M) x (TILE_N / BLOCK_N) invocations owns a tile of TILE_M rows
+//   (output positions in the forward, weight columns in the weight gradient) x TILE_N output channels.
+//   Invocation t = (tx, ty) = (t % THREADS_M, t / THREADS_M) holds rows 4(tx + THREADS_M i) + 0..3 for
+//   i < BLOCK_M / 4 and channels 4(ty + THREADS_N j) + 0..3 for j < BLOCK_N / 4, so both of its operands
+//   are read from workgroup memory as vec4s (BLOCK_M / 4 + BLOCK_N / 4 reads per BLOCK_M x BLOCK_N FMAs).
+// - Per chunk of CHUNK reduction steps the workgroup stages both operands in workgroup memory, [CHUNK]
+//   [TILE_M] and [CHUNK][TILE_N] floats held as vec4s. Row reads are consecutive across tx (no bank
+//   conflicts); channel reads are the same for all tx (broadcast).
+// - The including kernel loads the next chunk's ROW_LOADS + CHANNEL_LOADS values into registers before
+//   the current chunk's FMAs (register double-buffering), so global loads overlap arithmetic.
+const TILE_M = 64u;
+const TILE_N = 64u;
+const BLOCK_M = 4u;
+const BLOCK_N = 4u;
+const CHUNK = 16u;
+// (TILE_M / BLOCK_M) * (TILE_N / BLOCK_N), written out: the entry points' @workgroup_size.
+const THREADS = 256u;
 
-var<workgroup> tileRows: array<f32, CHUNK * ROW_STRIDE>;
-var<workgroup> tileChannels: array<vec4f, CHUNK * CHANNEL_STRIDE>;
+// The window's geometry, compiled into each pipeline (set per layer by the runtime): decoding a reduction
+// step divides by constants, which the shader compiler turns into multiplications. PAD is signed: the
+// input gradient runs the forward kernel with padding k - 1 - p, negative when p > k - 1 (a crop).
+override KSIZE: u32;
+override STRIDE: u32;
+override PAD: i32;
+
+const THREADS_M = TILE_M / BLOCK_M;
+const THREADS_N = TILE_N / BLOCK_N;
+const BLOCK_M4 = BLOCK_M / 4u;
+const BLOCK_N4 = BLOCK_N / 4u;
+// Values each invocation stages per chunk, of each operand.
+const ROW_LOADS = CHUNK * TILE_M / THREADS;
+const CHANNEL_LOADS = CHUNK * TILE_N / THREADS;
+
+var<workgroup> tileRows: array<vec4f, CHUNK * TILE_M / 4u>;
+var<workgroup> tileChannels: array<vec4f, CHUNK * TILE_N / 4u>;
 
 // Tiles over `rows` x the output channels.
 fn tileCount(rows: u32) -> u32 {
-  return ((rows + TILE - 1u) / TILE) * ((p.out_channels + TILE - 1u) / TILE);
+  return ((rows + TILE_M - 1u) / TILE_M) * ((p.out_channels + TILE_N - 1u) / TILE_N);
 }
 
 // The first row and first channel of tile `tile` (channel tiles fastest).
 fn tileOrigin(tile: u32) -> vec2u {
-  let channelTiles = (p.out_channels + TILE - 1u) / TILE;
-  return vec2u((tile / channelTiles) * TILE, (tile % channelTiles) * TILE);
-}
-
-// Where reduction step e = (c*k + kh)*k + kw reads relative to a window's corner: tap row and column, and the
-// offset of (c, kh, kw) inside an image. Past the reduction (e >= depth) the row is FAR, so it reads nothing.
-struct Step {
-  row: i32,
-  col: i32,
-  offset: i32,
-}
-
-fn reductionStep(e: u32) -> Step {
-  let kk = p.kernel * p.kernel;
-  if (e >= p.in_channels * kk) {
-    return Step(FAR, 0, 0);
-  }
-  let c = e / kk;
-  let tap = e - c * kk;
-  let row = tap / p.kernel;
-  let col = tap - row * p.kernel;
-  return Step(i32(row), i32(col), i32(c * p.height * p.width + row * p.width + col));
+  let channelTiles = (p.out_channels + TILE_N - 1u) / TILE_N;
+  return vec2u((tile / channelTiles) * TILE_M, (tile % channelTiles) * TILE_N);
 }
 
 // Negative coordinates wrap to huge unsigned values, so one comparison checks both ends.
-fn insideImage(ih: vec4i, iw: vec4i) -> vec4<bool> {
-  return (vec4u(ih) < vec4u(p.height)) & (vec4u(iw) < vec4u(p.width));
+fn insideImage(ih: i32, iw: i32) -> bool {
+  return u32(ih) < p.height && u32(iw) < p.width;
 }
 
-// Stages x[at[j]] (0 where !inside[j]) at rows lane + 16j of tile row `step`.
-fn stageRows(step: u32, lane: u32, at: vec4i, inside: vec4<bool>) {
-  for (var j = 0u; j < 4u; j++) {
-    var v = 0.0;
-    if (inside[j]) {
-      v = x[at[j]];
-    }
-    tileRows[step * ROW_STRIDE + lane + 16u * j] = v;
-  }
+// Staged values of one chunk, loaded into registers ahead of their use.
+struct Staged {
+  rows: array<f32, ROW_LOADS>,
+  channels: array<f32, CHANNEL_LOADS>,
 }
 
-// Stages the operand of channels o0 + lane + 16j at tile row `step` (0 past the last channel or if !valid).
-fn stageChannels(step: u32, o0: u32, lane: u32, valid: bool, at: u32) {
-  for (var j = 0u; j < 4u; j++) {
-    let o = o0 + lane + 16u * j;
-    var v = 0.0;
-    if (valid && o < p.out_channels) {
-      v = channelOperand(o, at);
-    }
-    tileChannels[step * CHANNEL_STRIDE + lane / 4u + 4u * j][lane % 4u] = v;
-  }
+// Element `at` of the row operand's stage, [CHUNK][TILE_M] flattened.
+fn stageRow(at: u32, v: f32) {
+  tileRows[at / 4u][at % 4u] = v;
 }
 
-// An invocation's accumulators: rows tx + 16i (ai) x channels 4ty.. (components).
-struct Accumulators {
-  a0: vec4f,
-  a1: vec4f,
-  a2: vec4f,
-  a3: vec4f,
+// Element `at` of the channel operand's stage, [CHUNK][TILE_N] flattened.
+fn stageChannel(at: u32, v: f32) {
+  tileChannels[at / 4u][at % 4u] = v;
 }
+
+// An invocation's accumulators: acc[r * BLOCK_N4 + j] holds its block row r, channels 4(ty + THREADS_N j)..
+alias Accumulators = array<vec4f, BLOCK_M * BLOCK_N4>;
 
 // Adds the products of the staged chunk.
-fn multiplyChunk(acc: Accumulators, tx: u32, ty: u32) -> Accumulators {
-  var r = acc;
+fn multiplyChunk(acc: ptr<function, Accumulators>, tx: u32, ty: u32) {
   for (var q = 0u; q < CHUNK; q++) {
-    let row = q * ROW_STRIDE + tx;
-    let channels = tileChannels[q * CHANNEL_STRIDE + ty];
-    r.a0 = fma(vec4f(tileRows[row]), channels, r.a0);
-    r.a1 = fma(vec4f(tileRows[row + 16u]), channels, r.a1);
-    r.a2 = fma(vec4f(tileRows[row + 32u]), channels, r.a2);
-    r.a3 = fma(vec4f(tileRows[row + 48u]), channels, r.a3);
+    var a: array<vec4f, BLOCK_M4>;
+    var b: array<vec4f, BLOCK_N4>;
+    for (var i = 0u; i < BLOCK_M4; i++) {
+      a[i] = tileRows[q * (TILE_M / 4u) + tx + THREADS_M * i];
+    }
+    for (var j = 0u; j < BLOCK_N4; j++) {
+      b[j] = tileChannels[q * (TILE_N / 4u) + ty + THREADS_N * j];
+    }
+    for (var i = 0u; i < BLOCK_M4; i++) {
+      for (var c = 0u; c < 4u; c++) {
+        let row = vec4f(a[i][c]);
+        for (var j = 0u; j < BLOCK_N4; j++) {
+          let r = (4u * i + c) * BLOCK_N4 + j;
+          (*acc)[r] = fma(row, b[j], (*acc)[r]);
+        }
+      }
+    }
   }
-  return r;
+}
+
+// Hands each accumulator of invocation t in the tile at (row0, o0) to the including kernel's hook
+//   fn store(acc: vec4f, row: u32, o: u32, slice: u32)   (row `row`, channels o..o+3)
+fn storeAccumulators(acc: ptr<function, Accumulators>, t: u32, row0: u32, o0: u32, slice: u32) {
+  let tx = t % THREADS_M;
+  let ty = t / THREADS_M;
+  for (var r = 0u; r < BLOCK_M; r++) {
+    for (var j = 0u; j < BLOCK_N4; j++) {
+      let row = row0 + 4u * (tx + THREADS_M * (r / 4u)) + r % 4u;
+      store((*acc)[r * BLOCK_N4 + j], row, o0 + 4u * (ty + THREADS_N * j), slice);
+    }
+  }
 }

@@ -3,17 +3,17 @@
 // with e = (c*k + kh)*k + kw (OIHW order) and zero padding. g is the output gradient (already masked by the
 // ReLU when fused: conv2d_gpu_bias_grad.wgsl writes the masked copy).
 //
-// GEMM view (the tiled GEMM of conv2d_gpu_gemm.wgsl): rows are the IC*k*k weight columns e, channels the OC
-// output channels, the reduction runs over the R = N*OH*OW flattened positions r = (n*OH + oh)*OW + ow.
-// - The reduction is cut into p.slices contiguous ranges of p.slice_length; workgroup (slice, tile) sums its
-//   range only and writes its partial tile to the workspace out[slice, o, e]; conv2d_gpu_reduce.wgsl then
-//   adds the slices into dw in slice order (deterministic, no atomics). With a single slice (p.direct = 1)
-//   out is dw itself and the epilogue adds into it.
-// - Consecutive invocations hold consecutive columns: coalesced stores.
-// - Both loaders use position r = chunk start + t%16 (16 consecutive invocations read 16 consecutive
-//   positions: contiguous in g, stride s in x) and channel/column t/16 + 16j. The columns are decoded once
-//   before the loop; the position once per chunk (two divisions per invocation per chunk, outside the FMA
-//   loop). The row stride of 66 floats makes the column loader's stores conflict-free.
+// GEMM view (the tiled GEMM of conv2d_gpu_gemm.wgsl, in any candidate's shape): rows are the IC*k*k weight
+// columns e, channels the OC output channels, the reduction runs over the R = N*OH*OW flattened positions
+// r = (n*OH + oh)*OW + ow.
+// - The reduction is cut into p.slices contiguous ranges of p.slice_length (a multiple of CHUNK); workgroup
+//   (slice, tile) sums its range only and writes its partial tile to the workspace out[slice, o, e];
+//   conv2d_gpu_reduce.wgsl then adds the slices into dw in slice order (deterministic, no atomics). With a
+//   single slice (p.direct = 1) out is dw itself and the epilogue adds into it.
+// - Both loaders: value l = t + THREADS*j of a stage is position r = chunk start + l % CHUNK (t % CHUNK for
+//   all j, since CHUNK divides THREADS: consecutive invocations read consecutive positions, contiguous in g
+//   and stride s in x; decoded once per chunk) of column or channel l / CHUNK. A column is decoded with
+//   divisions by the override KSIZE. The next chunk is loaded into registers before the current FMAs.
 //!include gpu/conv2d_gpu_common.wgsl
 //!include gpu/conv2d_gpu_gemm.wgsl
 
@@ -22,16 +22,59 @@
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const ROW_STRIDE = 66u;
-
-// Gradient of channel o at g[n, 0, oh, ow] = g[at].
-fn channelOperand(o: u32, at: u32) -> f32 {
-  return g[at + o * p.out_height * p.out_width];
+// The chunk starting at position r0 (positions from `end` on read 0): this invocation's share of both
+// operands.
+fn load(t: u32, r0: u32, end: u32, e0: u32, o0: u32) -> Staged {
+  var s: Staged;
+  let ohw = p.out_height * p.out_width;
+  let kk = KSIZE * KSIZE;
+  let depth = p.in_channels * kk;
+  let r = r0 + t % CHUNK;
+  let valid = r < end;
+  let n = r / ohw;
+  let pos = r - n * ohw;
+  let oh = pos / p.out_width;
+  let ow = pos - oh * p.out_width;
+  let top = i32(oh * STRIDE) - PAD;
+  let left = i32(ow * STRIDE) - PAD;
+  let base = i32(n * p.in_channels * p.height * p.width) + top * i32(p.width) + left;
+  for (var j = 0u; j < ROW_LOADS; j++) {
+    let e = e0 + (t + THREADS * j) / CHUNK;
+    let c = e / kk;
+    let tap = e - c * kk;
+    let kh = tap / KSIZE;
+    let kw = tap - kh * KSIZE;
+    var v = 0.0;
+    if (valid && e < depth && insideImage(top + i32(kh), left + i32(kw))) {
+      v = x[base + i32(c * p.height * p.width + kh * p.width + kw)];
+    }
+    s.rows[j] = v;
+  }
+  let at = n * p.out_channels * ohw + pos;
+  for (var j = 0u; j < CHANNEL_LOADS; j++) {
+    let o = o0 + (t + THREADS * j) / CHUNK;
+    var v = 0.0;
+    if (valid && o < p.out_channels) {
+      v = g[at + o * ohw];
+    }
+    s.channels[j] = v;
+  }
+  return s;
 }
 
-// Writes (or with p.direct adds) one accumulator: column e of channels o.. .
+fn stage(s: Staged, t: u32) {
+  let step = t % CHUNK;
+  for (var j = 0u; j < ROW_LOADS; j++) {
+    stageRow(step * TILE_M + (t + THREADS * j) / CHUNK, s.rows[j]);
+  }
+  for (var j = 0u; j < CHANNEL_LOADS; j++) {
+    stageChannel(step * TILE_N + (t + THREADS * j) / CHUNK, s.channels[j]);
+  }
+}
+
+// Writes (or with p.direct adds) one accumulator: column e of channels o..o+3.
 fn store(acc: vec4f, e: u32, o: u32, slice: u32) {
-  let depth = p.in_channels * p.kernel * p.kernel;
+  let depth = p.in_channels * KSIZE * KSIZE;
   if (e >= depth) {
     return;
   }
@@ -47,11 +90,11 @@ fn store(acc: vec4f, e: u32, o: u32, slice: u32) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) t: u32) {
   let wg = wid.x + wid.y * nwg.x;
-  let tiles = tileCount(p.in_channels * p.kernel * p.kernel);
+  let tiles = tileCount(p.in_channels * KSIZE * KSIZE);
   if (wg >= tiles * p.slices) {
     return;
   }
@@ -59,46 +102,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let origin = tileOrigin(wg - slice * tiles);
   let e0 = origin.x;
   let o0 = origin.y;
-  let ohw = p.out_height * p.out_width;
   let start = slice * p.slice_length;
-  let end = min(start + p.slice_length, p.n * ohw);
-
-  let lr = t % 16u;
-  let lc = t / 16u;
-  // The loader's four columns e0 + lc + 16j: tap row and column relative to the window's corner, and the
-  // offset of (c, kh - p, kw - p) inside an image.
-  var colTop = vec4i(0);
-  var colLeft = vec4i(0);
-  var colOffset = vec4i(0);
-  for (var j = 0u; j < 4u; j++) {
-    let step = reductionStep(e0 + lc + 16u * j);
-    colTop[j] = step.row - p.padding;
-    colLeft[j] = step.col - p.padding;
-    colOffset[j] = step.offset - p.padding * i32(p.width) - p.padding;
-  }
-  var acc = Accumulators();
+  let end = min(start + p.slice_length, p.n * p.out_height * p.out_width);
+  var acc: Accumulators;
   let chunks = (max(end, start) - start + CHUNK - 1u) / CHUNK;
+  var next = load(t, start, end, e0, o0);
   for (var chunk = 0u; chunk < chunks; chunk++) {
-    let r = start + chunk * CHUNK + lr;
-    let valid = r < end;
-    let n = r / ohw;
-    let pos = r - n * ohw;
-    let oh = pos / p.out_width;
-    let ow = pos - oh * p.out_width;
-    stageChannels(lr, o0, lc, valid, n * p.out_channels * ohw + pos);
-    // x at the four columns for position r (zero in the padding and past the slice).
-    let ih = vec4i(i32(oh * p.stride)) + colTop;
-    let iw = vec4i(i32(ow * p.stride)) + colLeft;
-    let at = vec4i(i32(n * p.in_channels * p.height * p.width + (oh * p.width + ow) * p.stride)) + colOffset;
-    stageRows(lr, lc, at, insideImage(ih, iw) & vec4<bool>(valid));
     workgroupBarrier();
-    acc = multiplyChunk(acc, t % 16u, t / 16u);
+    stage(next, t);
     workgroupBarrier();
+    if (chunk + 1u < chunks) {
+      next = load(t, start + (chunk + 1u) * CHUNK, end, e0, o0);
+    }
+    multiplyChunk(&acc, t % THREADS_M, t / THREADS_M);
   }
-  let o = o0 + 4u * (t / 16u);
-  let e = e0 + t % 16u;
-  store(acc.a0, e, o, slice);
-  store(acc.a1, e + 16u, o, slice);
-  store(acc.a2, e + 32u, o, slice);
-  store(acc.a3, e + 48u, o, slice);
+  storeAccumulators(&acc, t, e0, o0, slice);
 }

@@ -58,7 +58,7 @@ export async function loadTuning(
     await Deno.remove(path).catch(() => {});
     onNote?.(
       `note: removed the damaged tuning cache ${path} (${(e as Error).message.split("\n")[0]}); the ` +
-        "default split-K choices apply until `deno task bench --tune` measures them again",
+        "default GEMM choices apply until `deno task bench --tune` measures them again",
     );
     return undefined;
   }

@@ -118,13 +118,14 @@ export class Gpu {
    * This adapter's tuned kernel choices (see lib/tuning.ts): empty until loaded from the per-adapter cache
    * or measured; layers read it through the kernel plan, never from module state.
    */
-  tuning: Tuning = { targets: {}, cached: false };
+  tuning: Tuning = { choices: {}, cached: false };
 
   #pool: BufferPool;
   #recorder: CommandRecorder;
   #profiler: Profiler;
   #records = new RecordStream();
-  #pipelines = new Map<string, GPUComputePipeline>();
+  /** Pipelines by kernel: variants of one kernel (a candidate's shape, a layer's constants) share its name. */
+  #pipelines = new Map<Kernel, { pipeline: GPUComputePipeline; id: number }>();
   #bindGroups = new Map<string, GPUBindGroup>();
   #bufferIds = new WeakMap<GPUBuffer, number>();
   #nextBufferId = 0;
@@ -266,19 +267,24 @@ export class Gpu {
     clearTimeout(timer);
   }
 
-  /** The compute pipeline for a kernel, compiled once per device and cached by name. */
+  /** The compute pipeline for a kernel, compiled once per device and cached by kernel. */
   pipeline(k: Kernel): GPUComputePipeline {
-    let pipeline = this.#pipelines.get(k.name);
-    if (!pipeline) {
+    return this.#compiled(k).pipeline;
+  }
+
+  #compiled(k: Kernel): { pipeline: GPUComputePipeline; id: number } {
+    let compiled = this.#pipelines.get(k);
+    if (!compiled) {
       const module = this.device.createShaderModule({ label: k.name, code: k.code });
-      pipeline = this.device.createComputePipeline({
+      const pipeline = this.device.createComputePipeline({
         label: k.name,
         layout: "auto",
         compute: { module, entryPoint: k.entryPoint, constants: k.constants },
       });
-      this.#pipelines.set(k.name, pipeline);
+      compiled = { pipeline, id: this.#pipelines.size };
+      this.#pipelines.set(k, compiled);
     }
-    return pipeline;
+    return compiled;
   }
 
   /**
@@ -311,8 +317,9 @@ export class Gpu {
   /**
    * Records one dispatch: `params` fill the kernel's `Params` uniform by field name, `buffers` its storage
    * bindings by variable name, and `workgroups` workgroups run. A count above the per-dimension limit is
-   * folded into y; kernels recover the linear workgroup index from `num_workgroups`. `flops` and
-   * `candidate` (the tuned variant, if any) go into the dispatch's record.
+   * folded into y; kernels recover the linear workgroup index from `num_workgroups`. `flops`, `candidate`
+   * (the tuned variant, if any) and `executedFlops` (what its tiles execute, padding included) go into the
+   * dispatch's record.
    */
   dispatch(
     k: Kernel,
@@ -321,6 +328,7 @@ export class Gpu {
     workgroups: number,
     flops = 0,
     candidate = "",
+    executedFlops = flops,
   ): void {
     this.checkHealthy();
     const pipeline = this.pipeline(k);
@@ -330,7 +338,14 @@ export class Gpu {
     const x = Math.min(workgroups, maxPerDim);
     const y = Math.ceil(workgroups / maxPerDim);
     if (y > maxPerDim) throw new NinError(`${k.name}: ${workgroups} workgroups is more than a device runs`);
-    const { record, timed } = this.#records.add(k.name, candidate, workgroups, k.workgroupSize, flops);
+    const { record, timed } = this.#records.add(
+      k.name,
+      candidate,
+      workgroups,
+      k.workgroupSize,
+      flops,
+      executedFlops,
+    );
     const work = { pipeline, bindGroup, x, y };
     encode(timed && record ? this.#profiler.pass(record, work) : this.#recorder.pass(), work);
     if (timed) this.#recorder.endPass();
@@ -352,7 +367,7 @@ export class Gpu {
       if (binding === undefined) throw new Error(`${k.name}: no binding named ${name}`);
       entries.push({ binding, resource: { buffer } });
     }
-    const key = k.name +
+    const key = this.#compiled(k).id +
       entries.map((e) => `,${e.binding}:${this.#bufferId((e.resource as GPUBufferBinding).buffer)}`).join("");
     let bindGroup = this.#bindGroups.get(key);
     if (!bindGroup) {

@@ -17,6 +17,7 @@ import maxpool2dParams from "../../kernels/maxpool2d_params.wgsl" with { type: "
 import adaptivePoolWindow from "../../kernels/adaptive_pool_window.wgsl" with { type: "text" };
 import conv2dGpuCommon from "../../kernels/gpu/conv2d_gpu_common.wgsl" with { type: "text" };
 import conv2dGpuGemm from "../../kernels/gpu/conv2d_gpu_gemm.wgsl" with { type: "text" };
+import conv2dGpuOutput from "../../kernels/gpu/conv2d_gpu_output.wgsl" with { type: "text" };
 
 /** The shared WGSL snippets a kernel may include, by path under `kernels/`. */
 const SNIPPETS: Readonly<Record<string, string>> = {
@@ -28,6 +29,7 @@ const SNIPPETS: Readonly<Record<string, string>> = {
   "adaptive_pool_window.wgsl": adaptivePoolWindow,
   "gpu/conv2d_gpu_common.wgsl": conv2dGpuCommon,
   "gpu/conv2d_gpu_gemm.wgsl": conv2dGpuGemm,
+  "gpu/conv2d_gpu_output.wgsl": conv2dGpuOutput,
 };
 
 /** A scalar field of a kernel's `Params` uniform. */

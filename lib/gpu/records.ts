@@ -34,6 +34,11 @@ export interface DispatchRecord {
   workgroupSize: number;
   /** Floating-point operations the caller declares for this dispatch. */
   flops: number;
+  /**
+   * Floating-point operations the launched tiles execute, padding included (a tiled GEMM's partial tiles);
+   * `flops` for a dispatch that declares none. `flops / executedFlops` is its tile efficiency.
+   */
+  executedFlops: number;
   /** Dotted name of the layer that recorded it (`""` outside any layer). */
   scope: string;
   /** The part of a step it belongs to. */
@@ -111,6 +116,7 @@ export class RecordStream {
     workgroups: number,
     workgroupSize: number,
     flops: number,
+    executedFlops = flops,
   ): { record: DispatchRecord | null; timed: boolean } {
     if (this.#traces.length === 0) return { record: null, timed: false };
     const record: DispatchRecord = {
@@ -119,6 +125,7 @@ export class RecordStream {
       workgroups,
       workgroupSize,
       flops,
+      executedFlops,
       scope: this.scope,
       phase: this.phase,
       ns: NaN,

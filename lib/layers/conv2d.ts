@@ -171,10 +171,16 @@ export class Conv2d extends Module {
 
   #forward(x: Tensor, ctx: ForwardContext, relu: boolean): Tensor {
     const g = this.geometry(x.shape);
-    const { kernel, params, workgroups } = convPasses(this.gpu).forward(g, relu);
+    const passes = convPasses(this.gpu);
     const y = Tensor.empty(this.gpu, convOutputShape(g), "activations");
-    const buffers = { x: x.buffer, w: this.weight.value.buffer, bias: this.bias.value.buffer, y: y.buffer };
-    this.gpu.dispatch(kernel, buffers, params, workgroups, convFlops(g).gemm);
+    const [weight, bias] = [this.weight.value, this.bias.value];
+    if (passes.recordForward) {
+      passes.recordForward({ gpu: this.gpu, geometry: g, relu, x, weight, bias, y });
+    } else {
+      const { kernel, params, workgroups } = passes.forward!(g, relu);
+      const buffers = { x: x.buffer, w: weight.buffer, bias: bias.buffer, y: y.buffer };
+      this.gpu.dispatch(kernel, buffers, params, workgroups, convFlops(g).gemm);
+    }
     this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null, geometry: g } : null;
     return y;
   }

@@ -83,6 +83,24 @@ export interface ConvDispatch {
   workgroups: number;
 }
 
+/** Inputs of a forward a family records itself ({@link ConvPasses.recordForward}). */
+export interface ConvForward {
+  /** The device. */
+  gpu: Gpu;
+  /** Sizes. */
+  geometry: ConvGeometry;
+  /** Whether the following ReLU is fused into the forward. */
+  relu: boolean;
+  /** Input, NCHW. */
+  x: Tensor;
+  /** Weights, OIHW. */
+  weight: Tensor;
+  /** Bias. */
+  bias: Tensor;
+  /** The output to write, `[n, outChannels, outHeight, outWidth]`. */
+  y: Tensor;
+}
+
 /**
  * Inputs of a backward pass, with what every family shares prepared by Conv2d: the masked-gradient workspace
  * and the input gradient. `dw` and `db` are accumulated into (`+=`), `dx` written.
@@ -125,8 +143,13 @@ export function reluMaskBindings(args: ConvBackward): Record<string, GPUBuffer> 
 
 /** A kernel family's Conv2d passes. */
 export interface ConvPasses {
-  /** The forward over `g`, with the following ReLU fused into its epilogue when `relu`. */
-  forward(g: ConvGeometry, relu: boolean): ConvDispatch;
+  /**
+   * The forward over `g` as one dispatch, with the following ReLU fused into its epilogue when `relu`;
+   * Conv2d records it. A family without it records its forward itself ({@link ConvPasses.recordForward}).
+   */
+  forward?(g: ConvGeometry, relu: boolean): ConvDispatch;
+  /** Records y = conv(x, w) + bias (then the ReLU when `relu`): a forward of several dispatches. */
+  recordForward?(args: ConvForward): void;
   /**
    * Why this family cannot run the backward of `g` (the end of Conv2d's error message), or undefined when it
    * can; asked before any workspace is allocated or anything recorded.
