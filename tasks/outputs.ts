@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, normalize } from "node:path";
-import { checkWritable, describeFsError } from "../lib/deno/atomic_write.ts";
+import { checkWritable, describeFsError, removeLeftovers } from "../lib/deno/atomic_write.ts";
 import { NinError } from "../lib/errors.ts";
 
 /** The directory for outputs (checkpoints, plots, metrics) of the README's commands. */
@@ -84,7 +84,8 @@ export interface OutputLock extends Disposable {
  * Takes the lock on `path` for this process: an exclusive OS lock on `<path>.lock`, which holds this
  * process's PID. If another running process holds it, throws a {@link NinError} naming that PID. The OS
  * drops the lock when its process ends, however it ends, so a lock file left by a killed run is stale: it
- * is taken over, and `onStale` says so.
+ * is taken over, and `onStale` says so (as it does for the unfinished temporary files of a killed write of
+ * `path`, which are removed).
  *
  * @example
  * ```ts
@@ -110,6 +111,10 @@ export async function lockOutput(path: string, onStale?: (message: string) => vo
     );
   }
   if (previous) onStale?.(`note: took over the stale lock ${lockPath} (PID ${previous} is not running)`);
+  // Holding the lock, no other run writes `path`: temporary files next to it are a killed write's leftovers.
+  for (const leftover of await removeLeftovers(path)) {
+    onStale?.(`note: removed ${leftover}, a write to ${path} that a killed run left unfinished`);
+  }
   await file.truncate(0);
   await file.seek(0, Deno.SeekMode.Start);
   await file.write(new TextEncoder().encode(`${Deno.pid}\n`));

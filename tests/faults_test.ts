@@ -205,9 +205,14 @@ taskTest(
       task.kill("SIGKILL");
       strictEqual((await task.finish()).code, 128 + 9);
       strictEqual(await epochOf(checkpoint), 1, "the epoch-1 checkpoint, complete");
+      const leftovers = () =>
+        [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes(".tmp-"));
+      strictEqual(leftovers().length, 1, "the killed write's half file");
       const resumed = await runTask("train", [...trainArgs(dataDir, checkpoint), `--resume=${checkpoint}`]);
       strictEqual(resumed.code, 0, resumed.stderr);
       strictEqual(await epochOf(checkpoint), 2, "resumed to the end");
+      ok(resumed.stderr.includes("a killed run left unfinished"), resumed.stderr);
+      deepStrictEqual(leftovers(), [], "the half file removed by the next run on the checkpoint");
     });
   },
 );

@@ -79,9 +79,35 @@ export function describeFsError(e: unknown): string {
 
 /** `dir/.name.tmp-<pid>-<random>`: hidden, in the target's directory so the rename stays on one volume. */
 function temporaryName(path: string): string {
-  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  const dir = slash >= 0 ? path.slice(0, slash + 1) : "";
-  const base = path.slice(slash + 1);
+  const { dir, base } = splitPath(path);
   const tag = `${Deno.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
   return `${dir}.${base}.tmp-${tag}`;
+}
+
+function splitPath(path: string): { dir: string; base: string } {
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return { dir: slash >= 0 ? path.slice(0, slash + 1) : "", base: path.slice(slash + 1) };
+}
+
+/**
+ * Removes the temporary files that atomic writes of `path` left behind (a process killed in the middle of a
+ * write) and returns their names. Only safe while no other process writes `path`: call it holding the
+ * path's lock.
+ *
+ * @example
+ * ```ts
+ * import { removeLeftovers } from "./atomic_write.ts";
+ * console.log(await removeLeftovers(await Deno.makeTempDir() + "/model.safetensors")); // []
+ * ```
+ */
+export async function removeLeftovers(path: string): Promise<string[]> {
+  const { dir, base } = splitPath(path);
+  const prefix = `.${base}.tmp-`;
+  const removed: string[] = [];
+  for await (const entry of Deno.readDir(dir || ".")) {
+    if (!entry.isFile || !entry.name.startsWith(prefix)) continue;
+    await Deno.remove(`${dir}${entry.name}`);
+    removed.push(`${dir}${entry.name}`);
+  }
+  return removed;
 }
