@@ -368,7 +368,7 @@ taskTest(
       assertTaskError(
         mismatched,
         2,
-        `${checkpoint} does not fit NiN with --one-by-one-convs 2: `,
+        `${checkpoint} does not fit NiN with --one-by-one-convs 2 --head direct: `,
         "state dict does not fit the model: missing 0.4.weight; missing 0.4.bias",
       );
       const evaluated = await runTask("eval", evalArgs);
@@ -403,7 +403,12 @@ taskTest(
       );
       const run = line.run;
       assertEquals(
-        [/^\d{8}-\d{6}-[0-9a-f]{4}$/.test(run), line.epoch, line.config.lr, line.config["batch-size"]],
+        [
+          /^\d{8}-\d{6}-[0-9a-f]{4}$/.test(run),
+          line.epoch,
+          line.config.train.lr,
+          line.config.train.batchSize,
+        ],
         [true, 1, 0.05, BATCH],
         "the fresh run's one metrics line (the older run's line is gone)",
       );
