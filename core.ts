@@ -32,7 +32,8 @@ export {
   requestGpu,
 } from "./lib/gpu/device.ts";
 export { PHASES, totalFlops } from "./lib/gpu/records.ts";
-export { type Tuning } from "./lib/tuning.ts";
+export { type LayerChoices, type PassChoice, type Tuning } from "./lib/tuning.ts";
+export { type GemmPass } from "./lib/layers/conv2d_gpu_candidates.ts";
 export { formatShape, NinError } from "./lib/errors.ts";
 export { Tensor } from "./lib/tensor.ts";
 export { type ForwardContext, Module, Parameter } from "./lib/module.ts";
@@ -125,7 +126,7 @@ export {
   type TestProgress,
 } from "./lib/fit.ts";
 export { confusionMatrix, predictClasses } from "./lib/predict.ts";
-export { measureRoofline, type Roofline } from "./lib/roofline.ts";
+export { measureRoofline, type Roofline, type RooflineCandidate } from "./lib/roofline.ts";
 export {
   CLASS_NAMES,
   type FashionMnist,

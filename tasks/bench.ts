@@ -21,6 +21,7 @@ import { GEMM_CANDIDATES, H200 } from "../lib/layers/conv2d_gpu_candidates.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
 import { measureRoofline } from "../lib/roofline.ts";
+import { probeAccessCosts } from "../lib/probe.ts";
 import { Tensor } from "../lib/tensor.ts";
 import { decodeStep, type RecordedStep, recordEvalStep, recordTrainStep } from "../lib/train.ts";
 import { Readback } from "../lib/readback.ts";
@@ -41,6 +42,7 @@ const TASK = {
       "micro-batch",
       "json",
       "plan",
+      "probe",
       "tune",
       "gpu",
       "kernels",
@@ -196,8 +198,12 @@ export interface BenchResult {
   infer_examples_per_s: number;
   /** The two loops' figures. */
   loops: { train: ProfiledLoop; infer: ProfiledLoop };
-  /** The matmul roofline, GFLOP/s. */
+  /** The matmul roofline, GFLOP/s: the fastest WGSL matmul the adapter runs. */
   roofline_gflops: number;
+  /** Which matmul that was. */
+  roofline_kernel: string;
+  /** Every matmul candidate measured. */
+  roofline_candidates: { name: string; gflops: number }[];
   /** The tuning in force (gpu family), or null. */
   tuning: unknown;
   /** How dispatches were timed. */
@@ -288,6 +294,26 @@ function summarize(records: DispatchRecord[], phase: "train" | "infer", roofline
   }).sort((a, b) => b.ms - a.ms);
 }
 
+/** `--probe`: the access costs of lib/probe.ts, as a table or JSON. */
+async function probe(gpu: Gpu, json: boolean | undefined): Promise<void> {
+  const p = await probeAccessCosts(gpu);
+  gpu.destroy();
+  if (json) return console.log(JSON.stringify({ device: gpu.describe(), ...p }));
+  console.log(`device: ${gpu.describe()}`);
+  console.log(
+    `one vec4 operand access inside a 12x8-blocked GEMM loop, ns per invocation-step (all threads together);` +
+      ` one four-wide FMA costs ${p.nsPerFma.toFixed(2)} ns`,
+  );
+  console.log("access".padEnd(24) + "ns".padStart(8) + "FMAs".padStart(8));
+  for (const c of p.costs.slice(1)) {
+    console.log(
+      c.kind.padEnd(24) + c.nsPerAccess.toFixed(2).padStart(8) +
+        (c.nsPerAccess / p.nsPerFma).toFixed(1).padStart(8),
+    );
+  }
+  if (!gpu.readOnlyStorageTextures) console.log("(this adapter has no read-only storage textures)");
+}
+
 if (import.meta.main) {
   await runTask(TASK, async (flags) => {
     const log = (line: string) => flags.json ? undefined : console.log(line);
@@ -333,6 +359,7 @@ if (import.meta.main) {
       return;
     }
     const gpu = await requestGpu({ engine: flags.gpu, kernels });
+    if (flags.probe) return await probe(gpu, flags.json);
     log(`device: ${gpu.describe()}`);
     const result = await benchmark(gpu, {
       batch,
@@ -383,7 +410,12 @@ export async function benchmark(
   const tuning = await tune(gpu, shapes, input, options.tune, microBatch);
   log(`tuning: ${tuning.text}`);
   const roofline = await measureRoofline(gpu, options.rooflineSize);
-  log(`roofline: ${roofline.gflops.toFixed(1)} GFLOP/s (WGSL matmul ${roofline.size}^3, register-blocked)`);
+  log(
+    `roofline: ${
+      roofline.gflops.toFixed(1)
+    } GFLOP/s (${roofline.name}, the fastest WGSL matmul of ${roofline.size}^3` +
+      ` here; ${roofline.candidates.map((c) => `${c.name} ${c.gflops.toFixed(1)}`).join(", ")})`,
+  );
 
   const rng = new Random(1);
   const images = Tensor.fromArray(gpu, rng.uniformArray(batch * size * size, 0, 1), [batch, 1, size, size]);
@@ -457,6 +489,8 @@ export async function benchmark(
     infer_examples_per_s: batch * 1000 / loops.infer.wallMs,
     loops,
     roofline_gflops: roofline.gflops,
+    roofline_kernel: roofline.name,
+    roofline_candidates: roofline.candidates.map((c) => ({ name: c.name, gflops: c.gflops })),
     tuning: tuning.json,
     timing,
     kernels: [...trainKernels, ...inferKernels],

@@ -183,6 +183,10 @@ const FLAG_SPECS = {
   },
   "port": { type: "int", default: 0, min: 0, max: 65535, help: "port on 127.0.0.1 (0: a free one)" },
   "build": { type: "boolean", help: "write the page and the bundle (nin.js) to --out and exit" },
+  "probe": {
+    type: "boolean",
+    help: "print what one operand access costs here instead (storage buffer vs read-only storage texture)",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The name of a flag in {@link FLAG_SPECS}. */

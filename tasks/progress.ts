@@ -72,6 +72,11 @@ export class Progress {
       (this.#testLeft > 0 ? this.#testLeft * test : 0);
   }
 
+  /** Seconds of training steps timed so far (the compiling first step left out). */
+  get timedTrainSeconds(): number {
+    return this.#trainSeconds;
+  }
+
   /** Seconds per training step so far, the compiling first step left out (NaN until a second one). */
   get secondsPerStep(): number {
     return this.#trainTimed ? this.#trainSeconds / this.#trainTimed : NaN;

@@ -67,8 +67,13 @@ const PAPER_ESTIMATE = {
 };
 
 const ENGINES: readonly Engine[] = ["deno", "dawn"];
-/** What one engine's process needs: data and outputs, the environment, and FFI for Dawn. */
-const CHILD_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi"];
+/** What one engine's process runs with: the tasks' permission set of the package's deno.json. */
+const CHILD_PERMISSIONS = [
+  "--quiet",
+  "--config",
+  new URL("../deno.json", import.meta.url).pathname,
+  "--permission-set=tasks",
+];
 const FAMILIES: readonly KernelFamily[] = ["software", "gpu"];
 
 /** Inference examples/s at `batch` (queued like `evaluate`, read in ticks). */

@@ -196,7 +196,7 @@ if (import.meta.main) {
         gpu.isSoftware ? " (on a software adapter this can take a few minutes)" : ""
       }...`,
     );
-    let stepsRun = 0;
+    let stepsRun = 0, estimated = false;
     let lastSave = { time: performance.now(), batch: startPosition?.batch ?? 0 };
     const save = async (epoch: number, position: EpochPosition | null) => {
       await saveCheckpoint(net, flags.checkpoint!, {
@@ -249,8 +249,11 @@ if (import.meta.main) {
         if (p.batch % every === 0 || p.batch === p.batches) {
           curve.push({ x: p.epoch - 1 + p.batch / p.batches, loss: p.epochLoss, trainAcc: p.epochAcc });
         }
-        // The second step is the first without shader compilation: a fair base for the estimate.
-        if (++stepsRun === Math.min(2, stepsLeft)) {
+        // The first step compiles the kernels and is left out; steps are read in ticks and share a tick's time, so a few seconds of steps make a fair base.
+        stepsRun += 1;
+        const timed = Number.isFinite(progress.secondsPerStep);
+        if (!estimated && timed && (progress.timedTrainSeconds >= 5 || stepsRun === stepsLeft)) {
+          estimated = true;
           progress.note(
             `note: ${progress.secondsPerStep.toFixed(2)} s/step on ${gpu.adapterName}; the rest of the run ` +
               `(${stepsLeft - stepsRun} steps and ${epochsLeft} test evaluation${

@@ -3,8 +3,8 @@
 // through the DevTools protocol (puppeteer-core). In the page, for both kernel families: PyTorch-trained
 // weights give Deno's logits, and SGD steps give Deno's losses; a short training run through the controls
 // draws the curves and the progress; Load then Save returns a checkpoint byte for byte, and `deno task eval`
-// loads the download; nothing is logged as an error. Runs once per suite (the default leg): the browser
-// covers both families itself, and the Dawn legs would only repeat it.
+// loads the download; nothing is logged as an error. Runs once per suite (the first leg: Deno over OpenGL,
+// NIN_KERNELS unset): the browser covers both families itself, and the other legs would only repeat it.
 import { ok, strictEqual } from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { readIdxSplit } from "../lib/deno/fashion_mnist.ts";
@@ -117,7 +117,9 @@ const text = (page: Page, selector: string) => page.$eval(selector, (e) => e.tex
 Deno.test({
   name:
     "browser: the page in headless Chromium (SwiftShader) matches Deno, trains, and round-trips checkpoints",
-  ignore: testEngine !== "deno" || Deno.env.get("NIN_KERNELS") !== undefined,
+  // Once per `deno task test`: in its first leg (Deno over OpenGL, the suite's family unset).
+  ignore: testEngine !== "deno" || Deno.env.get("NIN_KERNELS") !== undefined ||
+    !["gl", undefined].includes(Deno.env.get("DENO_WEBGPU_BACKEND")),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
@@ -167,16 +169,12 @@ Deno.test({
         await t.step(
           `${kernels} kernels: the fixture's logits within 1e-4 and 4 SGD losses within 1e-5 of Deno's`,
           async () => {
-            const browserResults = await page.evaluate(
-              inPage,
-              kernels,
-              FIXTURE_PATH,
-              IMAGES,
-              LOGITS_RESIZE,
-              SGD_RUN,
-            );
+            // Both at once: Chromium's SwiftShader and Deno's adapter are separate processes.
+            const [browserResults, deno] = await Promise.all([
+              page.evaluate(inPage, kernels, FIXTURE_PATH, IMAGES, LOGITS_RESIZE, SGD_RUN),
+              inDeno(kernels, train, test),
+            ]);
             ok(browserResults.device.includes(`${kernels} kernels`), browserResults.device);
-            const deno = await inDeno(kernels, train, test);
             assertWithin(browserResults.logits, deno.logits, 1e-4, "logits");
             assertWithin(browserResults.losses, deno.losses, 1e-5, "SGD losses");
           },
@@ -308,6 +306,29 @@ Deno.test({
         },
       );
       strictEqual(problems.join("\n"), "", "console errors and warnings in the page");
+
+      await t.step("without WebGPU the device line says what to do, and the shapes still show", async () => {
+        const plain = await puppeteer.launch({
+          executablePath: CHROMIUM,
+          headless: true,
+          args: ["--headless=new", "--no-sandbox", "--disable-gpu"],
+        });
+        try {
+          const other = await plain.newPage();
+          await other.goto(server.url);
+          await other.waitForFunction(() => document.body.dataset.state === "no-webgpu");
+          const device = await text(other, "#device");
+          ok(/^no WebGPU adapter found \(engine browser\).*--enable-unsafe-webgpu/.test(device), device);
+          ok((await text(other, "#resources")).includes("1,992,166 parameters"), "resources without a GPU");
+          strictEqual(
+            await other.$eval("#start", (e) => (e as HTMLButtonElement).disabled),
+            true,
+            "Start off",
+          );
+        } finally {
+          await plain.close();
+        }
+      });
     } finally {
       await browser?.close();
       const stopped = await server.stop();

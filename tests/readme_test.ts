@@ -31,13 +31,16 @@ const SHRINK: Record<string, string[]> = {
 /** Commands the README shows failing on purpose, with their exit code. */
 const EXPECTED_FAILURES: Record<string, number> = { "deno task shapes --resize 64": 2 };
 
-/** Every `deno task ...` command in the README, in order: code-block lines and inline code spans. */
+/**
+ * Every `deno task ...` command in the README, in order: code-block lines and inline code spans with
+ * arguments (an inline span with none, e.g. "`deno task eval` loads it", names the task; it is no command).
+ */
 export function readmeCommands(text: string): string[] {
   const commands: string[] = [];
   for (const line of text.split("\n")) {
     const block = /^(?:\$ )?(deno task [a-z]+[^#`]*?)\s*(?:#.*)?$/.exec(line);
     if (block) commands.push(block[1].trim());
-    for (const inline of line.matchAll(/`(deno task [a-z]+[^`]*)`/g)) commands.push(inline[1].trim());
+    for (const inline of line.matchAll(/`(deno task [a-z]+ [^`]+)`/g)) commands.push(inline[1].trim());
   }
   return commands;
 }
@@ -80,7 +83,8 @@ async function copyRepository(): Promise<string> {
 Deno.test("readme: the command extractor finds code-block and inline commands", () => {
   assertEquals(
     readmeCommands(
-      "```\n$ deno task shapes --leaf\ndeno task train   # note\n```\nrun `deno task eval --checkpoint PATH`",
+      "```\n$ deno task shapes --leaf\ndeno task train   # note\n```\nrun `deno task eval --checkpoint PATH`; " +
+        "`deno task eval` is a name",
     ),
     ["deno task shapes --leaf", "deno task train", "deno task eval --checkpoint PATH"],
     "commands",

@@ -11,7 +11,12 @@ import { CHROMIUM, CHROMIUM_FLAGS, setControl, startWebServer, waitIdle } from "
 
 const out = Deno.args[0] ?? "docs/web.png";
 const server = await startWebServer(["--offline"]);
-const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+const browser = await puppeteer.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: CHROMIUM_FLAGS,
+  protocolTimeout: 1_800_000, // a page-side wait lasts the whole run
+});
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 1500 });

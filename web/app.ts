@@ -13,7 +13,7 @@ import {
   countingGpu,
   type CurvePoint,
   encodeCheckpoint,
-  epochBatches,
+  evaluate,
   fit,
   type Gpu,
   type KernelChoice,
@@ -25,9 +25,7 @@ import {
   ninFromCheckpoint,
   parseCheckpoint,
   parseSafetensors,
-  predictClasses,
   requestGpu,
-  resizeImages,
   restoreCheckpoint,
   type RunConfig,
   runConfig,
@@ -63,6 +61,10 @@ interface Run {
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => byId<HTMLInputElement>(id);
 const IMAGES_SHOWN = 24;
+/** What to do where WebGPU is missing (or gives no adapter). */
+const WEBGPU_HELP = "Nothing can train here: use Chrome or Edge 113+, Safari 26+ or Firefox 141+ (Windows) " +
+  "with hardware acceleration on; on Linux start Chromium with --enable-unsafe-webgpu " +
+  "--enable-features=Vulkan. The shapes and resource figures below still work.";
 
 let gpu: Gpu | undefined;
 let run: Run | undefined;
@@ -281,29 +283,22 @@ async function start(): Promise<void> {
       ? `stopped after step ${state.step}`
       : `trained ${c.epochs} epoch${c.epochs > 1 ? "s" : ""}: test acc ${last?.testAcc.toFixed(3)}`,
   );
-  await evaluate(test, c.limitTest, c.batchSize);
+  await evaluateRun(test, c.limitTest, c.batchSize);
 }
 
-/** Predicts the test images, shows the first ones with their labels and the confusion matrix. */
-async function evaluate(test: Split, limit: number, batchSize: number): Promise<void> {
-  if (!run || !gpu) throw new NinError("no model yet: train or load a checkpoint first");
+/** Predicts the test images (the eval task's loop), shows the first ones with their labels and the confusion matrix. */
+async function evaluateRun(test: Split, limit: number, batchSize: number): Promise<void> {
+  if (!run) throw new NinError("no model yet: train or load a checkpoint first");
   const { net, resize } = run;
-  const count = Math.min(limit, test.count);
-  const batches = batchesPerEpoch(count, batchSize);
-  const labels: number[] = [];
-  const predictions: number[] = [];
-  let batch = 0;
-  for (const b of epochBatches(test, { batchSize, limit: count, shuffle: false })) {
-    const images = resizeImages(gpu, b.images, b.count, test.height, test.width, resize);
-    try {
-      predictions.push(...await predictClasses(net, images));
-    } finally {
-      images.dispose();
-    }
-    labels.push(...b.labels);
-    batch += 1;
-    byId("eval-text").textContent = `evaluating: batch ${batch}/${batches}`;
-  }
+  const result = await evaluate(net, test, {
+    batchSize,
+    resize,
+    limitTest: limit,
+    predictions: true,
+    onBatch: (p) => byId("eval-text").textContent = `evaluating: batch ${p.batch}/${p.batches}`,
+  });
+  const labels = [...test.labels.subarray(0, result.count)];
+  const predictions = [...result.predictions!];
   const matrix = confusionMatrix(labels, predictions, CLASS_NAMES.length);
   const correct = matrix.reduce((s, row, i) => s + row[i], 0);
   byId("eval-text").textContent =
@@ -490,7 +485,7 @@ async function main(): Promise<void> {
     action("evaluating", async () => {
       const c = readControls();
       setStatus("evaluating...");
-      await evaluate(await fetchSplit("test", c.limitTest), c.limitTest, c.batchSize);
+      await evaluateRun(await fetchSplit("test", c.limitTest), c.limitTest, c.batchSize);
       setStatus("evaluated");
     }));
   input("load").addEventListener("change", () => {
@@ -498,22 +493,16 @@ async function main(): Promise<void> {
     if (file) action("loading", () => load(file)).finally(() => input("load").value = "");
   });
   byId("save").addEventListener("click", () => action("loading", save));
-  if (!("gpu" in navigator)) {
-    const device = byId("device");
-    device.classList.add("missing");
-    device.textContent = "This browser has no WebGPU, so nothing can train here. Use Chrome or Edge 113+, " +
-      "Safari 26+ or Firefox 141+ (Windows); on Linux start Chromium with --enable-unsafe-webgpu " +
-      "--enable-features=Vulkan. The shapes and resource figures below still work.";
-    setState("no-webgpu");
-    await refreshModel();
-    return;
-  }
   setState("loading");
   try {
+    if (!("gpu" in navigator)) throw new NinError("This browser has no WebGPU.");
     await openGpu(readControls().kernels);
   } catch (e) {
-    byId("device").classList.add("missing");
-    byId("device").textContent = e instanceof Error ? e.message : String(e);
+    const device = byId("device");
+    device.classList.add("missing");
+    device.textContent = `${
+      (e instanceof Error ? e.message : String(e)).replace(/\.?$/, ".")
+    } ${WEBGPU_HELP}`;
     setState("no-webgpu");
     await refreshModel();
     return;

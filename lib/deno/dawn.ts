@@ -15,6 +15,7 @@
  */
 import { NinError } from "../errors.ts";
 import { canUseEnv, readEnv } from "./env.ts";
+import { wgslLanguageFeatures } from "../gpu/device.ts";
 
 /** What {@link requestDawnAdapter} hands to `requestGpu`. */
 export interface DawnAdapter {
@@ -22,6 +23,8 @@ export interface DawnAdapter {
   adapter: GPUAdapter;
   /** The graphics API Dawn runs it on, as the device line names it: `Vulkan`, `OpenGL`, `Metal`, `D3D12` ... */
   backend: string;
+  /** The WGSL language features of the Dawn instance (`navigator.gpu.wgslLanguageFeatures` in a browser). */
+  languageFeatures?: ReadonlySet<string>;
   /** Drops the Dawn instance; call it after destroying the device. */
   release: () => void;
 }
@@ -89,6 +92,7 @@ export async function requestDawnAdapter(powerPreference: GPUPowerPreference): P
       return {
         adapter,
         backend: BACKEND_NAMES[backend],
+        languageFeatures: wgslLanguageFeatures(instance),
         release: () => {
           instance = null;
         },

@@ -16,6 +16,11 @@ export interface CountingOptions {
   software?: boolean;
   /** Kernel family (default `auto`: follows `software`). */
   kernels?: KernelChoice;
+  /**
+   * Whether to pose as an adapter with read-only storage textures (default true: every engine here has
+   * them, and so do current browsers); the software family's plan depends on it.
+   */
+  readOnlyStorageTextures?: boolean;
 }
 
 /** WebGPU's default limits where the toolkit asks for more; the rest generous. */
@@ -28,6 +33,8 @@ const LIMITS = {
   maxComputeWorkgroupSizeX: 256,
   maxComputeWorkgroupSizeY: 256,
   maxStorageBuffersPerShaderStage: 8,
+  maxStorageTexturesPerShaderStage: 4,
+  maxTextureDimension2D: 8192,
 };
 
 /**
@@ -54,6 +61,7 @@ export function countingGpu(options: CountingOptions = {}): Gpu {
     isSoftware: software,
     kernels: options.kernels ?? "auto",
     key: `counting ${software ? "software" : "gpu"}`,
+    readOnlyStorageTextures: options.readOnlyStorageTextures ?? true,
   });
 }
 
@@ -75,6 +83,11 @@ function countingBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
   return buffer as unknown as GPUBuffer;
 }
 
+function countingTexture(descriptor: GPUTextureDescriptor): GPUTexture {
+  const texture = { label: descriptor.label ?? "", createView: () => ({ label: "" }), destroy: () => {} };
+  return texture as unknown as GPUTexture;
+}
+
 function countingDevice(limits: typeof LIMITS): GPUDevice {
   const pass = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups() {}, end() {} };
   const encoder = {
@@ -91,6 +104,7 @@ function countingDevice(limits: typeof LIMITS): GPUDevice {
     queue: { submit() {}, writeBuffer() {}, onSubmittedWorkDone: () => Promise.resolve() },
     addEventListener() {},
     createBuffer: countingBuffer,
+    createTexture: countingTexture,
     createShaderModule: () => ({}),
     createComputePipeline: () => pipeline,
     createBindGroup: () => ({}),

@@ -24,11 +24,16 @@ export type Engine = "deno" | "dawn" | "browser";
 
 /**
  * Opens an engine's adapter; `release` (if any) runs after the device is destroyed; `backend` is the graphics
- * API under it, where the engine tells it.
+ * API under it, where the engine tells it; `languageFeatures` its instance's `wgslLanguageFeatures`.
  */
 export type OpenAdapter = (
   powerPreference: GPUPowerPreference,
-) => Promise<{ adapter: GPUAdapter; release?: () => void; backend?: string }>;
+) => Promise<{
+  adapter: GPUAdapter;
+  release?: () => void;
+  backend?: string;
+  languageFeatures?: ReadonlySet<string>;
+}>;
 
 /**
  * The two kernel families: `software` is shaped for a CPU software adapter (a workgroup is one CPU thread,
@@ -74,6 +79,11 @@ export interface AdapterInfo {
   kernels: KernelChoice;
   /** Vendor, architecture and driver, for caches kept per adapter. */
   key: string;
+  /**
+   * Whether WGSL's `readonly_and_readwrite_storage_textures` language feature is there (read-only storage
+   * textures, the software family's fastest operand path on llvmpipe); default false.
+   */
+  readOnlyStorageTextures?: boolean;
   /** Called after the device is destroyed (drops the Dawn instance). */
   onDestroy?: () => void;
 }
@@ -82,6 +92,7 @@ export interface AdapterInfo {
 const MAX_BIND_GROUPS = 8192;
 
 const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const TEXTURE_USAGE = GPUTextureUsage.STORAGE_BINDING;
 
 /**
  * A WebGPU device with the toolkit's bookkeeping. Get one with {@link requestGpu}.
@@ -119,6 +130,8 @@ export class Gpu {
    * or measured; layers read it through the kernel plan, never from module state.
    */
   tuning: Tuning = { choices: {}, cached: false };
+  /** Whether kernels may read `texture_storage_2d<..., read>` bindings (see {@link AdapterInfo}). */
+  readonly readOnlyStorageTextures: boolean;
 
   #pool: BufferPool;
   #recorder: CommandRecorder;
@@ -127,7 +140,8 @@ export class Gpu {
   /** Pipelines by kernel: variants of one kernel (a candidate's shape, a layer's constants) share its name. */
   #pipelines = new Map<Kernel, { pipeline: GPUComputePipeline; id: number }>();
   #bindGroups = new Map<string, GPUBindGroup>();
-  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #bufferIds = new WeakMap<GPUBuffer | GPUTextureView, number>();
+  #views = new WeakMap<GPUTexture, GPUTextureView>();
   #nextBufferId = 0;
   #error: string | null = null;
   #lost: string | null = null;
@@ -144,8 +158,13 @@ export class Gpu {
     this.kernels = info.kernels === "auto" ? (info.isSoftware ? "software" : "gpu") : info.kernels;
     this.adapterKey = info.key;
     this.limits = device.limits;
+    this.readOnlyStorageTextures = info.readOnlyStorageTextures === true;
     this.#onDestroy = info.onDestroy ?? (() => {});
-    this.#pool = new BufferPool((size, label) => device.createBuffer({ size, usage: STORAGE_USAGE, label }));
+    this.#pool = new BufferPool(
+      (size, label) => device.createBuffer({ size, usage: STORAGE_USAGE, label }),
+      (width, height, label) =>
+        device.createTexture({ size: [width, height], format: "rgba32float", usage: TEXTURE_USAGE, label }),
+    );
     this.#recorder = new CommandRecorder(device, async (e) => {
       await this.#settleLoss();
       this.checkHealthy();
@@ -309,21 +328,45 @@ export class Gpu {
     return this.#pool.allocate(bytes, what, this.scope, this.phase);
   }
 
-  /** Returns a buffer from {@link Gpu.allocate} to the pool. */
-  release(buffer: GPUBuffer): void {
+  /** Returns a buffer from {@link Gpu.allocate} (or a texture from {@link Gpu.allocateTexture}) to the pool. */
+  release(buffer: GPUBuffer | GPUTexture): void {
     this.#pool.release(buffer);
   }
 
   /**
+   * A 2-d `rgba32float` texture of `width` x `height` texels that kernels write as a storage texture and read
+   * as a read-only one, from the pool like {@link Gpu.allocate}'s buffers and accounted the same way (16
+   * bytes a texel) until {@link Gpu.release}. Its contents are undefined.
+   */
+  allocateTexture(width: number, height: number, what = "texture"): GPUTexture {
+    this.checkHealthy();
+    const side = this.limits.maxTextureDimension2D;
+    if (width > side || height > side) {
+      throw new Error(`${what}: a ${width} x ${height} texture is over this device's ${side} texels a side`);
+    }
+    return this.#pool.allocateTexture(width, height, what, this.scope, this.phase);
+  }
+
+  /** The view of a texture that bindings use: one per texture, so bind groups over it can be reused. */
+  view(texture: GPUTexture): GPUTextureView {
+    let view = this.#views.get(texture);
+    if (!view) {
+      view = texture.createView();
+      this.#views.set(texture, view);
+    }
+    return view;
+  }
+
+  /**
    * Records one dispatch: `params` fill the kernel's `Params` uniform by field name, `buffers` its storage
-   * bindings by variable name, and `workgroups` workgroups run. A count above the per-dimension limit is
-   * folded into y; kernels recover the linear workgroup index from `num_workgroups`. `flops`, `candidate`
-   * (the tuned variant, if any) and `executedFlops` (what its tiles execute, padding included) go into the
-   * dispatch's record.
+   * bindings (buffers, or views of storage textures) by variable name, and `workgroups` workgroups run. A
+   * count above the per-dimension limit is folded into y; kernels recover the linear workgroup index from
+   * `num_workgroups`. `flops`, `candidate` (the tuned variant, if any) and `executedFlops` (what its tiles
+   * execute, padding included) go into the dispatch's record.
    */
   dispatch(
     k: Kernel,
-    buffers: Readonly<Record<string, GPUBuffer>>,
+    buffers: Readonly<Record<string, GPUBuffer | GPUTextureView>>,
     params: Readonly<Record<string, number>>,
     workgroups: number,
     flops = 0,
@@ -359,16 +402,16 @@ export class Gpu {
     k: Kernel,
     pipeline: GPUComputePipeline,
     uniform: GPUBuffer | null,
-    buffers: Readonly<Record<string, GPUBuffer>>,
+    buffers: Readonly<Record<string, GPUBuffer | GPUTextureView>>,
   ): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = uniform ? [{ binding: 0, resource: { buffer: uniform } }] : [];
     for (const [name, buffer] of Object.entries(buffers)) {
       const binding = k.bindings.get(name);
       if (binding === undefined) throw new Error(`${k.name}: no binding named ${name}`);
-      entries.push({ binding, resource: { buffer } });
+      entries.push({ binding, resource: isBuffer(buffer) ? { buffer } : buffer });
     }
     const key = this.#compiled(k).id +
-      entries.map((e) => `,${e.binding}:${this.#bufferId((e.resource as GPUBufferBinding).buffer)}`).join("");
+      entries.map((e) => `,${e.binding}:${this.#bufferId(bound(e.resource))}`).join("");
     let bindGroup = this.#bindGroups.get(key);
     if (!bindGroup) {
       // Bounded: keys of buffers that are gone never recur, so an overfull cache is simply started afresh.
@@ -380,7 +423,7 @@ export class Gpu {
   }
 
   /** A number naming `buffer` for the life of this context. */
-  #bufferId(buffer: GPUBuffer): number {
+  #bufferId(buffer: GPUBuffer | GPUTextureView): number {
     let id = this.#bufferIds.get(buffer);
     if (id === undefined) {
       id = this.#nextBufferId++;
@@ -446,6 +489,24 @@ export class Gpu {
 }
 
 /**
+ * `GPU.wgslLanguageFeatures` (the standard's, missing from Deno's type declarations), or undefined where the
+ * implementation has none.
+ */
+export function wgslLanguageFeatures(gpu: GPU): ReadonlySet<string> | undefined {
+  return (gpu as { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures;
+}
+
+/** The object a bind group entry binds: its buffer, or the texture view itself. */
+function bound(resource: GPUBindingResource): GPUBuffer | GPUTextureView {
+  return (resource as GPUBufferBinding).buffer ?? (resource as GPUTextureView);
+}
+
+/** A buffer, as told from a texture view (engines differ in their classes, so by its methods). */
+function isBuffer(resource: GPUBuffer | GPUTextureView): resource is GPUBuffer {
+  return typeof (resource as GPUBuffer).mapAsync === "function";
+}
+
+/**
  * Formats a byte count as MiB with one decimal, or as KiB or bytes where that would print 0.0 MiB.
  *
  * @example
@@ -470,6 +531,8 @@ const WANTED_LIMITS = [
   "maxComputeWorkgroupSizeX",
   "maxComputeWorkgroupSizeY",
   "maxStorageBuffersPerShaderStage",
+  "maxStorageTexturesPerShaderStage",
+  "maxTextureDimension2D",
 ] as const;
 
 const KERNEL_CHOICES: readonly KernelChoice[] = ["auto", "software", "gpu"];
@@ -508,9 +571,10 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
   let adapter: GPUAdapter | null;
   let onDestroy: (() => void) | undefined;
   let backend = options.backend;
+  let languageFeatures: ReadonlySet<string> | undefined;
   if (options.openAdapter) {
     const opened = await options.openAdapter(powerPreference);
-    ({ adapter, release: onDestroy } = opened);
+    ({ adapter, release: onDestroy, languageFeatures } = opened);
     backend = opened.backend ?? backend;
   } else if (engine === "dawn") {
     throw new NinError("the dawn engine runs under Deno only: use requestGpu from the package's main entry");
@@ -523,6 +587,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
           : "this browser has no WebGPU (navigator.gpu); use a recent Chrome, Edge or Safari 26, or Firefox 141+ on Windows",
       );
     }
+    languageFeatures = wgslLanguageFeatures(gpuApi);
     adapter = await gpuApi.requestAdapter({ powerPreference });
     if (!adapter) {
       const hint = engine === "deno" ? "check the GPU driver or try --gpu dawn" : "check the GPU driver";
@@ -557,6 +622,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     isSoftware: isFallback || SOFTWARE_ADAPTERS.test(allInfo),
     kernels,
     key: [engine, backend ?? "", info.vendor, info.architecture, info.device, info.description].join("|"),
+    readOnlyStorageTextures: languageFeatures?.has("readonly_and_readwrite_storage_textures") === true,
     onDestroy,
   });
 }

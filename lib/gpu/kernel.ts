@@ -11,6 +11,7 @@
  */
 import conv2dCommon from "../../kernels/conv2d_common.wgsl" with { type: "text" };
 import conv2dTaps from "../../kernels/conv2d_taps.wgsl" with { type: "text" };
+import conv2dTexels from "../../kernels/conv2d_texels.wgsl" with { type: "text" };
 import conv2dReluMask from "../../kernels/conv2d_relu_mask.wgsl" with { type: "text" };
 import perElement from "../../kernels/per_element.wgsl" with { type: "text" };
 import maxpool2dParams from "../../kernels/maxpool2d_params.wgsl" with { type: "text" };
@@ -23,6 +24,7 @@ import conv2dGpuOutput from "../../kernels/gpu/conv2d_gpu_output.wgsl" with { ty
 const SNIPPETS: Readonly<Record<string, string>> = {
   "conv2d_common.wgsl": conv2dCommon,
   "conv2d_taps.wgsl": conv2dTaps,
+  "conv2d_texels.wgsl": conv2dTexels,
   "conv2d_relu_mask.wgsl": conv2dReluMask,
   "per_element.wgsl": perElement,
   "maxpool2d_params.wgsl": maxpool2dParams,
@@ -54,7 +56,7 @@ export interface Kernel {
   readonly values: ReadonlyMap<string, number>;
   /** Fields of `struct Params` (bound at binding 0 as a uniform), in WGSL order; empty without one. */
   readonly params: readonly ParamField[];
-  /** Binding index of every storage buffer, by its WGSL variable name. */
+  /** Binding index of every storage buffer and storage texture, by its WGSL variable name. */
   readonly bindings: ReadonlyMap<string, number>;
   /** Invocations per workgroup (the product of the entry point's `@workgroup_size`). */
   readonly workgroupSize: number;
@@ -145,6 +147,9 @@ export function paramFields(code: string, name = "kernel"): ParamField[] {
 function bindingsOf(code: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const m of code.matchAll(/@binding\((\d+)\)\s*var<storage[^>]*>\s*(\w+)/g)) {
+    out.set(m[2], Number(m[1]));
+  }
+  for (const m of code.matchAll(/@binding\((\d+)\)\s*var\s+(\w+)\s*:\s*texture_storage_2d/g)) {
     out.set(m[2], Number(m[1]));
   }
   return out;

@@ -177,9 +177,12 @@ export class Conv2d extends Module {
     if (passes.recordForward) {
       passes.recordForward({ gpu: this.gpu, geometry: g, relu, x, weight, bias, y });
     } else {
-      const { kernel, params, workgroups } = passes.forward!(g, relu);
-      const buffers = { x: x.buffer, w: weight.buffer, bias: bias.buffer, y: y.buffer };
+      const { kernel, params, workgroups, operands } = passes.forward!(g, relu, this.gpu);
+      const prepared = operands?.(this.gpu, x, weight);
+      const inputs = prepared?.bindings ?? { x: x.buffer, w: weight.buffer };
+      const buffers = { ...inputs, bias: bias.buffer, y: y.buffer };
       this.gpu.dispatch(kernel, buffers, params, workgroups, convFlops(g).gemm);
+      prepared?.release();
     }
     this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null, geometry: g } : null;
     return y;

@@ -37,6 +37,7 @@ import {
   type ConvPasses,
   convUniform,
   reluMaskBindings,
+  transposedGeometry,
 } from "./conv2d_passes.ts";
 import {
   appliesTo,
@@ -409,18 +410,7 @@ export const GPU_CONV: ConvPasses = {
         { count: flipped.size, in_channels: g.inChannels, out_channels: g.outChannels, kernel: g.kernel },
         workgroupsFor(flipped.size, FLIP),
       );
-      const transposed: ConvGeometry = {
-        n: g.n,
-        inChannels: g.outChannels,
-        height: g.outHeight,
-        width: g.outWidth,
-        outChannels: g.inChannels,
-        outHeight: g.height,
-        outWidth: g.width,
-        kernel: g.kernel,
-        stride: 1,
-        padding: g.kernel - 1 - g.padding,
-      };
+      const transposed = transposedGeometry(g);
       // No bias: the weights stand in for the unused binding.
       const operands = { x: grad.buffer, w: flipped.buffer, bias: weight.buffer };
       recordOutputGemm(gpu, "conv2d_gpu_backward_input", g, "input gradient", transposed, operands, dx);

@@ -39,6 +39,25 @@ export function convOutputShape(g: ConvGeometry): number[] {
   return [g.n, g.outChannels, g.outHeight, g.outWidth];
 }
 
+/**
+ * The stride-1 convolution whose forward over the output gradient is the input gradient of a stride-1 `g`:
+ * the output gradient padded by k - 1 - p, read with the flipped, transposed weights (`[in, out, k, k]`).
+ */
+export function transposedGeometry(g: ConvGeometry): ConvGeometry {
+  return {
+    n: g.n,
+    inChannels: g.outChannels,
+    height: g.outHeight,
+    width: g.outWidth,
+    outChannels: g.inChannels,
+    outHeight: g.height,
+    outWidth: g.width,
+    kernel: g.kernel,
+    stride: 1,
+    padding: g.kernel - 1 - g.padding,
+  };
+}
+
 /** Multiply-adds of one GEMM pass (forward, input gradient or weight gradient): N*OC*OH*OW*IC*k*k. */
 export function convMacs(g: ConvGeometry): number {
   return g.n * g.outChannels * g.outHeight * g.outWidth * g.inChannels * g.kernel * g.kernel;
@@ -72,7 +91,7 @@ export function convUniform(g: ConvGeometry): Record<string, number> {
 /**
  * A family's forward for one geometry: the kernel, its params and workgroup count. Every forward kernel
  * binds `x`, `w` (OIHW), `bias` and `y`, and computes y = conv(x, w) + bias (then the ReLU when fused);
- * Conv2d records it.
+ * Conv2d records it. A kernel that reads x and w in a layout of its own gets them from `operands`.
  */
 export interface ConvDispatch {
   /** The kernel. */
@@ -81,6 +100,20 @@ export interface ConvDispatch {
   params: Record<string, number>;
   /** Workgroups to dispatch. */
   workgroups: number;
+  /**
+   * Records what turns the input and the OIHW weights into the kernel's own operands (e.g. packed
+   * textures), returning its bindings for them and a release to call once the forward is recorded; absent:
+   * the kernel binds the buffers `x` and `w` themselves.
+   */
+  operands?: (gpu: Gpu, x: Tensor, weight: Tensor) => ConvOperands;
+}
+
+/** The operands a {@link ConvDispatch} prepared: bindings by WGSL name, and what frees them. */
+export interface ConvOperands {
+  /** Bindings by WGSL variable name. */
+  bindings: Record<string, GPUBuffer | GPUTextureView>;
+  /** Returns the workspaces to the pool (safe once the dispatches that read them are recorded). */
+  release(): void;
 }
 
 /** Inputs of a forward a family records itself ({@link ConvPasses.recordForward}). */
@@ -144,10 +177,10 @@ export function reluMaskBindings(args: ConvBackward): Record<string, GPUBuffer> 
 /** A kernel family's Conv2d passes. */
 export interface ConvPasses {
   /**
-   * The forward over `g` as one dispatch, with the following ReLU fused into its epilogue when `relu`;
-   * Conv2d records it. A family without it records its forward itself ({@link ConvPasses.recordForward}).
+   * The forward over `g` on `gpu` as one dispatch, with the following ReLU fused into its epilogue when
+   * `relu`; Conv2d records it. A family without it records its forward itself ({@link ConvPasses.recordForward}).
    */
-  forward?(g: ConvGeometry, relu: boolean): ConvDispatch;
+  forward?(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch;
   /** Records y = conv(x, w) + bias (then the ReLU when `relu`): a forward of several dispatches. */
   recordForward?(args: ConvForward): void;
   /**

@@ -5,17 +5,35 @@
  *
  * @module
  */
+import type { Gpu } from "../gpu/device.ts";
 import { constantOf, type Kernel, kernel } from "../gpu/kernel.ts";
 import { workgroupsFor } from "../module.ts";
-import { convFlops, type ConvPasses, convUniform, reluMaskBindings } from "./conv2d_passes.ts";
+import { Tensor } from "../tensor.ts";
+import { chooseCandidate, type Extent, type SoftwareConvCandidate, texelFill } from "../kernel_candidates.ts";
+import {
+  type ConvBackward,
+  type ConvDispatch,
+  convFlops,
+  type ConvGeometry,
+  type ConvPasses,
+  convUniform,
+  reluMaskBindings,
+  transposedGeometry,
+} from "./conv2d_passes.ts";
 import forwardCode from "../../kernels/conv2d_forward.wgsl" with { type: "text" };
+import textureForwardCode from "../../kernels/conv2d_texture_forward.wgsl" with { type: "text" };
+import packInputCode from "../../kernels/conv2d_texture_pack_input.wgsl" with { type: "text" };
+import packWeightCode from "../../kernels/conv2d_texture_pack_weight.wgsl" with { type: "text" };
 import backwardInputCode from "../../kernels/conv2d_backward_input.wgsl" with { type: "text" };
 import backwardWeightCode from "../../kernels/conv2d_backward_weight.wgsl" with { type: "text" };
+import backwardWeightTextureCode from "../../kernels/conv2d_texture_backward_weight.wgsl" with {
+  type: "text",
+};
 import backwardBiasCode from "../../kernels/conv2d_backward_bias.wgsl" with { type: "text" };
 
 /**
  * A GEMM kernel of conv2d_common.wgsl and its block, read once from the WGSL: a workgroup computes `rows`
- * (4 * rowQuads per invocation) x `columns` (COLUMNS_PER_WORKGROUP) of the matrix.
+ * (4 * rowQuads per invocation) x `columns` (4 * columnQuads) of the matrix.
  */
 interface Gemm {
   kernel: Kernel;
@@ -27,7 +45,7 @@ function gemm(k: Kernel): Gemm {
   return {
     kernel: k,
     rows: k.workgroupSize * 4 * constantOf(k, "rowQuads"),
-    columns: constantOf(k, "COLUMNS_PER_WORKGROUP"),
+    columns: 4 * constantOf(k, "columnQuads"),
   };
 }
 
@@ -46,6 +64,213 @@ const BACKWARD_BIAS_RELU = kernel("conv2d_backward_bias_relu", backwardBiasCode,
   constants: { WORKGROUP_SIZE: 8, masked: 1 },
 });
 
+const PACK_INPUT = kernel("conv2d_texture_pack_input", packInputCode);
+const PACK_WEIGHT = kernel("conv2d_texture_pack_weight", packWeightCode);
+const PACK_WEIGHT_TRANSPOSED = kernel("conv2d_texture_pack_weight_transposed", packWeightCode, {
+  constants: { transposed: 1 },
+});
+/** Texels a row of a linearly packed texture (kernels/conv2d_texels.wgsl). */
+const TEXTURE_WIDTH = constantOf(PACK_INPUT, "TEXTURE_WIDTH");
+
+/** The texture-fed kernels of each candidate, by kernel file and candidate, made once each. */
+const TEXTURE_KERNELS = new Map<string, Gemm>();
+
+/** The texture-fed kernel `name` (of WGSL `code`) of candidate `c`, with `constants` besides its block. */
+function textureKernel(
+  name: string,
+  code: string,
+  c: SoftwareConvCandidate,
+  constants: Record<string, number> = {},
+): Gemm {
+  const full = `${name}_${4 * c.rowQuads}x${4 * c.columnQuads}`;
+  let k = TEXTURE_KERNELS.get(full);
+  if (!k) {
+    const block = { rowQuads: c.rowQuads, columnQuads: c.columnQuads };
+    k = gemm(kernel(full, code, { constants: { ...block, ...constants } }));
+    TEXTURE_KERNELS.set(full, k);
+  }
+  return k;
+}
+
+/** An NCHW tensor `[n, channels, height, width]` as conv2d_texture_pack_input.wgsl packs it, zero-padded. */
+interface Packed {
+  n: number;
+  channels: number;
+  height: number;
+  width: number;
+  padding: number;
+}
+
+/** Texels of a packed tensor (channels in quads), and the extent of its linearly laid out texture. */
+function packedTexels(t: Packed): { texels: number; extent: Extent } {
+  const texels = t.n * (t.height + 2 * t.padding) * (t.width + 2 * t.padding) * Math.ceil(t.channels / 4);
+  return { texels, extent: [TEXTURE_WIDTH, Math.ceil(texels / TEXTURE_WIDTH)] };
+}
+
+/** The forward's input as its texture-fed kernels read it (padded), also the weight gradient's. */
+function packedInput(g: ConvGeometry): Packed {
+  return { n: g.n, channels: g.inChannels, height: g.height, width: g.width, padding: g.padding };
+}
+
+/** The output gradient as the texture-fed weight gradient reads it (no padding). */
+function packedOutput(g: ConvGeometry): Packed {
+  return { n: g.n, channels: g.outChannels, height: g.outHeight, width: g.outWidth, padding: 0 };
+}
+
+/** The packed weights' extent: output channel quads x reduction steps (kernels/conv2d_texture_pack_weight.wgsl). */
+function packedWeightExtent(g: ConvGeometry): Extent {
+  return [Math.ceil(g.outChannels / 4), g.kernel * g.kernel * Math.ceil(g.inChannels / 4) * 4];
+}
+
+/** Records the packing of `source` (laid out as `t`) into a new workspace texture, returned. */
+function pack(gpu: Gpu, source: GPUBuffer, t: Packed): GPUTexture {
+  const { texels, extent } = packedTexels(t);
+  const texture = gpu.allocateTexture(extent[0], extent[1], "workspace");
+  const { n, channels: in_channels, height, width, padding } = t;
+  gpu.dispatch(
+    PACK_INPUT,
+    { x: source, packed: gpu.view(texture) },
+    { n, in_channels, height, width, padding },
+    workgroupsFor(texels, PACK_INPUT),
+  );
+  return texture;
+}
+
+/**
+ * Records the packing of OIHW weights for the forward of `g` into a new workspace texture, returned; with
+ * `transposed`, `weight` is the OIHW tensor of the convolution whose transpose `g` is.
+ */
+function packWeight(gpu: Gpu, g: ConvGeometry, weight: GPUBuffer, transposed = false): GPUTexture {
+  const [width, height] = packedWeightExtent(g);
+  const texture = gpu.allocateTexture(width, height, "workspace");
+  gpu.dispatch(
+    transposed ? PACK_WEIGHT_TRANSPOSED : PACK_WEIGHT,
+    { w: weight, packed: gpu.view(texture) },
+    { in_channels: g.inChannels, out_channels: g.outChannels, kernel: g.kernel },
+    workgroupsFor(width * height, PACK_WEIGHT),
+  );
+  return texture;
+}
+
+/** The forward of `g` with the plan's candidate for it on `gpu`. */
+function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
+  const positions = g.n * g.outHeight * g.outWidth;
+  const extents = [packedTexels(packedInput(g)).extent, packedWeightExtent(g)];
+  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels));
+  if (candidate.operands === "texture") {
+    const name = relu ? "conv2d_texture_forward_relu" : "conv2d_texture_forward";
+    const k = textureKernel(name, textureForwardCode, candidate, { fuseRelu: relu ? 1 : 0 });
+    return {
+      kernel: k.kernel,
+      params: convUniform(g),
+      workgroups: gemmWorkgroups(k, positions, g.outChannels),
+      // The textures are workspaces, released once the forward is recorded.
+      operands: (gpu, x, weight) => {
+        const xt = pack(gpu, x.buffer, packedInput(g));
+        const wt = packWeight(gpu, g, weight.buffer);
+        return {
+          bindings: { xt: gpu.view(xt), wt: gpu.view(wt) },
+          release: () => {
+            gpu.release(xt);
+            gpu.release(wt);
+          },
+        };
+      },
+    };
+  }
+  const k = relu ? FORWARD_RELU : FORWARD;
+  return {
+    kernel: k.kernel,
+    params: convUniform(g),
+    workgroups: gemmWorkgroups(k, g.outChannels, positions),
+  };
+}
+
+/**
+ * The stride-1 convolution whose forward is the input gradient of `g` ({@link transposedGeometry}), or
+ * undefined where `g` has none (a stride, or a padding of k or more: the buffer kernel's input gradient
+ * serves those in every candidate).
+ */
+function textureInputGradient(g: ConvGeometry): ConvGeometry | undefined {
+  return g.stride === 1 && g.padding <= g.kernel - 1 ? transposedGeometry(g) : undefined;
+}
+
+/** Records the input gradient of `args` (into `dx`, written) with the plan's candidate. */
+function inputGradient(args: ConvBackward, dx: Tensor): void {
+  const { gpu, geometry: g, grad, weight } = args;
+  const t = textureInputGradient(g);
+  const extents = t && [packedTexels(packedInput(t)).extent, packedWeightExtent(t)];
+  const candidate = t && chooseCandidate(gpu, extents!, texelFill(t.inChannels));
+  const flops = convFlops(g).gemm;
+  if (t && candidate?.operands === "texture") {
+    // The forward's code under its own name, so that profiles tell the passes apart.
+    const k = textureKernel("conv2d_texture_backward_input", textureForwardCode, candidate);
+    const gt = pack(gpu, grad.buffer, packedInput(t));
+    const wt = packWeight(gpu, t, weight.buffer, true);
+    const zeros = Tensor.zeros(gpu, [g.inChannels], "workspace");
+    gpu.dispatch(
+      k.kernel,
+      { xt: gpu.view(gt), wt: gpu.view(wt), bias: zeros.buffer, y: dx.buffer },
+      convUniform(t),
+      gemmWorkgroups(k, t.n * t.outHeight * t.outWidth, t.outChannels),
+      flops,
+    );
+    // Safe to release now: later users of the pooled workspaces are recorded after this dispatch.
+    gpu.release(gt);
+    gpu.release(wt);
+    zeros.dispose();
+    return;
+  }
+  // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
+  const s = g.stride;
+  const pixels = s * s * g.n * Math.ceil(g.height / s) * Math.ceil(g.width / s);
+  // Blocks of 128 or 96 input channels, whichever leaves fewer idle (e.g. 96 for 96 channels).
+  const idle = (k: Gemm) => workgroupsFor(g.inChannels, k.rows) * k.rows - g.inChannels;
+  const inputGrad = idle(BACKWARD_INPUT_96) < idle(BACKWARD_INPUT) ? BACKWARD_INPUT_96 : BACKWARD_INPUT;
+  gpu.dispatch(
+    inputGrad.kernel,
+    { g: grad.buffer, w: weight.buffer, dx: dx.buffer },
+    convUniform(g),
+    gemmWorkgroups(inputGrad, g.inChannels, pixels),
+    flops,
+  );
+}
+
+/** Records the weight gradient of `args` (dw += ...) with the plan's candidate. */
+function weightGradient(args: ConvBackward): void {
+  const { gpu, geometry: g, x, grad, dw } = args;
+  const inputPacked = packedInput(g);
+  const outputPacked = packedOutput(g);
+  const extents = [packedTexels(inputPacked).extent, packedTexels(outputPacked).extent];
+  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels));
+  const flops = convFlops(g).gemm;
+  if (candidate.operands === "texture") {
+    const k = textureKernel("conv2d_texture_backward_weight", backwardWeightTextureCode, candidate);
+    const xt = pack(gpu, x.buffer, inputPacked);
+    const gt = pack(gpu, grad.buffer, outputPacked);
+    const rows = g.kernel * g.kernel * Math.ceil(g.inChannels / 4) * 4;
+    gpu.dispatch(
+      k.kernel,
+      { xt: gpu.view(xt), gt: gpu.view(gt), dw: dw.buffer },
+      convUniform(g),
+      gemmWorkgroups(k, rows, g.outChannels),
+      flops,
+    );
+    // Safe to release now: later users of the pooled textures are recorded after this dispatch.
+    gpu.release(xt);
+    gpu.release(gt);
+    return;
+  }
+  const columns = g.inChannels * g.kernel * g.kernel;
+  gpu.dispatch(
+    BACKWARD_WEIGHT.kernel,
+    { x: x.buffer, g: grad.buffer, dw: dw.buffer },
+    convUniform(g),
+    gemmWorkgroups(BACKWARD_WEIGHT, columns, g.outChannels),
+    flops,
+  );
+}
+
 /** Workgroups of a GEMM over a `rows` x `columns` matrix, in blocks of the kernel's. */
 function gemmWorkgroups(k: Gemm, rows: number, columns: number): number {
   return workgroupsFor(rows, k.rows) * workgroupsFor(columns, k.columns);
@@ -53,23 +278,15 @@ function gemmWorkgroups(k: Gemm, rows: number, columns: number): number {
 
 /** The software-adapter family's convolution passes. */
 export const SOFTWARE_CONV: ConvPasses = {
-  /** The forward (bias, and ReLU when fused, in the epilogue). */
-  forward: (g, relu) => {
-    const forward = relu ? FORWARD_RELU : FORWARD;
-    return {
-      kernel: forward.kernel,
-      params: convUniform(g),
-      workgroups: gemmWorkgroups(forward, g.outChannels, g.n * g.outHeight * g.outWidth),
-    };
-  },
+  /** The forward (bias, and ReLU when fused, in the epilogue), with the plan's candidate for `g`. */
+  forward,
 
   /**
    * Records the bias, weight and (when asked) input gradients. With a fused ReLU the bias kernel masks dy by
    * (output > 0) once, into the workspace the two GEMMs read.
    */
   backward(args): void {
-    const { gpu, geometry: g, x, y, grad, weight, dw, db, dx } = args;
-    const params = convUniform(g);
+    const { gpu, geometry: g, y, db, dx } = args;
     const flops = convFlops(g);
     // The bias and weight gradients are the backward's "weight gradient" phase; the rest its input gradient.
     gpu.inPhase("weight gradient", () => {
@@ -81,28 +298,8 @@ export const SOFTWARE_CONV: ConvPasses = {
         workgroupsFor(g.outChannels, bias),
         flops.bias,
       );
-      const columns = g.inChannels * g.kernel * g.kernel;
-      gpu.dispatch(
-        BACKWARD_WEIGHT.kernel,
-        { x: x.buffer, g: grad.buffer, dw: dw.buffer },
-        params,
-        gemmWorkgroups(BACKWARD_WEIGHT, columns, g.outChannels),
-        flops.gemm,
-      );
+      weightGradient(args);
     });
-    if (!dx) return;
-    // Pixels are numbered by residue class mod the stride, on a grid of ceil(h / s) x ceil(w / s) per class.
-    const s = g.stride;
-    const pixels = s * s * g.n * Math.ceil(g.height / s) * Math.ceil(g.width / s);
-    // Blocks of 128 or 96 input channels, whichever leaves fewer idle (e.g. 96 for 96 channels).
-    const idle = (k: Gemm) => workgroupsFor(g.inChannels, k.rows) * k.rows - g.inChannels;
-    const inputGrad = idle(BACKWARD_INPUT_96) < idle(BACKWARD_INPUT) ? BACKWARD_INPUT_96 : BACKWARD_INPUT;
-    gpu.dispatch(
-      inputGrad.kernel,
-      { g: grad.buffer, w: weight.buffer, dx: dx.buffer },
-      params,
-      gemmWorkgroups(inputGrad, g.inChannels, pixels),
-      flops.gemm,
-    );
+    if (dx) inputGradient(args, dx);
   },
 };
