@@ -15,7 +15,8 @@ gpuTest("profiled dispatches all get a measured GPU time within the traced call"
     await gpu.sync();
   }, { timed: true });
   const wallNs = (performance.now() - start) * 1e6;
-  ok(records.length === 2, `${records.length} records`);
+  // Two convolutions (plus, for texture-fed software kernels, the packing of their operands, 0 FLOPs).
+  ok(records.filter((r) => r.flops > 0).length === 2, `${records.map((r) => r.kernel)}`);
   for (const r of records) {
     ok(Number.isFinite(r.ns) && r.ns > 0, `${r.kernel}: ${r.ns} ns (${gpu.timingMethod})`);
   }
