@@ -149,7 +149,12 @@ export {
 // Exercise 3's resource analysis is public as a whole: its options, results and the two runs.
 export * from "./lib/resources.ts";
 export { ModelSummary, summary, type SummaryRow } from "./lib/summary.ts";
-export { countingGpu, type CountingOptions } from "./lib/gpu/counting.ts";
+export {
+  countingGpu,
+  type CountingLimits,
+  countingLimits,
+  type CountingOptions,
+} from "./lib/gpu/counting.ts";
 export {
   type ConfigDifference,
   configDifferences,

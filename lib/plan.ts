@@ -49,7 +49,7 @@ export function meetsLaunchRule(d: Pick<DispatchRecord, "workgroups" | "workgrou
  * ```ts
  * import { countingGpu, nin } from "@nin/webgpu";
  * import { planTrainingStep, PLAN_BINDING_BYTES } from "./plan.ts";
- * const gpu = countingGpu({ kernels: "gpu", maxStorageBufferBindingSize: PLAN_BINDING_BYTES });
+ * const gpu = countingGpu({ kernels: "gpu", limits: { maxStorageBufferBindingSize: PLAN_BINDING_BYTES } });
  * const net = nin(gpu, { seed: 0 });
  * const plan = await planTrainingStep(gpu, net, [128, 1, 224, 224]);
  * console.log(plan.dispatches.length, plan.flopsShareMeetingRule);

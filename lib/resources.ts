@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { countingGpu } from "./gpu/counting.ts";
+import { countingGpu, type CountingLimits } from "./gpu/counting.ts";
 import type { DispatchRecord, Gpu, KernelFamily } from "./gpu/device.ts";
 import { totalFlops } from "./gpu/records.ts";
 import { NinError } from "./errors.ts";
@@ -282,8 +282,8 @@ export async function runResources(gpu: Gpu, options: ResourceOptions): Promise<
 
 /**
  * Parameters, MACs, FLOPs and peak memory of NiN for a batch, from {@link runResources} on a counting device
- * (no adapter needed) with `maxBindingBytes` bindings (default 128 MiB) and the `kernels` family (default
- * `software`): at the batch, and at batch 1 for the per-image figures.
+ * (no adapter needed) with `maxBindingBytes` bindings (default 128 MiB), the `kernels` family (default
+ * `software`) and a device's other `limits` (default WebGPU's; see `countingLimits`): at the batch, and at batch 1 for the per-image figures.
  *
  * @example
  * ```ts
@@ -293,11 +293,16 @@ export async function runResources(gpu: Gpu, options: ResourceOptions): Promise<
  * ```
  */
 export async function analyzeResources(
-  options: ResourceOptions & { maxBindingBytes?: number; kernels?: KernelFamily },
+  options: ResourceOptions & {
+    maxBindingBytes?: number;
+    kernels?: KernelFamily;
+    limits?: Partial<CountingLimits>;
+  },
 ): Promise<Resources> {
-  const { maxBindingBytes = DEFAULT_MAX_BINDING_BYTES, kernels = "software", ...rest } = options;
+  const { maxBindingBytes = DEFAULT_MAX_BINDING_BYTES, kernels = "software", limits, ...rest } = options;
   const device = { maxBindingBytes, kernels };
-  const counting = () => countingGpu({ maxStorageBufferBindingSize: maxBindingBytes, kernels });
+  const counting = () =>
+    countingGpu({ kernels, limits: { ...limits, maxStorageBufferBindingSize: maxBindingBytes } });
   const run = await runResources(counting(), rest);
   const single = await runResources(counting(), { ...rest, batchSize: 1 });
   const byScope = (dispatches: DispatchRecord[], scope: string) =>

@@ -322,7 +322,7 @@ if (import.meta.main) {
     if (flags.plan) {
       const counting = countingGpu({
         kernels: kernelChoice(kernels),
-        maxStorageBufferBindingSize: PLAN_BINDING_BYTES,
+        limits: { maxStorageBufferBindingSize: PLAN_BINDING_BYTES },
       });
       const p = await launchPlan(counting, batch, size, flags["micro-batch"]);
       if (flags.json) return console.log(JSON.stringify(p));

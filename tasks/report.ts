@@ -15,7 +15,7 @@ import { loadTaskData } from "./data.ts";
 import { NinError } from "../lib/errors.ts";
 import type { Engine, Gpu, KernelFamily } from "../lib/gpu/device.ts";
 import { requestGpu } from "../lib/deno/gpu.ts";
-import { countingGpu } from "../lib/gpu/counting.ts";
+import { countingGpu, countingLimits } from "../lib/gpu/counting.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { fit } from "../lib/fit.ts";
@@ -114,12 +114,7 @@ async function measureEngine(engine: Engine, quick: boolean, data: Parameters<ty
       name: gpu.adapterName,
       backend: gpu.backend ?? "not told by the engine",
       is_software: gpu.isSoftware,
-      limits: {
-        maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
-        maxBufferSize: gpu.limits.maxBufferSize,
-        maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
-        maxComputeInvocationsPerWorkgroup: gpu.limits.maxComputeInvocationsPerWorkgroup,
-      },
+      limits: countingLimits(gpu.limits),
     };
     const bench = await benchmark(gpu, { ...scale, size: scale.resize, tune: kernels === "gpu" && !quick });
     const inference = [];
@@ -171,7 +166,7 @@ async function measureEngine(engine: Engine, quick: boolean, data: Parameters<ty
  */
 async function planFigures(quick: boolean) {
   const scale = quick ? SCALES.quick : SCALES.chapter;
-  const gpu = countingGpu({ kernels: "gpu", maxStorageBufferBindingSize: PLAN_BINDING_BYTES });
+  const gpu = countingGpu({ kernels: "gpu", limits: { maxStorageBufferBindingSize: PLAN_BINDING_BYTES } });
   const plan = await launchPlan(gpu, scale.batch, scale.resize, undefined);
   return {
     gflop_per_training_step: plan.total_flops / 1e9,

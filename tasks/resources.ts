@@ -6,7 +6,7 @@
  * @module
  */
 import { checkFlag, pickFlags, runTask } from "./cli.ts";
-import { countingGpu } from "../lib/gpu/counting.ts";
+import { countingGpu, countingLimits } from "../lib/gpu/counting.ts";
 import { type Gpu, type KernelFamily, mib } from "../lib/gpu/device.ts";
 import { formatShape, NinError } from "../lib/errors.ts";
 import { nin } from "../lib/nin.ts";
@@ -290,6 +290,8 @@ if (import.meta.main) {
     const maxBindingBytes = flags["max-binding-bytes"] ?? gpu?.limits.maxStorageBufferBindingSize ??
       DEFAULT_MAX_BINDING_BYTES;
     const kernels: KernelFamily = gpu?.kernels ?? "software";
+    // The plan (GEMM candidates among them) follows the device's limits: count with the measured device's.
+    const limits = gpu ? countingLimits(gpu.limits) : undefined;
     const device = gpu ? gpu.describe() : null;
     const configs: Config[] = [];
     let fullSeconds: number | null = null;
@@ -308,7 +310,7 @@ if (import.meta.main) {
         flags.resize,
         () => summary(nin(countingGpu(), { oneByOneConvs, head: flags.head }), shape),
       );
-      const resources = await analyzeResources({ ...options, maxBindingBytes, kernels });
+      const resources = await analyzeResources({ ...options, maxBindingBytes, kernels, limits });
       let measurement: Measurement | null = null;
       if (gpu) {
         const one = resources.single;
@@ -321,7 +323,7 @@ if (import.meta.main) {
         const counted = batchSize === options.batchSize && limit === maxBindingBytes
           ? resources.run
           : await runResources(
-            countingGpu({ maxStorageBufferBindingSize: limit, kernels: gpu.kernels }),
+            countingGpu({ kernels: gpu.kernels, limits: { ...limits, maxStorageBufferBindingSize: limit } }),
             { ...options, batchSize },
           );
         const measured = await runResources(gpu, { ...options, batchSize });

@@ -203,7 +203,7 @@ Deno.test("gpu conv2d family: temporaries are workspace, released after the back
 // An H200 binds the whole batch (its binding limit is ~4 GiB; the step's largest tensor, the first conv's
 // output, is 143 MB), so the step runs as one micro-batch, as it would there.
 Deno.test("gpu conv2d family: >= 95% of a NiN-224 batch-128 training step's FLOPs run in >= 528 workgroups of >= 64", async () => {
-  const gpu = countingGpu({ kernels: "gpu", maxStorageBufferBindingSize: PLAN_BINDING_BYTES });
+  const gpu = countingGpu({ kernels: "gpu", limits: { maxStorageBufferBindingSize: PLAN_BINDING_BYTES } });
   const net = nin(gpu, { seed: 0 });
   const plan = await planTrainingStep(gpu, net, [128, 1, 224, 224]);
   net.dispose();

@@ -3,7 +3,7 @@
 // parameter and MAC counts, and the resources task.
 import { assertJsonEqual as assertEquals, assertRejectsWith, gpuTest } from "./util.ts";
 import { runTask, taskTest } from "./subprocess.ts";
-import { countingGpu } from "../lib/gpu/counting.ts";
+import { countingGpu, countingLimits } from "../lib/gpu/counting.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
 import { NinError } from "../lib/errors.ts";
 import {
@@ -47,7 +47,10 @@ for (const { binding, ...options } of CONFIGS) {
     `resources: the counting device equals the GPU ${JSON.stringify({ ...options, binding })}`,
     async (gpu) => {
       const limit = binding ?? gpu.limits.maxStorageBufferBindingSize;
-      const counting = countingGpu({ kernels: gpu.kernels, maxStorageBufferBindingSize: limit });
+      const counting = countingGpu({
+        kernels: gpu.kernels,
+        limits: { ...countingLimits(gpu.limits), maxStorageBufferBindingSize: limit },
+      });
       const counted = await runResources(counting, options);
       // The runtime reads the binding limit from gpu.limits only (allocate, microBatchSize): lowering it there
       // makes the real device run the micro-batched schedule for real.

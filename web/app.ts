@@ -11,6 +11,7 @@ import {
   CLASS_NAMES,
   confusionMatrix,
   countingGpu,
+  countingLimits,
   type CurvePoint,
   encodeCheckpoint,
   evaluate,
@@ -431,6 +432,7 @@ async function refreshModel(): Promise<void> {
       resize: c.resize,
       kernels,
       maxBindingBytes: gpu?.limits.maxStorageBufferBindingSize,
+      limits: gpu ? countingLimits(gpu.limits) : undefined,
     });
     if (generation !== refreshGeneration) return;
     const int = (n: number) => n.toLocaleString("en-US");

@@ -10,8 +10,12 @@ import { Gpu, type KernelChoice } from "./device.ts";
 
 /** Options of {@link countingGpu}. */
 export interface CountingOptions {
-  /** Largest storage binding in bytes (default 128 MiB, WebGPU's default limit). */
-  maxStorageBufferBindingSize?: number;
+  /**
+   * The device limits to pose with, e.g. a real device's (`countingLimits(gpu.limits)`) so that the plan
+   * (GEMM candidates, micro-batches, texture use) is the one that device runs. Each one missing is WebGPU's
+   * default limit where the toolkit asks for more (binding 128 MiB, workgroup memory 16 KiB).
+   */
+  limits?: Partial<CountingLimits>;
   /** Whether to pose as a software adapter (default false). */
   software?: boolean;
   /** Kernel family (default `auto`: follows `software`). */
@@ -23,8 +27,23 @@ export interface CountingOptions {
   readOnlyStorageTextures?: boolean;
 }
 
+/** The limits the toolkit's plans read from a device. */
+export type CountingLimits = Pick<
+  GPUSupportedLimits,
+  | "maxStorageBufferBindingSize"
+  | "maxBufferSize"
+  | "maxComputeWorkgroupsPerDimension"
+  | "maxComputeWorkgroupStorageSize"
+  | "maxComputeInvocationsPerWorkgroup"
+  | "maxComputeWorkgroupSizeX"
+  | "maxComputeWorkgroupSizeY"
+  | "maxStorageBuffersPerShaderStage"
+  | "maxStorageTexturesPerShaderStage"
+  | "maxTextureDimension2D"
+>;
+
 /** WebGPU's default limits where the toolkit asks for more; the rest generous. */
-const LIMITS = {
+const LIMITS: CountingLimits = {
   maxStorageBufferBindingSize: 134217728,
   maxBufferSize: 268435456,
   maxComputeWorkgroupsPerDimension: 65535,
@@ -50,10 +69,7 @@ const LIMITS = {
  * ```
  */
 export function countingGpu(options: CountingOptions = {}): Gpu {
-  const limits = {
-    ...LIMITS,
-    maxStorageBufferBindingSize: options.maxStorageBufferBindingSize ?? LIMITS.maxStorageBufferBindingSize,
-  };
+  const limits = { ...LIMITS, ...options.limits };
   const software = options.software ?? false;
   return new Gpu(countingDevice(limits), {
     engine: "deno",
@@ -63,6 +79,22 @@ export function countingGpu(options: CountingOptions = {}): Gpu {
     key: `counting ${software ? "software" : "gpu"}`,
     readOnlyStorageTextures: options.readOnlyStorageTextures ?? true,
   });
+}
+
+/**
+ * The limits of a real device that its plan depends on, to hand to {@link countingGpu}.
+ *
+ * @example
+ * ```ts
+ * import { countingGpu, countingLimits } from "@nin/webgpu";
+ * const real = countingGpu({ limits: { maxComputeWorkgroupStorageSize: 32768 } });
+ * const twin = countingGpu({ limits: countingLimits(real.limits) });
+ * console.log(twin.limits.maxComputeWorkgroupStorageSize); // 32768
+ * ```
+ */
+export function countingLimits(limits: GPUSupportedLimits): CountingLimits {
+  const keys = Object.keys(LIMITS) as (keyof CountingLimits)[];
+  return Object.fromEntries(keys.map((key) => [key, limits[key]])) as CountingLimits;
 }
 
 function countingBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
@@ -88,7 +120,7 @@ function countingTexture(descriptor: GPUTextureDescriptor): GPUTexture {
   return texture as unknown as GPUTexture;
 }
 
-function countingDevice(limits: typeof LIMITS): GPUDevice {
+function countingDevice(limits: CountingLimits): GPUDevice {
   const pass = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups() {}, end() {} };
   const encoder = {
     beginComputePass: () => pass,
