@@ -9,6 +9,8 @@ import { describeRunConfig, type EpochRecord, type RunConfig } from "./config.ts
 import type { Experiment, Variant } from "./experiment.ts";
 import type { HeadFeatureStats } from "./head_features.ts";
 import { lineChartSvg, type Series } from "./svg_plot.ts";
+import type { CountingLimits } from "./gpu/counting.ts";
+import type { KernelFamily } from "./gpu/device.ts";
 
 /** One point of a trial's training curve: running mean of the epoch's train loss after `examples` seen. */
 export interface ExamplesPoint {
@@ -36,6 +38,14 @@ export interface TrialResult {
   seconds: number;
   /** The device it ran on. */
   device: string;
+  /**
+   * Its kernel family and the device limits its plan followed: the report counts a variant's training memory
+   * on a counting device posing as this one, so the figure is the same whichever process writes the report.
+   * (Results written before these fields: the software family at WebGPU's default limits.)
+   */
+  kernels?: KernelFamily;
+  /** See `kernels`. */
+  limits?: CountingLimits;
   /** What the last block hands the pooling after training, on the first test images. */
   headFeatures?: HeadFeatureStats;
 }

@@ -188,7 +188,7 @@ if (import.meta.main) {
     if (flags.report && results.length === 0) {
       throw new NinError(`nothing to report: ${root} holds no finished trial of ${experiment.name}`);
     }
-    const report = experimentReport(experiment, results, await variantCosts(experiment, gpu));
+    const report = experimentReport(experiment, results, await variantCosts(experiment, results));
     await writeFileAtomic(`${root}/report.md`, new TextEncoder().encode(report.markdown));
     await writeFileAtomic(`${root}/report.svg`, new TextEncoder().encode(report.svg));
     console.log(report.markdown.split("\n## Configurations")[0].trimEnd());
@@ -293,19 +293,27 @@ async function readResults(root: string, trials: readonly Trial[]): Promise<Tria
   return results;
 }
 
-/** Parameters, FLOPs and training memory of every variant, from the counting device (no adapter needed). */
-async function variantCosts(experiment: Experiment, gpu: Gpu | null): Promise<Map<string, VariantCost>> {
+/**
+ * Parameters, FLOPs and training memory of every variant, from the counting device (no adapter needed),
+ * posing as the device the variant's first finished trial ran on (software kernels at WebGPU's default
+ * limits when none has finished).
+ */
+async function variantCosts(
+  experiment: Experiment,
+  results: TrialResult[] = [],
+): Promise<Map<string, VariantCost>> {
   const costs = new Map<string, VariantCost>();
   for (const variant of experiment.variants) {
     const { train, data } = variant.config;
+    const ran = results.find((r) => r.variant === variant.id);
     const r = await analyzeResources({
       ...ninOptions(variant.config),
       batchSize: train.batchSize,
       resize: data.resize,
       momentum: train.momentum,
       weightDecay: train.weightDecay,
-      kernels: gpu?.kernels ?? "software",
-      ...(gpu ? { maxBindingBytes: gpu.limits.maxStorageBufferBindingSize } : {}),
+      kernels: ran?.kernels ?? "software",
+      ...(ran?.limits ? { limits: ran.limits, maxBindingBytes: ran.limits.maxStorageBufferBindingSize } : {}),
     });
     const head = r.layers.filter((l) => l.name.startsWith("7."));
     costs.set(variant.id, {
@@ -322,7 +330,7 @@ async function variantCosts(experiment: Experiment, gpu: Gpu | null): Promise<Ma
 
 /** `--list`: the experiment, its trials and the estimated time of each on this adapter. */
 async function listing(experiment: Experiment, gpu: Gpu, root: string): Promise<string> {
-  const costs = await variantCosts(experiment, null);
+  const costs = await variantCosts(experiment);
   const measured = await measuredRate(experiment, root, costs);
   const rate = measured?.rate ??
     (gpu.isSoftware ? ESTIMATED_FLOPS_PER_SECOND.software : ESTIMATED_FLOPS_PER_SECOND.gpu);

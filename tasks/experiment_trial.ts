@@ -15,6 +15,7 @@ import type { TrialResult } from "../lib/experiment_report.ts";
 import { fit } from "../lib/fit.ts";
 import { headFeatureStats } from "../lib/head_features.ts";
 import type { Gpu } from "../lib/gpu/device.ts";
+import { countingLimits } from "../lib/gpu/counting.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { runFitOptions, runSchedule, runSplits, validationAccuracy } from "../lib/run.ts";
@@ -275,6 +276,8 @@ async function train(trial: Trial, dir: string, ctx: TrialContext, claim: Claim)
       curve: curve.map((p) => ({ examples: examplesSeen(p.x), loss: p.loss })),
       seconds: elapsed(),
       device: gpu.describe(),
+      kernels: gpu.kernels,
+      limits: countingLimits(gpu.limits),
       headFeatures,
     };
     await writeFileAtomic(

@@ -178,9 +178,8 @@ taskTest(
       }
     });
   },
-  // Known bug, open in issue 18: with the gpu kernels a shard's trials report 1-2 MiB less training memory
-  // than the same trials run in one process, so the merged report differs in that column. Software only.
-  { ignore: Deno.env.get("NIN_KERNELS") === "gpu" },
+  // With the gpu kernels this also checks that `--report`, which opens no adapter, counts the trials' memory
+  // for the kernels and limits they ran with (it once counted the software family's).
 );
 
 taskTest(
