@@ -3,7 +3,7 @@
 // two runs on one checkpoint; SIGKILL in the middle of a checkpoint write.
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { assertRejectsWith } from "./util.ts";
-import { assertTaskError, runTask, startTask, taskTest, tinyDataDir } from "./subprocess.ts";
+import { assertTaskError, fileTaskTest, runTask, startTask, tinyDataDir } from "./subprocess.ts";
 import { writeFileAtomic } from "../lib/deno/atomic_write.ts";
 import { loadFashionMnist } from "../lib/deno/fashion_mnist.ts";
 import { NinError } from "../lib/errors.ts";
@@ -141,7 +141,7 @@ Deno.test({
     }),
 });
 
-taskTest(
+fileTaskTest(
   "full disk: a checkpoint that does not fit is one error line naming it; the previous one stays loadable",
   async () => {
     await withDirs(async (_, dataDir) => {
@@ -162,7 +162,7 @@ taskTest(
 
 // ---- Two runs, one checkpoint; SIGKILL while a checkpoint is written ----
 
-taskTest(
+fileTaskTest(
   "train: a second run on the same checkpoint refuses, naming the first's PID; a killed run's lock is stale",
   async () => {
     await withDirs(async (dir, dataDir) => {
@@ -192,7 +192,7 @@ taskTest(
   },
 );
 
-taskTest(
+fileTaskTest(
   "train: SIGKILL in the middle of a checkpoint write leaves the previous complete one; --resume goes on",
   async () => {
     await withDirs(async (dir, dataDir) => {

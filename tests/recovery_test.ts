@@ -4,7 +4,14 @@
 // numbers of an uninterrupted run. Runs NiN at 67x67 (the smallest size it accepts) on 24 random images.
 import { deepStrictEqual } from "node:assert/strict";
 import { assertJsonEqual as assertEquals } from "./util.ts";
-import { assertTaskError, runTask, startTask, type TaskResult, taskTest, tinyDataDir } from "./subprocess.ts";
+import {
+  assertTaskError,
+  fileTaskTest,
+  runTask,
+  startTask,
+  type TaskResult,
+  tinyDataDir,
+} from "./subprocess.ts";
 import { type SafetensorsFile, serializeSafetensors } from "../lib/safetensors.ts";
 import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 
@@ -161,7 +168,7 @@ async function midEpochPosition(checkpoint: string): Promise<number> {
   return batch;
 }
 
-taskTest(
+fileTaskTest(
   "train: SIGINT mid-epoch saves the exact stop point and prints a resume command for it; --resume ends " +
     "bit for bit like an uninterrupted run",
   async () => {
@@ -176,7 +183,7 @@ taskTest(
   },
 );
 
-taskTest(
+fileTaskTest(
   "train: SIGKILL after a mid-epoch checkpoint (--checkpoint-steps 2); --resume continues mid-epoch and " +
     "ends bit for bit like an uninterrupted run",
   async () => {
@@ -192,7 +199,7 @@ taskTest(
   },
 );
 
-taskTest(
+fileTaskTest(
   "train: SIGKILL during an epoch leaves the last checkpoint intact; --resume ends exactly like an uninterrupted run",
   async () => {
     await interruptAndResume("SIGKILL", `epoch 2 1/${STEPS_PER_EPOCH}`, async (stopped, dir, checkpoint) => {
@@ -203,7 +210,7 @@ taskTest(
   },
 );
 
-taskTest(
+fileTaskTest(
   "train: a checkpoint path in a missing, file-blocked or unwritable directory fails before training starts",
   async () => {
     await withRunDir(async (dir, dataDir) => {
@@ -252,7 +259,7 @@ const chmodStopsWrites = (() => {
   }
 })();
 
-taskTest(
+fileTaskTest(
   "train: a checkpoint path in a chmod 555 directory fails before training starts (not as root)",
   async () => {
     await withRunDir(async (dir, dataDir) => {
@@ -271,7 +278,7 @@ taskTest(
   { ignore: !chmodStopsWrites },
 );
 
-taskTest(
+fileTaskTest(
   "train: a non-finite loss stops the run with the step and a learning-rate hint; the last checkpoint is kept",
   async () => {
     await withRunDir(async (dir, dataDir) => {
@@ -304,23 +311,26 @@ taskTest(
   },
 );
 
-taskTest("train and shapes: no WebGPU adapter is one error line saying so; nothing is written", async () => {
-  await withRunDir(async (dir, dataDir) => {
-    const fault = { preload: "tests/fault_injection.ts", env: { NIN_FAULT: "no-adapter" } };
-    const train = await runTask("train", trainArgs(dataDir, `${dir}/c.safetensors`), fault);
-    assertTaskError(
-      train,
-      1,
-      "no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn",
-    );
-    assertEquals([...Deno.readDirSync(dir)], [], "nothing written");
-    const shapes = await runTask("shapes", [], fault);
-    assertTaskError(shapes, 1, "no WebGPU adapter found");
-    assertEquals(shapes.stdout, "", "shapes printed nothing");
-  });
-});
+fileTaskTest(
+  "train and shapes: no WebGPU adapter is one error line saying so; nothing is written",
+  async () => {
+    await withRunDir(async (dir, dataDir) => {
+      const fault = { preload: "tests/fault_injection.ts", env: { NIN_FAULT: "no-adapter" } };
+      const train = await runTask("train", trainArgs(dataDir, `${dir}/c.safetensors`), fault);
+      assertTaskError(
+        train,
+        1,
+        "no WebGPU adapter found (engine deno); check the GPU driver or try --gpu dawn",
+      );
+      assertEquals([...Deno.readDirSync(dir)], [], "nothing written");
+      const shapes = await runTask("shapes", [], fault);
+      assertTaskError(shapes, 1, "no WebGPU adapter found");
+      assertEquals(shapes.stdout, "", "shapes printed nothing");
+    });
+  },
+);
 
-taskTest(
+fileTaskTest(
   "train: a device lost mid-run is one error line saying so; the last checkpoint is intact and resumable",
   async () => {
     const expected = await uninterrupted();
@@ -340,7 +350,7 @@ taskTest(
   },
 );
 
-taskTest(
+fileTaskTest(
   "train and eval: a damaged or mismatched checkpoint, or a damaged data file, is an error naming the file",
   async () => {
     await withRunDir(async (dir, dataDir) => {
@@ -388,7 +398,7 @@ taskTest(
   },
 );
 
-taskTest(
+fileTaskTest(
   "train --resume: a conflicting flag names both values; nothing left to train exits 2; plot and metrics " +
     "continue; a fresh run starts its metrics anew, every line with the run's id and configuration",
   async () => {

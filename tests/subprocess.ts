@@ -3,7 +3,7 @@
 // so training runs take seconds.
 import { encodeIdxImages, encodeIdxLabels } from "../lib/deno/idx.ts";
 import { Random } from "../lib/random.ts";
-import { testEngine } from "./util.ts";
+import { testEngine, testKernels } from "./util.ts";
 
 /**
  * A Deno.test of a task run as a subprocess. The tasks run on their default engine whatever
@@ -12,6 +12,18 @@ import { testEngine } from "./util.ts";
  */
 export function taskTest(name: string, fn: () => Promise<void>, options: { ignore?: boolean } = {}): void {
   Deno.test({ name, ignore: options.ignore || testEngine !== "deno", fn });
+}
+
+/**
+ * A {@link taskTest} whose subject (files, signals, locks, checkpoints) does not depend on the kernel family:
+ * it runs in the software-kernel legs only, which keeps the gpu family's leg within CI's time.
+ */
+export function fileTaskTest(
+  name: string,
+  fn: () => Promise<void>,
+  options: { ignore?: boolean } = {},
+): void {
+  taskTest(name, fn, { ignore: options.ignore || testKernels === "gpu" });
 }
 
 /** The repository root (the tasks resolve imports through its deno.json). */
