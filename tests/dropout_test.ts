@@ -48,6 +48,32 @@ gpuTest("Dropout forward and backward use the seeded mask of the reference hash"
   }
 });
 
+gpuTest(
+  "Dropout: masks stay right once its step uniforms are rewritten in place (a full uniform cache)",
+  async (gpu) => {
+    // Each step's uniform is new; past the cache's size (512) the least recently used ones are rewritten
+    // between submits. 700 steps, each submitted on its own, all read at the end in one map.
+    const [p, seed, size, steps] = [0.5, 11, 13, 700];
+    const dropout = new Dropout(gpu, p, { seed });
+    const xs = new Random(43).uniformArray(size);
+    const x = Tensor.fromArray(gpu, xs, [1, size]);
+    const outputs: Tensor[] = [];
+    for (let step = 0; step < steps; step++) {
+      outputs.push(dropout.forward(x, { training: true, step: 10_000 + step, sampleOffset: 0 }));
+      gpu.flush();
+    }
+    const all = new Float32Array(
+      await gpu.readParts(outputs.map((t) => ({ buffer: t.buffer, bytes: 4 * size }))),
+    );
+    for (let step = 0; step < steps; step++) {
+      const got = all.subarray(size * step, size * (step + 1));
+      const mask = dropoutMaskRef(seed, 10_000 + step, p, 0, size);
+      assertClose(got, dropoutApplyRef(xs, mask, p), { atol: 0, rtol: 1e-6 }, `step ${10_000 + step}`);
+    }
+    for (const t of [x, ...outputs]) t.dispose();
+  },
+);
+
 gpuTest("Dropout: a batch split into micro-batches gets the whole batch's mask", async (gpu) => {
   const shape = [7, 3, 4, 5];
   const perSample = 60;

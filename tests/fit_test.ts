@@ -104,3 +104,32 @@ Deno.test("steady training steps create bind groups only for per-step uniforms (
   // layer's forward and backward, whose uniform holds the step.
   assertEquals(perStep.slice(3), [2, 2, 2], `bind groups created by steps 4 to 6 (all steps: ${perStep})`);
 });
+
+Deno.test("a long run stops creating bind groups and buffers once the uniform cache is full", async () => {
+  const gpu = countingGpu({ software: true });
+  const created = { bindGroups: 0, buffers: 0 };
+  const device = gpu.device as unknown as {
+    createBindGroup: (d: unknown) => unknown;
+    createBuffer: (d: GPUBufferDescriptor) => unknown;
+  };
+  const [bindGroup, buffer] = [device.createBindGroup.bind(device), device.createBuffer.bind(device)];
+  device.createBindGroup = (d) => (created.bindGroups++, bindGroup(d));
+  // A read's staging buffer is made and destroyed per read; every other buffer is kept.
+  device.createBuffer = (d) => (created.buffers += d.usage & GPUBufferUsage.MAP_READ ? 0 : 1, buffer(d));
+  const net = nin(gpu, { seed: 0 });
+  const opt = new SGD(net.parameters(), { lr: 0.1 });
+  const images = Tensor.zeros(gpu, [2, 1, RESIZE, RESIZE]);
+  // Dropout's new uniform each step fills the cache within a few hundred steps; after that, nothing new.
+  let steadyFrom = -1;
+  for (let step = 0; step < 800 && steadyFrom < 0; step++) {
+    const before = { ...created };
+    await trainStep(net, opt, images, [1, 2]);
+    if (created.bindGroups === before.bindGroups && created.buffers === before.buffers) steadyFrom = step;
+  }
+  if (steadyFrom < 0) throw new Error(`steps still created bind groups or buffers after 800 steps`);
+  const before = { ...created };
+  for (let step = 0; step < 50; step++) await trainStep(net, opt, images, [1, 2]);
+  assertEquals(created, before, `50 more steps from step ${steadyFrom}: nothing created`);
+  net.dispose();
+  opt.dispose();
+});
