@@ -22,16 +22,38 @@ fn store(acc: mat4x4f, row: u32, column: u32) {
   out[row * 8u + column] = dot(acc[0] + acc[1] + acc[2] + acc[3], vec4f(1.0));
 }
 
+// One step of the loop: lane `lid`'s three row quads and the two column quads every lane shares.
+fn probeStep(acc: Block, r0: vec4f, r1: vec4f, r2: vec4f, c0: vec4f, c1: vec4f) -> Block {
+  return accumulateBlock(acc, RowValues(r0, r1, r2, vec4f()), Quads(c0, c1, vec4f(), vec4f(), vec4f(), vec4f(), vec4f(), vec4f()));
+}
+
+// Quad q of the 256 the addresses cycle through, from each source.
+fn bufferVec4(q: u32) -> vec4f {
+  return b4[q & MASK];
+}
+
+fn bufferScalars(q: u32) -> vec4f {
+  let l = (q & MASK) * 4u;
+  return vec4f(b1[l], b1[l + 1u], b1[l + 2u], b1[l + 3u]);
+}
+
+fn textureRgba(q: u32) -> vec4f {
+  return textureLoad(t4, vec2u(q & MASK, 0u));
+}
+
+fn textureR32(q: u32) -> vec4f {
+  let l = (q & MASK) * 4u;
+  return vec4f(textureLoad(t1, vec2u(l, 0u)).x, textureLoad(t1, vec2u(l + 1u, 0u)).x,
+               textureLoad(t1, vec2u(l + 2u, 0u)).x, textureLoad(t1, vec2u(l + 3u, 0u)).x);
+}
+
 @compute @workgroup_size(8)
 fn none(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   var acc = Block();
   for (var i = 0u; i < p.n; i++) {
-    let r0 = vec4f(f32(i), f32(lid), 1.0, 2.0) * 1e-9;
-    let r1 = vec4f(f32(i), f32(lid), 1.0, 2.0) * 1e-9;
-    let r2 = vec4f(f32(i), f32(lid), 1.0, 2.0) * 1e-9;
-    let c0 = vec4f(f32(i), 3.0, 1.0, 2.0) * 1e-9;
-    let c1 = vec4f(f32(i), 3.0, 1.0, 2.0) * 1e-9;
-    acc = accumulateBlock(acc, RowValues(r0, r1, r2, vec4f()), Quads(c0, c1, vec4f(), vec4f(), vec4f(), vec4f(), vec4f(), vec4f()));
+    let r = vec4f(f32(i), f32(lid), 1.0, 2.0) * 1e-9;
+    let c = vec4f(f32(i), 3.0, 1.0, 2.0) * 1e-9;
+    acc = probeStep(acc, r, r, r, c, c);
   }
   storeBlock(acc, (wid.x * 8u + lid) * 12u, 0u);
 }
@@ -40,12 +62,8 @@ fn none(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 fn buffer_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   var acc = Block();
   for (var i = 0u; i < p.n; i++) {
-    let r0 = b4[(i * 8u + lid + 0u) & MASK];
-    let r1 = b4[(i * 8u + lid + 1u) & MASK];
-    let r2 = b4[(i * 8u + lid + 2u) & MASK];
-    let c0 = b4[(i + 0u) & MASK];
-    let c1 = b4[(i + 1u) & MASK];
-    acc = accumulateBlock(acc, RowValues(r0, r1, r2, vec4f()), Quads(c0, c1, vec4f(), vec4f(), vec4f(), vec4f(), vec4f(), vec4f()));
+    let q = i * 8u + lid;
+    acc = probeStep(acc, bufferVec4(q), bufferVec4(q + 1u), bufferVec4(q + 2u), bufferVec4(i), bufferVec4(i + 1u));
   }
   storeBlock(acc, (wid.x * 8u + lid) * 12u, 0u);
 }
@@ -54,17 +72,8 @@ fn buffer_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
 fn buffer_scalar(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   var acc = Block();
   for (var i = 0u; i < p.n; i++) {
-    let l0 = ((i * 8u + lid + 0u) * 4u) & (4u * MASK);
-    let l1 = ((i * 8u + lid + 1u) * 4u) & (4u * MASK);
-    let l2 = ((i * 8u + lid + 2u) * 4u) & (4u * MASK);
-    let u0 = ((i + 0u) * 4u) & (4u * MASK);
-    let u1 = ((i + 1u) * 4u) & (4u * MASK);
-    let r0 = vec4f(b1[l0], b1[l0 + 1u], b1[l0 + 2u], b1[l0 + 3u]);
-    let r1 = vec4f(b1[l1], b1[l1 + 1u], b1[l1 + 2u], b1[l1 + 3u]);
-    let r2 = vec4f(b1[l2], b1[l2 + 1u], b1[l2 + 2u], b1[l2 + 3u]);
-    let c0 = vec4f(b1[u0], b1[u0 + 1u], b1[u0 + 2u], b1[u0 + 3u]);
-    let c1 = vec4f(b1[u1], b1[u1 + 1u], b1[u1 + 2u], b1[u1 + 3u]);
-    acc = accumulateBlock(acc, RowValues(r0, r1, r2, vec4f()), Quads(c0, c1, vec4f(), vec4f(), vec4f(), vec4f(), vec4f(), vec4f()));
+    let q = i * 8u + lid;
+    acc = probeStep(acc, bufferScalars(q), bufferScalars(q + 1u), bufferScalars(q + 2u), bufferScalars(i), bufferScalars(i + 1u));
   }
   storeBlock(acc, (wid.x * 8u + lid) * 12u, 0u);
 }
@@ -73,12 +82,8 @@ fn buffer_scalar(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_in
 fn texture_rgba32float(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   var acc = Block();
   for (var i = 0u; i < p.n; i++) {
-    let r0 = textureLoad(t4, vec2u((i * 8u + lid + 0u) & MASK, 0u));
-    let r1 = textureLoad(t4, vec2u((i * 8u + lid + 1u) & MASK, 0u));
-    let r2 = textureLoad(t4, vec2u((i * 8u + lid + 2u) & MASK, 0u));
-    let c0 = textureLoad(t4, vec2u((i + 0u) & MASK, 0u));
-    let c1 = textureLoad(t4, vec2u((i + 1u) & MASK, 0u));
-    acc = accumulateBlock(acc, RowValues(r0, r1, r2, vec4f()), Quads(c0, c1, vec4f(), vec4f(), vec4f(), vec4f(), vec4f(), vec4f()));
+    let q = i * 8u + lid;
+    acc = probeStep(acc, textureRgba(q), textureRgba(q + 1u), textureRgba(q + 2u), textureRgba(i), textureRgba(i + 1u));
   }
   storeBlock(acc, (wid.x * 8u + lid) * 12u, 0u);
 }
@@ -87,17 +92,8 @@ fn texture_rgba32float(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocat
 fn texture_r32float(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   var acc = Block();
   for (var i = 0u; i < p.n; i++) {
-    let l0 = ((i * 8u + lid + 0u) * 4u) & (4u * MASK);
-    let l1 = ((i * 8u + lid + 1u) * 4u) & (4u * MASK);
-    let l2 = ((i * 8u + lid + 2u) * 4u) & (4u * MASK);
-    let u0 = ((i + 0u) * 4u) & (4u * MASK);
-    let u1 = ((i + 1u) * 4u) & (4u * MASK);
-    let r0 = vec4f(textureLoad(t1, vec2u(l0, 0u)).x, textureLoad(t1, vec2u(l0 + 1u, 0u)).x, textureLoad(t1, vec2u(l0 + 2u, 0u)).x, textureLoad(t1, vec2u(l0 + 3u, 0u)).x);
-    let r1 = vec4f(textureLoad(t1, vec2u(l1, 0u)).x, textureLoad(t1, vec2u(l1 + 1u, 0u)).x, textureLoad(t1, vec2u(l1 + 2u, 0u)).x, textureLoad(t1, vec2u(l1 + 3u, 0u)).x);
-    let r2 = vec4f(textureLoad(t1, vec2u(l2, 0u)).x, textureLoad(t1, vec2u(l2 + 1u, 0u)).x, textureLoad(t1, vec2u(l2 + 2u, 0u)).x, textureLoad(t1, vec2u(l2 + 3u, 0u)).x);
-    let c0 = vec4f(textureLoad(t1, vec2u(u0, 0u)).x, textureLoad(t1, vec2u(u0 + 1u, 0u)).x, textureLoad(t1, vec2u(u0 + 2u, 0u)).x, textureLoad(t1, vec2u(u0 + 3u, 0u)).x);
-    let c1 = vec4f(textureLoad(t1, vec2u(u1, 0u)).x, textureLoad(t1, vec2u(u1 + 1u, 0u)).x, textureLoad(t1, vec2u(u1 + 2u, 0u)).x, textureLoad(t1, vec2u(u1 + 3u, 0u)).x);
-    acc = accumulateBlock(acc, RowValues(r0, r1, r2, vec4f()), Quads(c0, c1, vec4f(), vec4f(), vec4f(), vec4f(), vec4f(), vec4f()));
+    let q = i * 8u + lid;
+    acc = probeStep(acc, textureR32(q), textureR32(q + 1u), textureR32(q + 2u), textureR32(i), textureR32(i + 1u));
   }
   storeBlock(acc, (wid.x * 8u + lid) * 12u, 0u);
 }
