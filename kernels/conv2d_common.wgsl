@@ -22,6 +22,9 @@ struct Params {
   kernel: u32,
   stride: u32,
   padding: u32,
+  // The zero padding around each image of the output gradient as the texture-fed weight gradient reads it
+  // (the input gradient's packing, shared); unused elsewhere.
+  grad_padding: u32,
 }
 
 // Quads of matrix rows per invocation (1 to 4) and of matrix columns per workgroup (1 to 8).

@@ -4,7 +4,9 @@
 //
 // Operands, both packed by conv2d_texture_pack_input.wgsl (NHWC order, a texel = four channels of a pixel):
 // - `xt`: the zero-padded input, as the texture-fed forward reads it;
-// - `gt`: g with no padding, texel pos * o4s + o4 = output channels 4 * o4.. at output position pos.
+// - `gt`: g zero-padded by p.grad_padding (so that the input gradient, which reads it padded, packs it once):
+//   texel ((n * hgp + oh + gp) * wgp + ow + gp) * o4s + o4 = output channels 4 * o4.. at (n, oh, ow), with
+//   gp = p.grad_padding and hgp, wgp the padded height and width.
 // Thread mapping (the register-blocked GEMM of conv2d_common.wgsl): matrix rows are the reduction indices of
 // the forward, (tap, channel), in quads of four channels at one tap; columns are output channels. Invocation
 // `lid` owns 4 * rowQuads rows of its own x 4 * columnQuads channels shared by the workgroup, and loops
@@ -28,9 +30,8 @@ fn rowOffset(q: u32) -> u32 {
   return ((tap / p.kernel) * wp + tap % p.kernel) * c4s + rq % c4s;
 }
 
-fn channels(o4: u32, last: u32, pos: u32) -> Quads {
-  let o4s = last + 1u;
-  let l = pos * o4s;
+// The output gradient's channel quads o4.. at the output position whose first texel is l.
+fn channels(o4: u32, last: u32, l: u32) -> Quads {
   return Quads(textureLoad(gt, texel(l + min(o4, last))), textureLoad(gt, texel(l + min(o4 + 1u, last))),
                textureLoad(gt, texel(l + min(o4 + 2u, last))), textureLoad(gt, texel(l + min(o4 + 3u, last))),
                textureLoad(gt, texel(l + min(o4 + 4u, last))), textureLoad(gt, texel(l + min(o4 + 5u, last))),
@@ -75,10 +76,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let hp = p.height + 2u * p.padding;
   let wp = p.width + 2u * p.padding;
   let rowStep = p.stride * wp * c4s;
+  let o4s = last + 1u;
+  let gp = p.grad_padding;
+  let wgp = p.out_width + 2u * gp;
+  let hgp = p.out_height + 2u * gp;
   var acc = Block();
-  // Output positions in order, the window corner moved along with them: one flat loop, as the forward's.
+  // Output positions in order, the window corner and the gradient's texel moved along with them: one flat
+  // loop, as the forward's.
   var at = 0u;
   var rowStart = 0u;
+  var gAt = (gp * wgp + gp) * o4s;
   var ow = 0u;
   var oh = 0u;
   var n = 0u;
@@ -87,9 +94,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (rowQuads > 1u) { rows.q1 = textureLoad(xt, texel(at + r1)); }
     if (rowQuads > 2u) { rows.q2 = textureLoad(xt, texel(at + r2)); }
     if (rowQuads > 3u) { rows.q3 = textureLoad(xt, texel(at + r3)); }
-    acc = accumulateBlock(acc, rows, channels(o4, last, pos));
+    acc = accumulateBlock(acc, rows, channels(o4, last, gAt));
     ow += 1u;
     at += p.stride * c4s;
+    gAt += o4s;
     if (ow == p.out_width) {
       ow = 0u;
       oh += 1u;
@@ -100,6 +108,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         rowStart = n * hp * wp * c4s;
       }
       at = rowStart;
+      gAt = ((n * hgp + oh + gp) * wgp + gp) * o4s;
     }
   }
   storeBlock(acc, origin.x, origin.y);

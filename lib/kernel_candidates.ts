@@ -89,11 +89,17 @@ export function texturesUnsupported(gpu: Gpu, extents: readonly Extent[]): strin
 /**
  * The plan's candidate for a pass whose packed operands would have these `extents` on `gpu` and whose
  * channels fill `fill` of the texels' four lanes (e.g. 0.25 for one input channel): the pinned one (a
- * {@link NinError} if it cannot run), else the default texture block where the adapter allows it and the
- * texels are at least half full, else the buffer candidate (a one-channel first layer would do four times
- * the work and hold four times the bytes in textures).
+ * {@link NinError} if it cannot run), else the `tuned` one (`bench --tune`'s choice for the pass, by name)
+ * where it can run, else the default texture block where the adapter allows it and the texels are at least
+ * half full, else the buffer candidate (a one-channel first layer would do four times the work and hold four
+ * times the bytes in textures).
  */
-export function chooseCandidate(gpu: Gpu, extents: readonly Extent[], fill = 1): SoftwareConvCandidate {
+export function chooseCandidate(
+  gpu: Gpu,
+  extents: readonly Extent[],
+  fill = 1,
+  tuned?: string,
+): SoftwareConvCandidate {
   const unsupported = texturesUnsupported(gpu, extents);
   const pinned = PINNED.get(gpu);
   if (pinned) {
@@ -102,6 +108,8 @@ export function chooseCandidate(gpu: Gpu, extents: readonly Extent[], fill = 1):
     }
     return pinned;
   }
+  const choice = tuned === undefined ? undefined : candidateNamed(tuned);
+  if (choice && !(choice.operands === "texture" && unsupported)) return choice;
   if (unsupported || fill < 0.5) return SOFTWARE_CONV_CANDIDATES[0];
   return candidateNamed(DEFAULT_TEXTURE_CANDIDATE);
 }

@@ -13,3 +13,12 @@ import { SOFTWARE_CONV } from "./layers/conv2d_software.ts";
 export function convPasses(gpu: Gpu): ConvPasses {
   return gpu.kernels === "gpu" ? GPU_CONV : SOFTWARE_CONV;
 }
+
+/**
+ * How MaxPool2d's backward runs on the device's family: the gpu family gathers one input element per
+ * invocation (parallel enough for a GPU); the software family scatters one plane per invocation, which on
+ * llvmpipe's few lanes does a quarter of the loads and no per-element division. Both give the same bits.
+ */
+export function maxpoolBackwardLayout(gpu: Gpu): "elements" | "planes" {
+  return gpu.kernels === "gpu" ? "elements" : "planes";
+}

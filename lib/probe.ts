@@ -93,6 +93,7 @@ export async function probeAccessCosts(gpu: Gpu, iterations = 1 << 14, repeats =
         kernel: 0,
         stride: 0,
         padding: 0,
+        grad_padding: 0,
       };
       const times: number[] = [];
       for (let i = 0; i <= repeats; i++) {

@@ -14,6 +14,7 @@ import { countingGpu, type CountingLimits } from "./gpu/counting.ts";
 import type { DispatchRecord, Gpu, KernelFamily } from "./gpu/device.ts";
 import { totalFlops } from "./gpu/records.ts";
 import { NinError } from "./errors.ts";
+import { PACKED_INPUTS } from "./layers/conv2d_passes.ts";
 import { type ForwardContext, Module } from "./module.ts";
 import { nin, ninConfig, type NinOptions } from "./nin.ts";
 import { SGD } from "./optim.ts";
@@ -115,7 +116,7 @@ export interface Resources {
 /** The parts of a training step's FLOPs. */
 export type StepPart = "forward" | "inputGradients" | "weightGradients" | "loss" | "optimizer" | "total";
 
-const SAVED_CATEGORIES = ["activations", "maxpool indices"];
+const SAVED_CATEGORIES = ["activations", "maxpool indices", PACKED_INPUTS];
 
 /**
  * Wraps the model (same names and buffers) to count micro-batches, see what forward leaves alive for

@@ -165,7 +165,7 @@ async function textureGemms(run: Run): Promise<RooflineCandidate[]> {
       pinCandidate(gpu, candidate);
       const d = SOFTWARE_CONV.forward!(g, false, gpu);
       pinCandidate(gpu, undefined);
-      const operands = d.operands!(gpu, x, w);
+      const operands = d.operands!(gpu, x, w, false);
       try {
         const bindings = { ...operands.bindings, bias: bias.buffer, y: y.buffer };
         const seconds = await timeRuns(

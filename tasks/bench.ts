@@ -116,8 +116,8 @@ export async function launchPlan(
 }
 
 /**
- * The gpu family's per-adapter choices (lib/tuning.ts): measured now with `--tune`, else read from the cache;
- * described for the report.
+ * The kernel family's per-adapter choices (lib/tuning.ts): measured now with `--tune`, else read from the
+ * cache; described for the report.
  */
 async function tune(
   gpu: Gpu,
@@ -126,9 +126,6 @@ async function tune(
   measure: boolean | undefined,
   requestedMicroBatch: number | undefined,
 ) {
-  if (gpu.kernels !== "gpu") {
-    return { text: "none (only the gpu kernel family has tuned choices)", json: null };
-  }
   const micro = microBatchSize(shapes, input, gpu.limits.maxStorageBufferBindingSize, requestedMicroBatch);
   const geometries: ConvGeometry[] = stepConvolutions(shapes, input, micro).map((c) => c.geometry);
   const tuning = measure
@@ -145,8 +142,8 @@ async function tune(
     : await loadTuning(gpu);
   const used = geometries.filter((g) => tuning?.choices[geometryKey(g)] !== undefined).length;
   const text = !tuning
-    ? "no cached choice for this adapter (deno task bench --kernels gpu --tune measures and caches them); " +
-      "the paper model's defaults apply"
+    ? `no cached choice for this adapter (deno task bench --kernels ${gpu.kernels} --tune measures and caches ` +
+      `them); the ${gpu.kernels === "gpu" ? "paper model's" : "plan's"} defaults apply`
     : `${
       tuning.cached ? "cached choice used" : "measured now and cached"
     } for ${used} of ${geometries.length} ` +
@@ -389,7 +386,7 @@ export interface BenchOptions {
   microBatch?: number;
   /** Side of the roofline's matmul. */
   rooflineSize: number;
-  /** Measure the gpu family's tuned choices now (else read the cache). */
+  /** Measure the kernel family's tuned choices now (else read the cache). */
   tune?: boolean;
 }
 

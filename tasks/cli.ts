@@ -156,7 +156,9 @@ const FLAG_SPECS = {
   },
   "tune": {
     type: "boolean",
-    help: "gpu kernels: measure the split-K choice of every convolution on this adapter and cache it",
+    help:
+      "measure every convolution candidate (and, gpu kernels, split-K target) per layer and pass on this " +
+      "adapter and cache the fastest",
   },
   "scale": {
     type: "string",

@@ -7,6 +7,7 @@ import { listenForInterrupt, pickFlags, runTask } from "./cli.ts";
 import { loadCheckpoint } from "../lib/deno/checkpoint_file.ts";
 import { NinError } from "../lib/errors.ts";
 import { requestGpu } from "../lib/deno/gpu.ts";
+import { loadTuning } from "../lib/deno/tuning_cache.ts";
 import { ninFromCheckpoint } from "../lib/nin_checkpoint.ts";
 import { confusionMatrix } from "../lib/predict.ts";
 import { evaluate } from "../lib/fit.ts";
@@ -43,6 +44,7 @@ if (import.meta.main) {
     const path = flags.checkpoint;
     const checkpoint = await loadCheckpoint(path);
     const gpu = await requestGpu({ engine: flags.gpu, kernels: flags.kernels });
+    await loadTuning(gpu, undefined, (note) => console.error(note));
     const { net, resize, resizeFrom } = ninFromCheckpoint(gpu, checkpoint, path, {
       resize: flags.resize,
       oneByOneConvs: flags["one-by-one-convs"],

@@ -160,9 +160,7 @@ if (import.meta.main) {
     const loaded = await loadTaskData(flags);
     const splits = checkFlag("--valid", dataConfig.valid, () => runSplits(config, loaded));
     const { data, valid, trainCount, testCount, steps } = splits;
-    const tuning = gpu.kernels === "gpu"
-      ? await loadTuning(gpu, undefined, (note) => console.error(note))
-      : undefined;
+    const tuning = await loadTuning(gpu, undefined, (note) => console.error(note));
     console.error(`device: ${gpu.describe()}${tuning ? `, tuned choices from ${tuning.path}` : ""}`);
 
     const testBatches = batchesPerEpoch(testCount, hyper.batchSize) +

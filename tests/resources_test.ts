@@ -99,16 +99,16 @@ Deno.test("resources: the chapter's figures (software kernels, 128 MiB and 4 GiB
   assertEquals([r.params.count, one.params.count, none.params.count], [1992166, 1769112, 1546058], "params");
   assertEquals(r.forward.macsPerImage, 762297352, "MACs per image");
   assertEquals([(r.trainStep.total / 1e9).toFixed(1), r.trainStep.total], ["577.1", 577117436364], "step");
-  assertEquals([MIB(r.run.training.bytes), MIB(r.run.inference.bytes)], ["1364.9", "436.2"], "memory");
+  assertEquals([MIB(r.run.training.bytes), MIB(r.run.inference.bytes)], ["1551.6", "436.2"], "memory");
   assertEquals([r.run.training.microBatch, r.run.training.microBatches], [119, 2], "split");
-  assertEquals(r.run.training.peakAt, "weight gradient of 0.2 (micro-batch 1 of 2)", "training peak");
+  assertEquals(r.run.training.peakAt, "input gradient of 2.2 (micro-batch 1 of 2)", "training peak");
   assertEquals(r.run.inference.peakAt, "forward of 0.2 (micro-batch 1 of 2)", "prediction peak");
   assertEquals(MIB(r.single.inference.bytes), "11.8", "one image");
   const whole = await chapter(4294967295);
   assertEquals(whole.map((v) => [MIB(v.run.training.bytes), MIB(v.run.inference.bytes)]), [
-    ["1440.5", "442.2"],
-    ["1165.5", "441.3"],
-    ["702.7", "198.8"],
+    ["1641.5", "442.2"],
+    ["1197.5", "441.3"],
+    ["733.0", "198.8"],
   ], "one pass");
   // The GPU kernel family does the same FLOPs; the software family holds its texture-fed convolutions'
   // packed operands besides (a copy of the layer's input, the weights), and the gpu family its split-K
@@ -256,12 +256,12 @@ taskTest("resources task: --no-measure needs no adapter; --json holds the text's
   );
   assertEquals(
     [o.train_step.flops, MIB(o.memory.training.predicted_bytes)],
-    [577117436364, "1364.9"],
+    [577117436364, "1551.6"],
     "figures",
   );
   assertEquals(o.memory.training.measured_bytes, null, "not measured");
   const text = await runTask("resources", ["--no-measure"], { env: NO_ADAPTER });
-  for (const part of [MAC_CONVENTION, "Exercise 3", "1,992,166", "577.1 GFLOPs", "1364.9 MiB", "436.2 MiB"]) {
+  for (const part of [MAC_CONVENTION, "Exercise 3", "1,992,166", "577.1 GFLOPs", "1551.6 MiB", "436.2 MiB"]) {
     assertEquals(text.stdout.includes(part), true, `text has ${part}`);
   }
   const compare = await runTask("resources", [
@@ -277,7 +277,7 @@ taskTest("resources task: --no-measure needs no adapter; --json holds the text's
     1769112,
     1546058,
   ], "variants");
-  assertEquals(MIB(variants[0].memory.training.predicted_bytes), "1440.5", "one pass");
+  assertEquals(MIB(variants[0].memory.training.predicted_bytes), "1641.5", "one pass");
   const bad = await runTask("resources", ["--no-measure", "--resize", "40"], { env: NO_ADAPTER });
   assertEquals(bad.code, 2, "bad --resize exit code");
   assertEquals(bad.stderr.includes("--resize 40") && bad.stderr.includes("67x67"), true, bad.stderr);

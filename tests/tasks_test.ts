@@ -52,10 +52,10 @@ taskTest("bench --json: throughput, roofline and per-kernel figures with the doc
   }
   const names = new Set(figures.kernels.map((k: { name: string }) => k.name));
   // The child inherits NIN_KERNELS (auto: the software family on llvmpipe, the gpu family on a GPU).
-  const conv = figures.kernel_family === "gpu"
-    ? ["conv2d_gpu_forward_relu", "conv2d_gpu_backward_weight"]
-    : ["conv2d_forward_relu", "conv2d_backward_weight"];
-  for (const name of [...conv, "maxpool2d_backward", "sgd_step"]) {
+  const family = figures.kernel_family === "gpu"
+    ? ["conv2d_gpu_forward_relu", "conv2d_gpu_backward_weight", "maxpool2d_backward"]
+    : ["conv2d_forward_relu", "conv2d_backward_weight", "maxpool2d_backward_planes"];
+  for (const name of [...family, "sgd_step"]) {
     if (!names.has(name)) throw new Error(`no ${name} in ${[...names]}`);
   }
   for (const k of figures.kernels) {

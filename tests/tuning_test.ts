@@ -1,5 +1,6 @@
-// Per-adapter tuning of the gpu family: choices (GEMM candidate per pass, split-K target for the weight
-// gradient) are measured, cached per adapter, loaded, and change what the passes run.
+// Per-adapter tuning: the gpu family's choices (GEMM candidate per pass, split-K target) and the software
+// family's (convolution candidate per pass) are measured, cached per adapter and family, loaded, and change
+// what the passes run.
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { countingGpu } from "../lib/gpu/counting.ts";
 import type { DispatchRecord, Gpu } from "../lib/gpu/device.ts";
@@ -8,7 +9,9 @@ import type { ConvGeometry } from "../lib/layers/conv2d_passes.ts";
 import { appliesTo, fitsDevice, GEMM_CANDIDATES } from "../lib/layers/conv2d_gpu_candidates.ts";
 import { defaultChoice } from "../lib/layers/conv2d_gpu.ts";
 import { Tensor } from "../lib/tensor.ts";
+import { SOFTWARE_CONV_CANDIDATES } from "../lib/kernel_candidates.ts";
 import {
+  applyTuning,
   choiceName,
   GEMM_PASSES,
   geometryKey,
@@ -68,6 +71,7 @@ Deno.test("tuning: a cached choice for this adapter is loaded and sets the weigh
       path,
       JSON.stringify({
         adapter: gpu.adapterKey,
+        kernels: "gpu",
         choices: { [geometryKey(G)]: { "weight gradient": chosen } },
       }),
     );
@@ -85,6 +89,7 @@ Deno.test("tuning: a cached choice for this adapter is loaded and sets the weigh
       path,
       JSON.stringify({
         adapter: gpu.adapterKey,
+        kernels: "gpu",
         choices: {
           [geometryKey(G)]: {
             forward: { candidate: big.name, target: 1 },
@@ -177,13 +182,17 @@ for (
       );
       strictEqual(tuning.cached, false);
       const saved = JSON.parse(await Deno.readTextFile(tuningPath(gpu, cacheDir)));
-      deepStrictEqual(saved, { adapter: gpu.adapterKey, choices: tuning.choices }, "written per adapter");
+      deepStrictEqual(
+        saved,
+        { adapter: gpu.adapterKey, kernels: "gpu", choices: tuning.choices },
+        "written per adapter and family",
+      );
       // A fresh device of the same adapter loads it; a file naming another adapter is ignored.
       const again = countingGpu({ kernels: "gpu" });
       deepStrictEqual((await loadTuning(again, cacheDir))?.choices[geometryKey(G)], fastest);
       await Deno.writeTextFile(
         tuningPath(gpu, cacheDir),
-        JSON.stringify({ adapter: "another adapter", choices: tuning.choices }),
+        JSON.stringify({ adapter: "another adapter", kernels: "gpu", choices: tuning.choices }),
       );
       const third = countingGpu({ kernels: "gpu" });
       strictEqual(await loadTuning(third, cacheDir), undefined, "another adapter's file ignored");
@@ -193,3 +202,67 @@ for (
     }
   });
 }
+
+// The software family tunes the same way: each convolution candidate (lib/kernel_candidates.ts) per pass,
+// unsplit. Its GEMM kernels are named by candidate: `..._RxC` for a texture block, no suffix for buffers.
+function softwareCandidateOf(records: DispatchRecord[]): string {
+  const gemm = records.find((r) =>
+    /^conv2d_(texture_)?(forward|backward_input|backward_weight)/.test(r.kernel)
+  );
+  const block = gemm?.kernel.match(/_(\d+x\d+)$/)?.[1];
+  return block ? `texture ${block}` : gemm ? "buffer" : "none";
+}
+
+Deno.test("tuning: the software family's --tune keeps the fastest candidate per pass, runs it and caches it per family", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const gpu = countingGpu({ kernels: "software" });
+    const fastest: Record<string, string> = {
+      "forward": "texture 8x16",
+      "input gradient": "buffer",
+      "weight gradient": "texture 4x32",
+    };
+    const timed: Record<string, string[]> = { "forward": [], "input gradient": [], "weight gradient": [] };
+    const time = (records: DispatchRecord[]) => {
+      const pass = records[0].phase;
+      const candidate = softwareCandidateOf(records);
+      timed[pass].push(candidate);
+      return candidate === fastest[pass] ? 1 : 100 + timed[pass].length;
+    };
+    const tuning = await tuneConvolutions(gpu, [G], async (g) => void await step(gpu, g), {
+      repeats: 1,
+      cacheDir,
+      time,
+    });
+    const every = SOFTWARE_CONV_CANDIDATES.map((c) => c.name);
+    deepStrictEqual(timed, { "forward": every, "input gradient": every, "weight gradient": every });
+    const chosen = Object.fromEntries(
+      GEMM_PASSES.map((pass) => [pass, { candidate: fastest[pass], target: 1 }]),
+    );
+    deepStrictEqual(tuning.choices[geometryKey(G)], chosen, "the fastest kept, per pass");
+    const records = await step(gpu, G);
+    deepStrictEqual(
+      Object.fromEntries(
+        GEMM_PASSES.map((pass) => [pass, softwareCandidateOf(records.filter((r) => r.phase === pass))]),
+      ),
+      fastest,
+      "the tuned candidates run",
+    );
+    const saved = JSON.parse(await Deno.readTextFile(tuningPath(gpu, cacheDir)));
+    deepStrictEqual(saved, { adapter: gpu.adapterKey, kernels: "software", choices: tuning.choices });
+    deepStrictEqual(
+      (await loadTuning(countingGpu({ kernels: "software" }), cacheDir))?.choices,
+      tuning.choices,
+    );
+    // The other family of the same adapter keeps its own file, and refuses this one's text.
+    const gpuFamily = countingGpu({ kernels: "gpu" });
+    ok(tuningPath(gpuFamily, cacheDir) !== tuningPath(gpu, cacheDir), "a file per family");
+    strictEqual(
+      applyTuning(gpuFamily, JSON.stringify(saved), "x"),
+      undefined,
+      "another family's file ignored",
+    );
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * The tuning cache on disk: one JSON file per adapter under the toolkit's cache directory, read into and
+ * The tuning cache on disk: one JSON file per adapter and kernel family under the toolkit's cache directory, read into and
  * written from the core's tuning state (lib/tuning.ts).
  *
  * @module
@@ -11,7 +11,7 @@ import { writeFileAtomic } from "./atomic_write.ts";
 import { defaultCacheDir } from "./env.ts";
 
 /**
- * The cache file for this device's adapter.
+ * The cache file for this device's adapter and kernel family.
  *
  * @example
  * ```ts
@@ -24,7 +24,7 @@ import { defaultCacheDir } from "./env.ts";
  */
 export function tuningPath(gpu: Gpu, cacheDir = defaultCacheDir()): string {
   const name = gpu.adapterKey.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 120);
-  return `${cacheDir}/tuning/${name || "adapter"}.json`;
+  return `${cacheDir}/tuning/${name || "adapter"}.${gpu.kernels}.json`;
 }
 
 /**
@@ -66,7 +66,7 @@ export async function loadTuning(
 }
 
 /**
- * Measures the split-K targets as the core's `measureTuning` does (`options.cacheDir`: the cache root, by
+ * Measures the candidates as the core's `measureTuning` does (`options.cacheDir`: the cache root, by
  * default the toolkit's), puts the fastest in force on `gpu` and writes them to the cache. `run(g)` must record one backward of a layer of geometry `g`.
  *
  * @example

@@ -20,6 +20,8 @@ interface Saved {
   fusedOutput: Tensor | null;
   /** The forward's sizes. */
   geometry: ConvGeometry;
+  /** The input as the forward's kernel packed it, owned until the backward (texture candidates). */
+  packedInput?: GPUTexture;
 }
 
 /**
@@ -174,17 +176,20 @@ export class Conv2d extends Module {
     const passes = convPasses(this.gpu);
     const y = Tensor.empty(this.gpu, convOutputShape(g), "activations");
     const [weight, bias] = [this.weight.value, this.bias.value];
+    this.clearSaved();
+    let packedInput: GPUTexture | undefined;
     if (passes.recordForward) {
       passes.recordForward({ gpu: this.gpu, geometry: g, relu, x, weight, bias, y });
     } else {
       const { kernel, params, workgroups, operands } = passes.forward!(g, relu, this.gpu);
-      const prepared = operands?.(this.gpu, x, weight);
+      const prepared = operands?.(this.gpu, x, weight, ctx.training);
       const inputs = prepared?.bindings ?? { x: x.buffer, w: weight.buffer };
       const buffers = { ...inputs, bias: bias.buffer, y: y.buffer };
       this.gpu.dispatch(kernel, buffers, params, workgroups, convFlops(g).gemm);
       prepared?.release();
+      packedInput = prepared?.packedInput;
     }
-    this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null, geometry: g } : null;
+    this.#saved = ctx.training ? { x, fusedOutput: relu ? y : null, geometry: g, packedInput } : null;
     return y;
   }
 
@@ -196,7 +201,7 @@ export class Conv2d extends Module {
   backward(gradOutput: Tensor, needInputGrad = true): Tensor | null {
     const saved = this.#saved;
     if (!saved) throw new NinError(`${this.#name()}.backward called without a training-mode forward`);
-    const { x, fusedOutput: y, geometry } = saved;
+    const { x, fusedOutput: y, geometry, packedInput } = saved;
     const shape = convOutputShape(geometry);
     if (formatShape(gradOutput.shape) !== formatShape(shape)) {
       throw new NinError(
@@ -205,12 +210,17 @@ export class Conv2d extends Module {
         }`,
       );
     }
-    this.clearSaved();
-    const dw = this.weight.gradOrZeros();
-    const db = this.bias.gradOrZeros();
+    // The packed input is this backward's to release, whatever happens below.
+    this.#saved = null;
+    const release = () => packedInput && this.gpu.release(packedInput);
     const passes = convPasses(this.gpu);
     const unsupported = passes.unsupported?.(geometry, needInputGrad);
-    if (unsupported) throw new NinError(`${this.#name()}: ${unsupported}`);
+    if (unsupported) {
+      release();
+      throw new NinError(`${this.#name()}: ${unsupported}`);
+    }
+    const dw = this.weight.gradOrZeros();
+    const db = this.bias.gradOrZeros();
     const masked = Tensor.empty(this.gpu, y ? gradOutput.shape : [1], "workspace");
     const dx = needInputGrad ? Tensor.empty(this.gpu, x.shape, "activation gradients") : null;
     try {
@@ -218,6 +228,7 @@ export class Conv2d extends Module {
         gpu: this.gpu,
         geometry,
         x,
+        packedInput,
         dy: gradOutput,
         y,
         masked,
@@ -231,14 +242,17 @@ export class Conv2d extends Module {
       dx?.dispose();
       throw e;
     } finally {
-      // Safe to release now: later users of the pooled buffer are recorded after these dispatches.
+      // Safe to release now: later users of the pooled buffer and texture are recorded after these dispatches.
       masked.dispose();
+      release();
     }
     return dx;
   }
 
-  /** Forgets the remembered input and output (they are not owned by the layer). */
+  /** Forgets the remembered input and output (not owned by the layer) and frees the packed input (owned). */
   override clearSaved(): void {
+    const packed = this.#saved?.packedInput;
+    if (packed) this.gpu.release(packed);
     this.#saved = null;
   }
 

@@ -103,10 +103,14 @@ export interface ConvDispatch {
   /**
    * Records what turns the input and the OIHW weights into the kernel's own operands (e.g. packed
    * textures), returning its bindings for them and a release to call once the forward is recorded; absent:
-   * the kernel binds the buffers `x` and `w` themselves.
+   * the kernel binds the buffers `x` and `w` themselves. With `keepInput` (a training-mode forward) the
+   * packed input, if any, outlives the release: it is returned for the backward to read.
    */
-  operands?: (gpu: Gpu, x: Tensor, weight: Tensor) => ConvOperands;
+  operands?: (gpu: Gpu, x: Tensor, weight: Tensor, keepInput: boolean) => ConvOperands;
 }
+
+/** What the memory accounting calls a forward's packed inputs kept for the backward ({@link ConvOperands}). */
+export const PACKED_INPUTS = "packed inputs";
 
 /** The operands a {@link ConvDispatch} prepared: bindings by WGSL name, and what frees them. */
 export interface ConvOperands {
@@ -114,6 +118,11 @@ export interface ConvOperands {
   bindings: Record<string, GPUBuffer | GPUTextureView>;
   /** Returns the workspaces to the pool (safe once the dispatches that read them are recorded). */
   release(): void;
+  /**
+   * The packed input, kept for the backward ({@link ConvBackward.packedInput}) when asked to; its owner
+   * releases it with {@link Gpu.release}.
+   */
+  packedInput?: GPUTexture;
 }
 
 /** Inputs of a forward a family records itself ({@link ConvPasses.recordForward}). */
@@ -145,6 +154,8 @@ export interface ConvBackward {
   geometry: ConvGeometry;
   /** The forward's input. */
   x: Tensor;
+  /** The forward's input as its texture-fed kernel packed it ({@link ConvOperands.packedInput}), if it did. */
+  packedInput?: GPUTexture;
   /** Gradient with respect to the output (the ReLU's output when fused). */
   dy: Tensor;
   /** The fused forward's output (post-ReLU), or null without a fused ReLU. */

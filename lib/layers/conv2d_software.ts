@@ -9,6 +9,8 @@ import type { Gpu } from "../gpu/device.ts";
 import { constantOf, type Kernel, kernel } from "../gpu/kernel.ts";
 import { workgroupsFor } from "../module.ts";
 import { Tensor } from "../tensor.ts";
+import { tunedChoice } from "../tuning.ts";
+import type { GemmPass } from "./conv2d_gpu_candidates.ts";
 import { chooseCandidate, type Extent, type SoftwareConvCandidate, texelFill } from "../kernel_candidates.ts";
 import {
   type ConvBackward,
@@ -17,6 +19,7 @@ import {
   type ConvGeometry,
   type ConvPasses,
   convUniform,
+  PACKED_INPUTS,
   reluMaskBindings,
   transposedGeometry,
 } from "./conv2d_passes.ts";
@@ -112,7 +115,7 @@ function packedInput(g: ConvGeometry): Packed {
   return { n: g.n, channels: g.inChannels, height: g.height, width: g.width, padding: g.padding };
 }
 
-/** The output gradient as the texture-fed weight gradient reads it (no padding). */
+/** The output gradient with no padding, as the texture-fed weight gradient reads it without an input gradient. */
 function packedOutput(g: ConvGeometry): Packed {
   return { n: g.n, channels: g.outChannels, height: g.outHeight, width: g.outWidth, padding: 0 };
 }
@@ -122,10 +125,13 @@ function packedWeightExtent(g: ConvGeometry): Extent {
   return [Math.ceil(g.outChannels / 4), g.kernel * g.kernel * Math.ceil(g.inChannels / 4) * 4];
 }
 
-/** Records the packing of `source` (laid out as `t`) into a new workspace texture, returned. */
-function pack(gpu: Gpu, source: GPUBuffer, t: Packed): GPUTexture {
+/**
+ * Records the packing of `source` (laid out as `t`) into a new texture, returned: a workspace, or `what` for
+ * one kept past the pass.
+ */
+function pack(gpu: Gpu, source: GPUBuffer, t: Packed, what = "workspace"): GPUTexture {
   const { texels, extent } = packedTexels(t);
-  const texture = gpu.allocateTexture(extent[0], extent[1], "workspace");
+  const texture = gpu.allocateTexture(extent[0], extent[1], what);
   const { n, channels: in_channels, height, width, padding } = t;
   gpu.dispatch(
     PACK_INPUT,
@@ -156,24 +162,26 @@ function packWeight(gpu: Gpu, g: ConvGeometry, weight: GPUBuffer, transposed = f
 function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
   const positions = g.n * g.outHeight * g.outWidth;
   const extents = [packedTexels(packedInput(g)).extent, packedWeightExtent(g)];
-  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels));
+  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels), tuned(gpu, g, "forward"));
   if (candidate.operands === "texture") {
     const name = relu ? "conv2d_texture_forward_relu" : "conv2d_texture_forward";
     const k = textureKernel(name, textureForwardCode, candidate, { fuseRelu: relu ? 1 : 0 });
     return {
       kernel: k.kernel,
-      params: convUniform(g),
+      params: softwareUniform(g),
       workgroups: gemmWorkgroups(k, positions, g.outChannels),
-      // The textures are workspaces, released once the forward is recorded.
-      operands: (gpu, x, weight) => {
-        const xt = pack(gpu, x.buffer, packedInput(g));
+      // The textures are workspaces, released once the forward is recorded, except a packed input kept for
+      // the weight gradient, which reads it in the same layout.
+      operands: (gpu, x, weight, keepInput) => {
+        const xt = pack(gpu, x.buffer, packedInput(g), keepInput ? PACKED_INPUTS : "workspace");
         const wt = packWeight(gpu, g, weight.buffer);
         return {
           bindings: { xt: gpu.view(xt), wt: gpu.view(wt) },
           release: () => {
-            gpu.release(xt);
+            if (!keepInput) gpu.release(xt);
             gpu.release(wt);
           },
+          packedInput: keepInput ? xt : undefined,
         };
       },
     };
@@ -181,7 +189,7 @@ function forward(g: ConvGeometry, relu: boolean, gpu: Gpu): ConvDispatch {
   const k = relu ? FORWARD_RELU : FORWARD;
   return {
     kernel: k.kernel,
-    params: convUniform(g),
+    params: softwareUniform(g),
     workgroups: gemmWorkgroups(k, g.outChannels, positions),
   };
 }
@@ -195,28 +203,51 @@ function textureInputGradient(g: ConvGeometry): ConvGeometry | undefined {
   return g.stride === 1 && g.padding <= g.kernel - 1 ? transposedGeometry(g) : undefined;
 }
 
-/** Records the input gradient of `args` (into `dx`, written) with the plan's candidate. */
-function inputGradient(args: ConvBackward, dx: Tensor): void {
-  const { gpu, geometry: g, grad, weight } = args;
-  const t = textureInputGradient(g);
-  const extents = t && [packedTexels(packedInput(t)).extent, packedWeightExtent(t)];
-  const candidate = t && chooseCandidate(gpu, extents!, texelFill(t.inChannels));
+/** A texture-fed input gradient: the transposed convolution it runs and its candidate. */
+interface TextureInputGradient {
+  t: ConvGeometry;
+  candidate: SoftwareConvCandidate;
+}
+
+/** The plan's texture-fed input gradient for `args`, or undefined where it needs none or the buffer kernel. */
+function textureInputPlan(args: ConvBackward): TextureInputGradient | undefined {
+  const t = args.dx ? textureInputGradient(args.geometry) : undefined;
+  if (!t) return undefined;
+  const extents = [packedTexels(packedInput(t)).extent, packedWeightExtent(t)];
+  const choice = tuned(args.gpu, args.geometry, "input gradient");
+  const candidate = chooseCandidate(args.gpu, extents, texelFill(t.inChannels), choice);
+  return candidate.operands === "texture" ? { t, candidate } : undefined;
+}
+
+/** The output gradient packed once for a backward's GEMMs (on first use), in the layout `packed`. */
+interface PackedGradient {
+  packed: Packed;
+  texture(): GPUTexture;
+}
+
+/** Records the input gradient of `args` (into `dx`, written): texture-fed as `plan` says, else the buffer kernel. */
+function inputGradient(
+  args: ConvBackward,
+  dx: Tensor,
+  plan: TextureInputGradient | undefined,
+  grad: PackedGradient,
+) {
+  const { gpu, geometry: g, weight } = args;
   const flops = convFlops(g).gemm;
-  if (t && candidate?.operands === "texture") {
+  if (plan) {
+    const { t, candidate } = plan;
     // The forward's code under its own name, so that profiles tell the passes apart.
     const k = textureKernel("conv2d_texture_backward_input", textureForwardCode, candidate);
-    const gt = pack(gpu, grad.buffer, packedInput(t));
     const wt = packWeight(gpu, t, weight.buffer, true);
     const zeros = Tensor.zeros(gpu, [g.inChannels], "workspace");
     gpu.dispatch(
       k.kernel,
-      { xt: gpu.view(gt), wt: gpu.view(wt), bias: zeros.buffer, y: dx.buffer },
-      convUniform(t),
+      { xt: gpu.view(grad.texture()), wt: gpu.view(wt), bias: zeros.buffer, y: dx.buffer },
+      softwareUniform(t),
       gemmWorkgroups(k, t.n * t.outHeight * t.outWidth, t.outChannels),
       flops,
     );
     // Safe to release now: later users of the pooled workspaces are recorded after this dispatch.
-    gpu.release(gt);
     gpu.release(wt);
     zeros.dispose();
     return;
@@ -229,46 +260,60 @@ function inputGradient(args: ConvBackward, dx: Tensor): void {
   const inputGrad = idle(BACKWARD_INPUT_96) < idle(BACKWARD_INPUT) ? BACKWARD_INPUT_96 : BACKWARD_INPUT;
   gpu.dispatch(
     inputGrad.kernel,
-    { g: grad.buffer, w: weight.buffer, dx: dx.buffer },
-    convUniform(g),
+    { g: args.grad.buffer, w: weight.buffer, dx: dx.buffer },
+    softwareUniform(g),
     gemmWorkgroups(inputGrad, g.inChannels, pixels),
     flops,
   );
 }
 
-/** Records the weight gradient of `args` (dw += ...) with the plan's candidate. */
-function weightGradient(args: ConvBackward): void {
-  const { gpu, geometry: g, x, grad, dw } = args;
+/**
+ * Records the weight gradient of `args` (dw += ...) with the plan's candidate; a texture-fed one reads the
+ * forward's kept packed input if there is one and the output gradient as `grad` packs it.
+ */
+function weightGradient(args: ConvBackward, grad: PackedGradient): void {
+  const { gpu, geometry: g, x, packedInput: kept, dw } = args;
   const inputPacked = packedInput(g);
-  const outputPacked = packedOutput(g);
-  const extents = [packedTexels(inputPacked).extent, packedTexels(outputPacked).extent];
-  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels));
+  const extents = [packedTexels(inputPacked).extent, packedTexels(grad.packed).extent];
+  const candidate = chooseCandidate(gpu, extents, texelFill(g.inChannels), tuned(gpu, g, "weight gradient"));
   const flops = convFlops(g).gemm;
   if (candidate.operands === "texture") {
     const k = textureKernel("conv2d_texture_backward_weight", backwardWeightTextureCode, candidate);
-    const xt = pack(gpu, x.buffer, inputPacked);
-    const gt = pack(gpu, grad.buffer, outputPacked);
+    const xt = kept ?? pack(gpu, x.buffer, inputPacked);
     const rows = g.kernel * g.kernel * Math.ceil(g.inChannels / 4) * 4;
     gpu.dispatch(
       k.kernel,
-      { xt: gpu.view(xt), gt: gpu.view(gt), dw: dw.buffer },
-      convUniform(g),
+      { xt: gpu.view(xt), gt: gpu.view(grad.texture()), dw: dw.buffer },
+      softwareUniform(g, grad.packed.padding),
       gemmWorkgroups(k, rows, g.outChannels),
       flops,
     );
-    // Safe to release now: later users of the pooled textures are recorded after this dispatch.
-    gpu.release(xt);
-    gpu.release(gt);
+    // Safe to release now: later users of the pooled textures are recorded after this dispatch. A kept
+    // input is its layer's to release.
+    if (!kept) gpu.release(xt);
     return;
   }
   const columns = g.inChannels * g.kernel * g.kernel;
   gpu.dispatch(
     BACKWARD_WEIGHT.kernel,
-    { x: x.buffer, g: grad.buffer, dw: dw.buffer },
-    convUniform(g),
+    { x: x.buffer, g: args.grad.buffer, dw: dw.buffer },
+    softwareUniform(g),
     gemmWorkgroups(BACKWARD_WEIGHT, columns, g.outChannels),
     flops,
   );
+}
+
+/**
+ * The software kernels' `Params` uniform (kernels/conv2d_common.wgsl) for `g`, with the output gradient's
+ * packed padding where a texture-fed weight gradient reads it.
+ */
+function softwareUniform(g: ConvGeometry, gradPadding = 0): Record<string, number> {
+  return { ...convUniform(g), grad_padding: gradPadding };
+}
+
+/** The candidate `bench --tune` chose for `pass` of `g` on `gpu`, by name, if any. */
+function tuned(gpu: Gpu, g: ConvGeometry, pass: GemmPass): string | undefined {
+  return tunedChoice(gpu, g, pass)?.candidate;
 }
 
 /** Workgroups of a GEMM over a `rows` x `columns` matrix, in blocks of the kernel's. */
@@ -288,6 +333,11 @@ export const SOFTWARE_CONV: ConvPasses = {
   backward(args): void {
     const { gpu, geometry: g, y, db, dx } = args;
     const flops = convFlops(g);
+    const inputPlan = textureInputPlan(args);
+    // The output gradient is packed once for both texture-fed GEMMs, padded as the input gradient reads it.
+    let gt: GPUTexture | undefined;
+    const packed = inputPlan ? packedInput(inputPlan.t) : packedOutput(g);
+    const grad = { packed, texture: () => gt ??= pack(gpu, args.grad.buffer, packed) };
     // The bias and weight gradients are the backward's "weight gradient" phase; the rest its input gradient.
     gpu.inPhase("weight gradient", () => {
       const bias = y ? BACKWARD_BIAS_RELU : BACKWARD_BIAS;
@@ -298,8 +348,10 @@ export const SOFTWARE_CONV: ConvPasses = {
         workgroupsFor(g.outChannels, bias),
         flops.bias,
       );
-      weightGradient(args);
+      weightGradient(args, grad);
     });
-    if (dx) inputGradient(args, dx);
+    if (dx) inputGradient(args, dx, inputPlan, grad);
+    // Safe to release now: later users of the pooled texture are recorded after these dispatches.
+    if (gt) gpu.release(gt);
   },
 };

@@ -11,13 +11,20 @@ import { Tensor } from "../tensor.ts";
 import { formatShape, NinError } from "../errors.ts";
 import forwardCode from "../../kernels/maxpool2d_forward.wgsl" with { type: "text" };
 import backwardCode from "../../kernels/maxpool2d_backward.wgsl" with { type: "text" };
+import backwardPlanesCode from "../../kernels/maxpool2d_backward_planes.wgsl" with { type: "text" };
+import { maxpoolBackwardLayout } from "../kernels.ts";
 
 const MAXPOOL2D_FORWARD = kernel("maxpool2d_forward", forwardCode);
 /** The training-mode forward, which also saves the argmax of every window. */
 const MAXPOOL2D_FORWARD_TRAIN = kernel("maxpool2d_forward_train", forwardCode, {
   constants: { save_indices: 1 },
 });
-const MAXPOOL2D_BACKWARD = kernel("maxpool2d_backward", backwardCode);
+/** The backward's two forms (same bits): a gather per input element, a scatter per plane. */
+const MAXPOOL2D_BACKWARD = {
+  elements: kernel("maxpool2d_backward", backwardCode),
+  // Eight planes per workgroup: one SIMD vector per CPU thread on llvmpipe.
+  planes: kernel("maxpool2d_backward_planes", backwardPlanesCode, { constants: { WORKGROUP_SIZE: 8 } }),
+};
 
 /** What a training-mode forward leaves for backward: the argmax of every window and the shapes. */
 interface Saved {
@@ -31,7 +38,8 @@ interface Saved {
  * `floor((H + 2 * padding - kernelSize) / stride) + 1`, padding counts as -infinity, and ties go to the
  * first maximum of the window in row-major order (so does the gradient). Training-mode forward saves the
  * argmax of every window as u32 indices (4 bytes per output element, accounted through `gpu.allocate`,
- * freed by backward or `clearSaved`); backward gathers without atomics, so it is deterministic.
+ * freed by backward or `clearSaved`); backward needs no atomics (a gather per input element, or on the
+ * software kernels a scatter per plane), so it is deterministic.
  *
  * FLOPs passed to `gpu.dispatch`: forward `N * C * OH * OW * kernelSize^2` (one comparison per window
  * position, padded ones included); backward `N * C * OH * OW` (each output gradient is added once).
@@ -137,11 +145,14 @@ export class MaxPool2d extends Module {
     let dx: Tensor | null = null;
     if (needInputGrad) {
       dx = Tensor.empty(this.gpu, inputShape, "activation gradients");
+      const layout = maxpoolBackwardLayout(this.gpu);
+      const backward = MAXPOOL2D_BACKWARD[layout];
+      const count = layout === "planes" ? inputShape[0] * inputShape[1] : dx.size;
       this.gpu.dispatch(
-        MAXPOOL2D_BACKWARD,
+        backward,
         { indices: saved.indices, dy: gradOutput.buffer, dx: dx.buffer },
-        { ...this.#params(inputShape, outShape), count: dx.size },
-        workgroupsFor(dx.size, MAXPOOL2D_BACKWARD),
+        { ...this.#params(inputShape, outShape), count },
+        workgroupsFor(count, backward),
         gradOutput.size,
       );
     }
