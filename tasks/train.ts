@@ -32,8 +32,8 @@ const TASK = {
   summary:
     "Trains NiN on Fashion-MNIST like d2l's train_ch6 and prints loss, train acc, test acc and examples/sec.\n" +
     "On a software adapter, the flags that size the run default to a preset (1,000 steps and one evaluation of\n" +
-    "the 10,000 test images: 7 min 54 s over Vulkan, 15 min 12 s over OpenGL on a quiet 2-core llvmpipe\n" +
-    "machine, up to twice that under load).",
+    "the 10,000 test images: 8-10 min over Vulkan, 15 min over OpenGL on a quiet 2-core llvmpipe machine,\n" +
+    "up to twice that under load).",
   helpDefaults: presetHelp,
   flags: pickFlags([
     ...RUN_FLAGS,
@@ -58,7 +58,7 @@ type TrainFlags = Flags<typeof TASK.flags>;
  * What `deno task train` runs on a software adapter (llvmpipe, SwiftShader) for every one of these flags
  * not given on the command line: the chapter's configuration would take days there. Measured on a 2-core
  * llvmpipe machine (README, "The software preset"): 1,000 steps of batch 32 at 72x72 and one evaluation of
- * the 10,000 test images took 7 min 54 s over Vulkan (15 min 12 s over OpenGL in an earlier session). The
+ * the 10,000 test images took 7 min 54 s and 9 min 59 s over Vulkan on two days (15 min 12 s over OpenGL). The
  * chapter's Xavier init sits on the ln 10 plateau for hundreds of steps (it did not move in 150 steps with
  * momentum either), Kaiming (He) init leaves it; plain SGD at lr 0.05 left it fastest over the seeds tried.
  */
