@@ -1,11 +1,13 @@
 /**
  * Memory over a long training run (not a CI test: it takes a while): trains NiN with `fit` on random
  * 28x28 images (67x67 after resizing, batch 2 by default) and prints, every `--every` steps, the process's
- * RSS, the JS heap and the GPU buffers live in the toolkit's pool, then the growth from the step-1,000 mark
- * to the end. Run it alone (`flock /tmp/nin-bench.lock ...`): other work on the machine moves RSS too.
+ * RSS (anonymous and file-backed apart, on Linux), the JS heap, V8's external memory and the GPU buffers live
+ * in the toolkit's pool, then the growth from the step-1,000 mark to the end. Run it alone (`flock
+ * /tmp/nin-bench.lock ...`): other work on the machine moves RSS too. Deno reads /proc/self only with all
+ * permissions, hence `-A` (with fewer, the anonymous/file split reads 0).
  *
  * ```sh
- * deno run --allow-read --allow-env --allow-ffi tools/rss.ts --steps 10000 --every 500
+ * deno run -A tools/rss.ts --steps 10000 --every 500
  * ```
  *
  * @module
@@ -24,8 +26,14 @@ export interface MemorySample {
   step: number;
   /** Resident set size of the process, bytes. */
   rss: number;
+  /** Of the RSS, anonymous memory (malloc, V8, driver heaps) and file-backed pages, bytes (Linux; else 0). */
+  rssAnon: number;
+  /** File-backed resident pages (mapped libraries, shader caches), bytes. */
+  rssFile: number;
   /** V8 heap in use, bytes. */
   heapUsed: number;
+  /** Memory V8 holds outside its heap (ArrayBuffers), bytes. */
+  external: number;
   /** Live GPU buffers in the toolkit's pool. */
   liveBuffers: number;
   /** Bytes of live and pooled GPU buffers. */
@@ -41,6 +49,18 @@ function randomSplit(count: number, seed: number): Split {
 }
 
 const MIB = 2 ** 20;
+
+/** The process's anonymous and file-backed resident bytes from /proc/self/status (zeros where absent). */
+function residentParts(): { rssAnon: number; rssFile: number } {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync("/proc/self/status");
+  } catch {
+    return { rssAnon: 0, rssFile: 0 };
+  }
+  const kib = (key: string) => 1024 * Number(text.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
+  return { rssAnon: kib("RssAnon"), rssFile: kib("RssFile") + kib("RssShmem") };
+}
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -71,7 +91,9 @@ if (import.meta.main) {
     samples.push({
       step,
       rss: m.rss,
+      ...residentParts(),
       heapUsed: m.heapUsed,
+      external: m.external,
       liveBuffers: g.liveBuffers,
       gpuBytes: g.liveBytes + g.pooledBytes,
     });
@@ -79,8 +101,10 @@ if (import.meta.main) {
     console.log(
       `${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s, step ${
         String(step).padStart(6)
-      }: RSS ${(s.rss / MIB).toFixed(1)} MiB, JS heap ${
-        (s.heapUsed / MIB).toFixed(1)
+      }: RSS ${(s.rss / MIB).toFixed(1)} MiB (anonymous ${(s.rssAnon / MIB).toFixed(1)}, files ${
+        (s.rssFile / MIB).toFixed(1)
+      }), JS heap ${(s.heapUsed / MIB).toFixed(1)} MiB, external ${
+        (s.external / MIB).toFixed(1)
       } MiB, GPU ${s.liveBuffers} live buffers, ${(s.gpuBytes / MIB).toFixed(1)} MiB live + pooled`,
     );
   };
@@ -103,11 +127,14 @@ if (import.meta.main) {
   });
   const at = (step: number) => samples.find((s) => s.step >= step) ?? samples[0];
   const first = at(1000), last = samples[samples.length - 1];
+  const growth = (key: "rss" | "rssAnon" | "rssFile") => ((last[key] - first[key]) / MIB).toFixed(1);
   console.log(
-    `RSS from step ${first.step} to ${last.step}: ${((last.rss - first.rss) / MIB).toFixed(1)} MiB ` +
-      `(JS heap ${((last.heapUsed - first.heapUsed) / MIB).toFixed(1)} MiB, GPU buffers ${
-        last.liveBuffers - first.liveBuffers
-      }); ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    `RSS from step ${first.step} to ${last.step}: ${growth("rss")} MiB (anonymous ${growth("rssAnon")}, ` +
+      `files ${growth("rssFile")}; JS heap ${
+        ((last.heapUsed - first.heapUsed) / MIB).toFixed(1)
+      } MiB, GPU buffers ${last.liveBuffers - first.liveBuffers}); ${
+        ((performance.now() - started) / 1000).toFixed(0)
+      } s`,
   );
   if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(samples, null, 1));
   net.dispose();
