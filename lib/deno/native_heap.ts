@@ -22,7 +22,7 @@ const LARGE_BLOCK_BYTES = 128 * 1024;
  *
  * @example
  * ```ts
- * import { boundNativeHeap } from "./native_heap.ts";
+ * import { boundNativeHeap } from "@nin/webgpu";
  * console.log(boundNativeHeap()); // true on Linux with glibc and --allow-ffi
  * ```
  */
