@@ -23,7 +23,6 @@ export * from "./core.ts";
 export { requestGpu } from "./lib/deno/gpu.ts";
 export { loadSafetensors, readSafetensors, saveSafetensors } from "./lib/deno/safetensors_file.ts";
 export { loadCheckpoint, saveCheckpoint } from "./lib/deno/checkpoint_file.ts";
-export { boundNativeHeap } from "./lib/deno/native_heap.ts";
 export {
   type FashionMnistFile,
   loadFashionMnist,

@@ -22,7 +22,7 @@ const LARGE_BLOCK_BYTES = 128 * 1024;
  *
  * @example
  * ```ts
- * import { boundNativeHeap } from "@nin/webgpu";
+ * import { boundNativeHeap } from "./native_heap.ts";
  * console.log(boundNativeHeap()); // true on Linux with glibc and --allow-ffi
  * ```
  */
