@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { boundNativeHeap } from "../lib/deno/native_heap.ts";
 import { parseArgs } from "node:util";
 import { NinError } from "../lib/errors.ts";
 
@@ -588,8 +587,6 @@ export async function runTask<T extends Record<string, FlagSpec>>(
   main: (flags: Flags<T>, given: ParsedFlags<T>["given"]) => Promise<void>,
   args: string[] = Deno.args,
 ): Promise<never> {
-  // Long runs hold RSS flat this way (lib/deno/native_heap.ts); a task without --allow-ffi runs as it is.
-  boundNativeHeap();
   try {
     const parsed = parseFlags(task.flags, args);
     if (parsed) await main(parsed.values, parsed.given);

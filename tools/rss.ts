@@ -15,7 +15,6 @@
 import { parseArgs } from "node:util";
 import { fit } from "../lib/fit.ts";
 import { requestGpu } from "../lib/deno/gpu.ts";
-import { boundNativeHeap } from "../lib/deno/native_heap.ts";
 import { nin } from "../lib/nin.ts";
 import { SGD } from "../lib/optim.ts";
 import { Random } from "../lib/random.ts";
@@ -73,7 +72,6 @@ if (import.meta.main) {
       "batch-size": { type: "string", default: "2" },
       images: { type: "string", default: "2000" },
       json: { type: "string" },
-      "native-heap": { type: "string", default: "bounded" },
     },
   });
   const steps = Number(values.steps), every = Number(values.every);
@@ -81,8 +79,6 @@ if (import.meta.main) {
   const images = Number(values.images);
   const stepsPerEpoch = Math.ceil(images / batchSize);
   const epochs = Math.ceil(steps / stepsPerEpoch);
-  // As every task does (tasks/cli.ts); --native-heap glibc keeps glibc's defaults, to compare.
-  const bounded = values["native-heap"] === "glibc" ? false : boundNativeHeap();
   const gpu = await requestGpu();
   const net = nin(gpu, { seed: 0, init: "kaiming" });
   const optimizer = new SGD(net.parameters(), { lr: 0.05 });
@@ -113,8 +109,7 @@ if (import.meta.main) {
     );
   };
   console.log(
-    `${gpu.describe()}, native heap ${bounded ? "bounded (lib/deno/native_heap.ts)" : "glibc's defaults"}: ` +
-      `${steps} steps of batch ${batchSize} at ${resize}x${resize} ` +
+    `${gpu.describe()}: ${steps} steps of batch ${batchSize} at ${resize}x${resize} ` +
       `(${epochs} epoch${epochs === 1 ? "" : "s"} of ${stepsPerEpoch} steps on ${images} random images)`,
   );
   let done = 0;
