@@ -22,7 +22,7 @@ import {
   type GemmPass,
 } from "./layers/conv2d_gpu_candidates.ts";
 import { median } from "./median.ts";
-import { SOFTWARE_CONV_CANDIDATES } from "./kernel_candidates.ts";
+import { SOFTWARE_CONV_CANDIDATES, texturesUnsupported } from "./kernel_candidates.ts";
 
 /** The GEMM passes a layer's choices cover, in the order a step runs them. */
 export const GEMM_PASSES: readonly GemmPass[] = ["forward", "input gradient", "weight gradient"];
@@ -103,7 +103,8 @@ function trials(gpu: Gpu, g: ConvGeometry): Trial[] {
 
 /** The software family's candidates `gpu` runs (texture ones only with read-only storage textures). */
 function softwareCandidates(gpu: Gpu) {
-  return SOFTWARE_CONV_CANDIDATES.filter((c) => c.operands === "buffer" || gpu.readOnlyStorageTextures);
+  const textures = texturesUnsupported(gpu, []) === undefined;
+  return SOFTWARE_CONV_CANDIDATES.filter((c) => c.operands === "buffer" || textures);
 }
 
 /** Whether `choice` names a candidate of the device's family that it runs, with a target the family uses. */

@@ -212,41 +212,41 @@ export class Conv2d extends Module {
     }
     // The packed input is this backward's to release, whatever happens below.
     this.#saved = null;
-    try {
-      const passes = convPasses(this.gpu);
-      const unsupported = passes.unsupported?.(geometry, needInputGrad);
-      if (unsupported) throw new NinError(`${this.#name()}: ${unsupported}`);
-      const dw = this.weight.gradOrZeros();
-      const db = this.bias.gradOrZeros();
-      const masked = Tensor.empty(this.gpu, y ? gradOutput.shape : [1], "workspace");
-      const dx = needInputGrad ? Tensor.empty(this.gpu, x.shape, "activation gradients") : null;
-      try {
-        passes.backward({
-          gpu: this.gpu,
-          geometry,
-          x,
-          packedInput,
-          dy: gradOutput,
-          y,
-          masked,
-          grad: y ? masked : gradOutput,
-          weight: this.weight.value,
-          dw,
-          db,
-          dx,
-        });
-      } catch (e) {
-        dx?.dispose();
-        throw e;
-      } finally {
-        // Safe to release now: later users of the pooled buffer are recorded after these dispatches.
-        masked.dispose();
-      }
-      return dx;
-    } finally {
-      // Likewise the packed input's texture.
-      if (packedInput) this.gpu.release(packedInput);
+    const release = () => packedInput && this.gpu.release(packedInput);
+    const passes = convPasses(this.gpu);
+    const unsupported = passes.unsupported?.(geometry, needInputGrad);
+    if (unsupported) {
+      release();
+      throw new NinError(`${this.#name()}: ${unsupported}`);
     }
+    const dw = this.weight.gradOrZeros();
+    const db = this.bias.gradOrZeros();
+    const masked = Tensor.empty(this.gpu, y ? gradOutput.shape : [1], "workspace");
+    const dx = needInputGrad ? Tensor.empty(this.gpu, x.shape, "activation gradients") : null;
+    try {
+      passes.backward({
+        gpu: this.gpu,
+        geometry,
+        x,
+        packedInput,
+        dy: gradOutput,
+        y,
+        masked,
+        grad: y ? masked : gradOutput,
+        weight: this.weight.value,
+        dw,
+        db,
+        dx,
+      });
+    } catch (e) {
+      dx?.dispose();
+      throw e;
+    } finally {
+      // Safe to release now: later users of the pooled buffer and texture are recorded after these dispatches.
+      masked.dispose();
+      release();
+    }
+    return dx;
   }
 
   /** Forgets the remembered input and output (not owned by the layer) and frees the packed input (owned). */
