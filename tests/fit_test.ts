@@ -8,6 +8,7 @@ import { evaluate, fit, type StepProgress } from "../lib/fit.ts";
 import { predictClasses } from "../lib/predict.ts";
 import { resizeImages } from "../lib/resize.ts";
 import { Readback } from "../lib/readback.ts";
+import type { Gpu } from "../lib/gpu/device.ts";
 import { readSafetensors } from "../lib/deno/safetensors_file.ts";
 import { epochBatches } from "../lib/data/batches.ts";
 import type { Split } from "../lib/data/split.ts";
@@ -68,6 +69,25 @@ gpuTest("evaluate's predictions equal predictClasses batch by batch, in split or
   assertEquals(result.count, 17, "examples");
   assertEquals(result.accuracy, correct / 17, "accuracy from the same predictions");
   net.dispose();
+});
+
+Deno.test("Readback sizes its reads to about one per tick where the host is slower than the GPU", async () => {
+  // Reads complete at once (the host is the bottleneck, as on llvmpipe over OpenGL); a step takes 200 ms.
+  let now = 0;
+  const gpu = {
+    readParts: (parts: { bytes: number }[]) => Promise.resolve(new ArrayBuffer(parts.length * 4)),
+  };
+  const queue = new Readback<number>(gpu as unknown as Gpu, { clock: () => now });
+  const sizes: number[] = [];
+  for (let step = 0; step < 200; step++) {
+    now += 200;
+    queue.add([{ buffer: undefined as unknown as GPUBuffer, bytes: 4 }], () => step, () => {});
+    const done = await queue.poll();
+    if (done.length > 0) sizes.push(done.length);
+  }
+  await queue.drain();
+  // The first read holds one step (no step time yet); from then on, 5 steps = 1 s per read.
+  assertEquals(sizes.slice(1), sizes.slice(1).map(() => 5), `items per completed read: ${sizes}`);
 });
 
 gpuTest("Readback returns every item in order with fewer reads than items", async (gpu) => {

@@ -4,10 +4,12 @@
  * RSS (anonymous and file-backed apart, on Linux), the JS heap, V8's external memory and the GPU buffers live
  * in the toolkit's pool, then the growth from the step-1,000 mark to the end. Run it alone (`flock
  * /tmp/nin-bench.lock ...`): other work on the machine moves RSS too. Deno reads /proc/self only with all
- * permissions, hence `-A` (with fewer, the anonymous/file split reads 0).
+ * permissions, hence `-A` (with fewer, the anonymous/file split reads 0). `deno task nin` starts it with
+ * glibc's allocator thresholds fixed, as the tasks run (README, Use it as a library); plain `deno run` shows
+ * the growth without them.
  *
  * ```sh
- * deno run -A tools/rss.ts --steps 10000 --every 500
+ * deno task nin -A tools/rss.ts --steps 10000 --every 500
  * ```
  *
  * @module
@@ -32,6 +34,8 @@ export interface MemorySample {
   rssFile: number;
   /** V8 heap in use, bytes. */
   heapUsed: number;
+  /** V8 heap committed (in use, free and young-generation space): what the heap holds of the RSS, bytes. */
+  heapTotal: number;
   /** Memory V8 holds outside its heap (ArrayBuffers), bytes. */
   external: number;
   /** Live GPU buffers in the toolkit's pool. */
@@ -93,6 +97,7 @@ if (import.meta.main) {
       rss: m.rss,
       ...residentParts(),
       heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
       external: m.external,
       liveBuffers: g.liveBuffers,
       gpuBytes: g.liveBytes + g.pooledBytes,
@@ -103,11 +108,14 @@ if (import.meta.main) {
         String(step).padStart(6)
       }: RSS ${(s.rss / MIB).toFixed(1)} MiB (anonymous ${(s.rssAnon / MIB).toFixed(1)}, files ${
         (s.rssFile / MIB).toFixed(1)
-      }), JS heap ${(s.heapUsed / MIB).toFixed(1)} MiB, external ${
+      }), JS heap ${(s.heapUsed / MIB).toFixed(1)} of ${(s.heapTotal / MIB).toFixed(1)} MiB, external ${
         (s.external / MIB).toFixed(1)
       } MiB, GPU ${s.liveBuffers} live buffers, ${(s.gpuBytes / MIB).toFixed(1)} MiB live + pooled`,
     );
   };
+  const thresholds = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
+    .map((name) => `${name}=${Deno.env.get(name) ?? "(unset)"}`);
+  console.log(`glibc's allocator: ${thresholds.join(" ")}`);
   console.log(
     `${gpu.describe()}: ${steps} steps of batch ${batchSize} at ${resize}x${resize} ` +
       `(${epochs} epoch${epochs === 1 ? "" : "s"} of ${stepsPerEpoch} steps on ${images} random images)`,
@@ -127,12 +135,13 @@ if (import.meta.main) {
   });
   const at = (step: number) => samples.find((s) => s.step >= step) ?? samples[0];
   const first = at(1000), last = samples[samples.length - 1];
-  const growth = (key: "rss" | "rssAnon" | "rssFile") => ((last[key] - first[key]) / MIB).toFixed(1);
+  const growth = (key: "rss" | "rssAnon" | "rssFile" | "heapUsed" | "heapTotal") =>
+    ((last[key] - first[key]) / MIB).toFixed(1);
   console.log(
     `RSS from step ${first.step} to ${last.step}: ${growth("rss")} MiB (anonymous ${growth("rssAnon")}, ` +
-      `files ${growth("rssFile")}; JS heap ${
-        ((last.heapUsed - first.heapUsed) / MIB).toFixed(1)
-      } MiB, GPU buffers ${last.liveBuffers - first.liveBuffers}); ${
+      `files ${growth("rssFile")}; JS heap ${growth("heapUsed")} MiB used, ${
+        growth("heapTotal")
+      } committed, GPU buffers ${last.liveBuffers - first.liveBuffers}); ${
         ((performance.now() - started) / 1000).toFixed(0)
       } s`,
   );
