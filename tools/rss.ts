@@ -135,8 +135,7 @@ if (import.meta.main) {
   });
   const at = (step: number) => samples.find((s) => s.step >= step) ?? samples[0];
   const first = at(1000), last = samples[samples.length - 1];
-  const growth = (key: "rss" | "rssAnon" | "rssFile" | "heapUsed" | "heapTotal") =>
-    ((last[key] - first[key]) / MIB).toFixed(1);
+  const growth = (key: keyof MemorySample) => ((last[key] - first[key]) / MIB).toFixed(1);
   console.log(
     `RSS from step ${first.step} to ${last.step}: ${growth("rss")} MiB (anonymous ${growth("rssAnon")}, ` +
       `files ${growth("rssFile")}; JS heap ${growth("heapUsed")} MiB used, ${
